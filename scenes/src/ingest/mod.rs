@@ -1,0 +1,213 @@
+//! Ingest: every source becomes canonical features in WGS-84.
+//!
+//! A source is a path or a DSN plus per-source options (CRS override, declared datum, placement
+//! file). Its kind is chosen from the extension (or `PG:` prefix):
+//! - `.city.json`/`.json` with `"type": "CityJSON"` → [`crate::cim::cityjson`]
+//! - `.gml`/`.xml` with a CityGML root → [`crate::cim::citygml`]
+//! - `.glb`/`.gltf` and `.ifc` → [`crate::cim::placed`] (needs a placement, IFC may use IfcSite)
+//! - everything else → GDAL ([`gdal_vector`]): GeoJSON, Shapefile, GeoPackage, FlatGeobuf, OSM
+//!   PBF/XML, PostGIS `PG:` DSNs, …
+//!
+//! Fatal problems with a whole source (unreadable file, unknown CRS, malformed document) are
+//! [`IngestError`]s naming the file and, where there is one, the feature. Problems with single
+//! features are repaired or dropped and tallied in the [`BuildReport`].
+
+pub mod attrs;
+pub mod crs;
+pub mod gdal_vector;
+
+use crate::model::{CityModel, SourceInfo};
+use crate::report::{BuildReport, IngestError};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A horizontal datum a source may be declared to be in, beyond what its CRS says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Datum {
+    /// Coordinates are what the CRS says (the default).
+    Native,
+    /// Coordinates are GCJ-02 (AMap/Tencent "Mars" coordinates): converted to WGS-84 after the CRS
+    /// transform. Only meaningful for geographic lon/lat inside China.
+    Gcj02,
+}
+
+impl std::str::FromStr for Datum {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "gcj02" | "gcj-02" | "gcj" => Ok(Datum::Gcj02),
+            "native" | "wgs84" | "none" => Ok(Datum::Native),
+            other => Err(format!("unknown datum '{other}' (expected gcj02 or native)")),
+        }
+    }
+}
+
+/// Which layer a GDAL source's features go to when their attributes do not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerHint {
+    Buildings,
+    Roads,
+    Water,
+    Landuse,
+    Pois,
+    Districts,
+}
+
+impl std::str::FromStr for LayerHint {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "buildings" => LayerHint::Buildings,
+            "roads" => LayerHint::Roads,
+            "water" => LayerHint::Water,
+            "landuse" => LayerHint::Landuse,
+            "pois" => LayerHint::Pois,
+            "districts" => LayerHint::Districts,
+            o => return Err(format!("unknown layer '{o}' (buildings, roads, water, landuse, pois, districts)")),
+        })
+    }
+}
+
+/// One `--source` of a build with its options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceSpec {
+    /// A file path or a GDAL connection string (`PG:dbname=…`).
+    pub path: String,
+    /// CRS override (`EPSG:4490`, WKT, PROJ string). Required where the source has none
+    /// (CityGML without srsName).
+    pub crs: Option<String>,
+    pub datum: Datum,
+    /// Placement JSON (anchor lon/lat/height, heading, scale) for glTF/IFC models.
+    pub placement: Option<PathBuf>,
+    /// Force every feature of a GIS source into this layer.
+    pub layer: Option<LayerHint>,
+}
+
+impl SourceSpec {
+    pub fn new(path: impl Into<String>) -> Self {
+        SourceSpec { path: path.into(), crs: None, datum: Datum::Native, placement: None, layer: None }
+    }
+    /// The path with any password in a DSN masked, for manifests and logs.
+    pub fn display_path(&self) -> String {
+        mask_password(&self.path)
+    }
+}
+
+fn mask_password(dsn: &str) -> String {
+    let mut out = Vec::new();
+    for part in dsn.split(' ') {
+        if part.to_ascii_lowercase().starts_with("password=") {
+            out.push("password=***".to_string());
+        } else {
+            out.push(part.to_string());
+        }
+    }
+    out.join(" ")
+}
+
+/// The kinds of source the build knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    CityJson,
+    CityGml,
+    Gltf,
+    Ifc,
+    Gdal,
+}
+
+/// Decides the kind of a source from its name and, for JSON/XML, its first bytes.
+pub fn detect_kind(path: &str) -> SourceKind {
+    let lower = path.to_ascii_lowercase();
+    if lower.starts_with("pg:") {
+        return SourceKind::Gdal;
+    }
+    if lower.ends_with(".glb") || lower.ends_with(".gltf") {
+        return SourceKind::Gltf;
+    }
+    if lower.ends_with(".ifc") {
+        return SourceKind::Ifc;
+    }
+    if lower.ends_with(".city.json") || lower.ends_with(".cityjson") {
+        return SourceKind::CityJson;
+    }
+    let head = || -> Option<String> {
+        use std::io::Read;
+        let mut buf = vec![0u8; 4096];
+        let mut f = std::fs::File::open(path).ok()?;
+        let n = f.read(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    if lower.ends_with(".json") {
+        if let Some(h) = head() {
+            let compact: String = h.chars().filter(|c| !c.is_whitespace()).collect();
+            if compact.contains("\"type\":\"CityJSON\"") {
+                return SourceKind::CityJson;
+            }
+        }
+    }
+    if lower.ends_with(".gml") || lower.ends_with(".xml") {
+        if let Some(h) = head() {
+            if h.contains("CityModel") || h.contains("opengis.net/citygml") {
+                return SourceKind::CityGml;
+            }
+        }
+    }
+    SourceKind::Gdal
+}
+
+/// Everything an ingester needs: the model it adds to, the report it tallies in, and its index in
+/// [`CityModel::sources`] (for [`crate::model::SourceRef`]s).
+pub struct SourceCtx<'a> {
+    pub index: u16,
+    pub spec: &'a SourceSpec,
+    pub model: &'a mut CityModel,
+    pub report: &'a mut BuildReport,
+}
+
+impl SourceCtx<'_> {
+    pub fn source_ref(&self, id: impl Into<String>) -> crate::model::SourceRef {
+        crate::model::SourceRef { source: self.index, id: id.into() }
+    }
+    pub fn name(&self) -> String {
+        self.spec.display_path()
+    }
+    pub fn err(&self, message: impl Into<String>) -> IngestError {
+        IngestError::file(self.name(), message)
+    }
+    pub fn err_at(&self, feature: impl Into<String>, message: impl Into<String>) -> IngestError {
+        IngestError::feature(self.name(), feature, message)
+    }
+}
+
+/// Ingests one source into `model`, recording it in `model.sources`. Returns how many features
+/// were read from it (before any were dropped).
+pub fn ingest_source(
+    spec: &SourceSpec,
+    model: &mut CityModel,
+    report: &mut BuildReport,
+) -> Result<u64, IngestError> {
+    let kind = detect_kind(&spec.path);
+    if !spec.path.to_ascii_lowercase().starts_with("pg:") && !std::path::Path::new(&spec.path).exists() {
+        return Err(IngestError::file(spec.display_path(), "no such file"));
+    }
+    let index = model.sources.len() as u16;
+    model.sources.push(SourceInfo {
+        path: spec.display_path(),
+        kind: String::new(),
+        crs: String::new(),
+        datum: match spec.datum {
+            Datum::Native => None,
+            Datum::Gcj02 => Some("gcj02".into()),
+        },
+    });
+    let mut ctx = SourceCtx { index, spec, model, report };
+    tracing::info!(source = %spec.display_path(), kind = ?kind, "ingesting source");
+    match kind {
+        SourceKind::Gdal => gdal_vector::ingest(&mut ctx),
+        SourceKind::CityJson => crate::cim::cityjson::ingest(&mut ctx),
+        SourceKind::CityGml => crate::cim::citygml::ingest(&mut ctx),
+        SourceKind::Gltf | SourceKind::Ifc => crate::cim::placed::ingest(&mut ctx, kind),
+    }
+}

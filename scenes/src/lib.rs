@@ -1,0 +1,15 @@
+//! CityTwin scenes: GIS/CIM ingest, the canonical city model and its spatial index, the built-in
+//! Shenyang city, and the build pipeline that writes a model directory.
+
+pub mod build;
+pub mod cim;
+pub mod geodesy;
+pub mod index;
+pub mod ingest;
+pub mod model;
+pub mod report;
+pub mod shenyang;
+pub mod store;
+
+pub use model::CityModel;
+pub use report::{BuildReport, IngestError};

@@ -1,0 +1,1 @@
+//! The built-in default city (in progress).
