@@ -1,0 +1,314 @@
+//! The build pipeline: ingest every source (or generate the built-in Shenyang), finish the model
+//! (districts, ids), index it, and write the model directory atomically.
+//!
+//! The directory is written to a sibling temporary directory and renamed into place only when
+//! everything succeeded, so a failed build leaves no partial model and a previous model at the
+//! same path stays intact until the new one is complete.
+
+use crate::index::SpatialIndex;
+use crate::ingest::{ingest_source, SourceSpec};
+use crate::model::CityModel;
+use crate::report::{BuildReport, Progress};
+use crate::store;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Sources in order; empty builds the built-in Shenyang city.
+    pub sources: Vec<SourceSpec>,
+    pub out: PathBuf,
+    /// Seed of the built-in generator.
+    pub seed: u64,
+    /// Directory of the Shenyang boundary files (cnmaps layout); searched for when `None`.
+    pub boundaries: Option<PathBuf>,
+    /// Model name (default: "shenyang" for the built-in city, else the first source's stem).
+    pub name: Option<String>,
+}
+
+/// Feature counts per layer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerCounts {
+    pub buildings: u64,
+    pub roads: u64,
+    pub water: u64,
+    pub landuse: u64,
+    pub districts: u64,
+    pub pois: u64,
+    pub cim_models: u64,
+}
+
+impl LayerCounts {
+    pub fn of(m: &CityModel) -> Self {
+        LayerCounts {
+            buildings: m.buildings.len() as u64,
+            roads: m.roads.len() as u64,
+            water: m.water.len() as u64,
+            landuse: m.landuse.len() as u64,
+            districts: m.districts.len() as u64,
+            pois: m.pois.len() as u64,
+            // Everything that came from a CIM format: CityJSON/CityGML buildings carry a solid,
+            // glTF/IFC models are listed in cim_models.
+            cim_models: (m.buildings.iter().filter(|b| b.solid.is_some()).count() + m.cim_models.len()) as u64,
+        }
+    }
+    fn minus(&self, o: &LayerCounts) -> LayerCounts {
+        LayerCounts {
+            buildings: self.buildings - o.buildings,
+            roads: self.roads - o.roads,
+            water: self.water - o.water,
+            landuse: self.landuse - o.landuse,
+            districts: self.districts - o.districts,
+            pois: self.pois - o.pois,
+            cim_models: self.cim_models - o.cim_models,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestSource {
+    pub path: String,
+    pub kind: String,
+    pub crs: String,
+    pub datum: Option<String>,
+    pub features_read: u64,
+    /// What this source added to each layer.
+    pub accepted: LayerCounts,
+    pub repaired: u64,
+    pub dropped: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeightCounts {
+    /// From a measured attribute, by attribute name.
+    pub attribute: BTreeMap<String, u64>,
+    pub levels: u64,
+    pub geometry: u64,
+    pub generated: u64,
+    pub estimated: u64,
+}
+
+/// `DIR/manifest.json`: the contract other tools and tests read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub format_version: u32,
+    pub name: String,
+    pub generated: bool,
+    pub label: String,
+    pub attribution: Vec<String>,
+    pub seed: Option<u64>,
+    pub built_by: String,
+    /// Seconds since the Unix epoch when the build finished.
+    pub built_at_unix: u64,
+    pub build_duration_s: f64,
+    pub sources: Vec<ManifestSource>,
+    pub layers: LayerCounts,
+    pub heights: HeightCounts,
+    pub repaired_total: u64,
+    pub dropped_total: u64,
+    pub report: BuildReport,
+    /// `[west, south, east, north]`, WGS-84.
+    pub bbox: Option<[f64; 4]>,
+    /// The modelled built-up area: the defined polygon for the built-in city; for ingested data,
+    /// the area of the 100 m × 100 m cells that hold at least one building footprint's centroid.
+    pub built_up_area_km2: f64,
+    pub built_up_definition: String,
+    pub files: BTreeMap<String, String>,
+}
+
+/// Area of the 100 m grid cells holding a building centroid (km²).
+fn built_up_from_buildings(m: &CityModel) -> f64 {
+    use geo::Centroid;
+    let mut cells = std::collections::BTreeSet::new();
+    for b in &m.buildings {
+        if let Some(c) = b.footprint.centroid() {
+            let (mx, my) = crate::geodesy::metres_per_degree(c.y());
+            cells.insert(((c.x() * mx / 100.0).floor() as i64, (c.y() * my / 100.0).floor() as i64));
+        }
+    }
+    cells.len() as f64 * 0.01
+}
+
+/// Sets `district` of buildings that have none to the district containing their centroid.
+fn assign_districts(m: &mut CityModel) {
+    use geo::{BoundingRect, Centroid, Contains};
+    if m.districts.is_empty() {
+        return;
+    }
+    let rects: Vec<_> = m.districts.iter().map(|d| d.geometry.bounding_rect()).collect();
+    for b in m.buildings.iter_mut().filter(|b| b.district.is_none()) {
+        let Some(c) = b.footprint.centroid() else { continue };
+        b.district = m
+            .districts
+            .iter()
+            .zip(&rects)
+            .position(|(d, r)| r.is_some_and(|r| r.contains(&c)) && d.geometry.contains(&c))
+            .map(|i| i as u16);
+    }
+}
+
+fn height_counts(m: &CityModel) -> HeightCounts {
+    use crate::model::HeightSource as H;
+    let mut h = HeightCounts { attribute: BTreeMap::new(), levels: 0, geometry: 0, generated: 0, estimated: 0 };
+    for b in &m.buildings {
+        match &b.height_source {
+            H::Attribute { name } => *h.attribute.entry(name.clone()).or_default() += 1,
+            H::Levels => h.levels += 1,
+            H::Geometry => h.geometry += 1,
+            H::Generated => h.generated += 1,
+            H::Estimated => h.estimated += 1,
+        }
+    }
+    h
+}
+
+/// Runs a build. On error nothing is left at `opts.out` that was not there before.
+pub fn build(opts: &BuildOptions) -> Result<Manifest> {
+    let t0 = Instant::now();
+    let mut report = BuildReport::default();
+    let mut sources_out = Vec::new();
+    let mut model = if opts.sources.is_empty() {
+        let dir = crate::shenyang::find_boundaries(opts.boundaries.as_deref())?;
+        tracing::info!(boundaries = %dir.display(), seed = opts.seed, "building the built-in Shenyang city");
+        let m = crate::shenyang::build_default(&dir, opts.seed, &mut report)?;
+        let counts = LayerCounts::of(&m);
+        for s in &m.sources {
+            sources_out.push(ManifestSource {
+                path: s.path.clone(),
+                kind: s.kind.clone(),
+                crs: s.crs.clone(),
+                datum: s.datum.clone(),
+                features_read: counts.districts,
+                accepted: counts.clone(),
+                repaired: report.repaired_total(),
+                dropped: report.dropped_total(),
+            });
+        }
+        m
+    } else {
+        let name = opts.name.clone().unwrap_or_else(|| {
+            let p = &opts.sources[0].path;
+            Path::new(p)
+                .file_name()
+                .map(|f| f.to_string_lossy().split('.').next().unwrap_or("model").to_string())
+                .unwrap_or_else(|| "model".into())
+        });
+        let mut m = CityModel::empty(&name);
+        m.info.label = "Ingested from the sources listed in the manifest".into();
+        for spec in &opts.sources {
+            let before = LayerCounts::of(&m);
+            let mut src_report = BuildReport::default();
+            let read = ingest_source(spec, &mut m, &mut src_report)?;
+            let info = m.sources.last().cloned().expect("ingest_source records the source");
+            if info.kind.starts_with("osm") {
+                if !m.info.attribution.iter().any(|a| a.contains("OpenStreetMap")) {
+                    m.info.attribution.push("© OpenStreetMap contributors (ODbL 1.0)".into());
+                }
+            }
+            sources_out.push(ManifestSource {
+                path: info.path,
+                kind: info.kind,
+                crs: info.crs,
+                datum: info.datum,
+                features_read: read,
+                accepted: LayerCounts::of(&m).minus(&before),
+                repaired: src_report.repaired_total(),
+                dropped: src_report.dropped_total(),
+            });
+            report.merge(src_report);
+        }
+        m
+    };
+    assign_districts(&mut model);
+    model.renumber();
+
+    let mut p = Progress::new("spatial index", Some((model.buildings.len() + model.pois.len()) as u64));
+    let index = SpatialIndex::build(&model);
+    p.inc((model.buildings.len() + model.pois.len()) as u64);
+    p.finish();
+
+    let (built_up_area_km2, built_up_definition) = match &model.built_up {
+        Some(bu) => (
+            crate::geodesy::area_km2(bu),
+            "the built-in city's built-up polygon (scenes/src/shenyang), geodesic area".to_string(),
+        ),
+        None => (built_up_from_buildings(&model), "area of the 100 m × 100 m cells holding at least one building centroid".to_string()),
+    };
+
+    // Write everything to a sibling temp dir, then rename into place.
+    let out = &opts.out;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.building-", out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()))
+        .tempdir_in(&parent)
+        .with_context(|| format!("cannot create a temporary directory in {}", parent.display()))?;
+    let mut wp = Progress::new("write model", None);
+    store::write_model(tmp.path(), &model)?;
+    store::write_index(tmp.path(), &index)?;
+    wp.inc(2);
+    wp.finish();
+
+    let mut files = BTreeMap::new();
+    files.insert("model".to_string(), store::MODEL_FILE.to_string());
+    files.insert("index".to_string(), store::INDEX_FILE.to_string());
+    let manifest = Manifest {
+        format: "citytwin-model".into(),
+        format_version: crate::model::MODEL_FORMAT_VERSION,
+        name: model.info.name.clone(),
+        generated: model.info.generated,
+        label: model.info.label.clone(),
+        attribution: model.info.attribution.clone(),
+        seed: model.info.seed,
+        built_by: format!("twin-server {}", env!("CARGO_PKG_VERSION")),
+        built_at_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        build_duration_s: t0.elapsed().as_secs_f64(),
+        sources: sources_out,
+        layers: LayerCounts::of(&model),
+        heights: height_counts(&model),
+        repaired_total: report.repaired_total(),
+        dropped_total: report.dropped_total(),
+        report,
+        bbox: model.bbox(),
+        built_up_area_km2,
+        built_up_definition,
+        files,
+    };
+    let mjson = serde_json::to_vec_pretty(&manifest)?;
+    std::fs::write(tmp.path().join(store::MANIFEST_FILE), mjson)?;
+
+    let staged = tmp.keep();
+    if out.exists() {
+        let old = parent.join(format!(
+            ".{}.old-{}",
+            out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            std::process::id()
+        ));
+        std::fs::rename(out, &old).with_context(|| format!("cannot move the previous model at {} aside", out.display()))?;
+        if let Err(e) = std::fs::rename(&staged, out) {
+            let _ = std::fs::rename(&old, out);
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(e).with_context(|| format!("cannot move the new model into {}", out.display()));
+        }
+        let _ = std::fs::remove_dir_all(&old);
+    } else if let Err(e) = std::fs::rename(&staged, out) {
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(e).with_context(|| format!("cannot move the new model into {}", out.display()));
+    }
+    tracing::info!(
+        out = %out.display(),
+        buildings = manifest.layers.buildings,
+        roads = manifest.layers.roads,
+        pois = manifest.layers.pois,
+        secs = format!("{:.2}", manifest.build_duration_s),
+        "model written"
+    );
+    Ok(manifest)
+}

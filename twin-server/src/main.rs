@@ -1,1 +1,59 @@
-fn main() {}
+//! `twin-server`: builds the city model and serves it.
+
+mod cli;
+mod server;
+
+use anyhow::Result;
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.with_target(false).init();
+    }
+}
+
+fn main() {
+    let cmd = match cli::parse(std::env::args_os().collect()) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    init_logging(&cmd.log_format);
+    if let Err(e) = run(cmd) {
+        tracing::error!("{e:#}");
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cmd: cli::Command) -> Result<()> {
+    match cmd.action {
+        cli::Action::Build(opts) => {
+            let m = scenes::build::build(&opts)?;
+            println!(
+                "built model '{}' in {}: {} buildings, {} roads, {} water, {} landuse, {} districts, {} POIs, {} CIM models; built-up area {:.1} km²; {} repaired, {} dropped ({:.1} s)",
+                m.name,
+                opts.out.display(),
+                m.layers.buildings,
+                m.layers.roads,
+                m.layers.water,
+                m.layers.landuse,
+                m.layers.districts,
+                m.layers.pois,
+                m.layers.cim_models,
+                m.built_up_area_km2,
+                m.repaired_total,
+                m.dropped_total,
+                m.build_duration_s
+            );
+            Ok(())
+        }
+        cli::Action::Serve(opts) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(server::serve(opts))
+        }
+    }
+}

@@ -15,6 +15,7 @@
 pub mod attrs;
 pub mod crs;
 pub mod gdal_vector;
+pub mod geom;
 
 use crate::model::{CityModel, SourceInfo};
 use crate::report::{BuildReport, IngestError};
@@ -134,7 +135,7 @@ pub fn detect_kind(path: &str) -> SourceKind {
     }
     let head = || -> Option<String> {
         use std::io::Read;
-        let mut buf = vec![0u8; 4096];
+        let mut buf = vec![0u8; 65536];
         let mut f = std::fs::File::open(path).ok()?;
         let n = f.read(&mut buf).ok()?;
         Some(String::from_utf8_lossy(&buf[..n]).into_owned())
@@ -142,7 +143,7 @@ pub fn detect_kind(path: &str) -> SourceKind {
     if lower.ends_with(".json") {
         if let Some(h) = head() {
             let compact: String = h.chars().filter(|c| !c.is_whitespace()).collect();
-            if compact.contains("\"type\":\"CityJSON\"") {
+            if compact.contains("\"type\":\"CityJSON\"") || compact.contains("\"CityObjects\":{") {
                 return SourceKind::CityJson;
             }
         }

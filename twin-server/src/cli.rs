@@ -1,0 +1,164 @@
+//! Command line. Per-source options (`--crs`, `--datum`, `--placement`, `--layer`) apply to the
+//! `--source` they follow; given before any `--source` they apply to every source.
+
+use clap::{Arg, ArgAction, ArgMatches, Command as ClapCommand};
+use scenes::build::BuildOptions;
+use scenes::ingest::{Datum, LayerHint, SourceSpec};
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub struct Command {
+    pub log_format: String,
+    pub action: Action,
+}
+
+pub enum Action {
+    Build(BuildOptions),
+    Serve(ServeOptions),
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub model: PathBuf,
+    pub addr: SocketAddr,
+}
+
+fn clap_command() -> ClapCommand {
+    let per_source = |name: &'static str, value: &'static str, help: &'static str| {
+        Arg::new(name).long(name).action(ArgAction::Append).value_name(value).help(help)
+    };
+    ClapCommand::new("twin-server")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("CityTwin: builds the city model from GIS/CIM data and serves it")
+        .arg(
+            Arg::new("log-format")
+                .long("log-format")
+                .global(true)
+                .value_parser(["text", "json"])
+                .default_value("text")
+                .help("Log format on stderr (RUST_LOG sets the level)"),
+        )
+        .subcommand_required(true)
+        .subcommand(
+            ClapCommand::new("build")
+                .about("Build a model directory from sources, or the built-in Shenyang city when no --source is given")
+                .arg(per_source("source", "PATH_OR_DSN", "A file path or a GDAL connection string (PG:…); repeatable"))
+                .arg(per_source("crs", "CRS", "CRS of the preceding source (EPSG:4490, WKT, PROJ); required where the source has none"))
+                .arg(per_source("datum", "DATUM", "Declared datum of the preceding source: gcj02 or native"))
+                .arg(per_source("placement", "FILE", "Placement JSON for the preceding glTF/IFC source"))
+                .arg(per_source("layer", "LAYER", "Force the preceding GIS source's features into a layer: buildings, roads, water, landuse, pois, districts"))
+                .arg(Arg::new("out").long("out").required(true).value_name("DIR").help("Model directory to write (replaced atomically)"))
+                .arg(Arg::new("seed").long("seed").value_parser(clap::value_parser!(u64)).help("Seed of the built-in city generator"))
+                .arg(Arg::new("boundaries").long("boundaries").value_name("DIR").help("Directory of the Shenyang cnmaps boundary files"))
+                .arg(Arg::new("name").long("name").help("Model name")),
+        )
+        .subcommand(
+            ClapCommand::new("serve")
+                .about("Serve a built model directory over HTTP")
+                .arg(Arg::new("model").long("model").required(true).value_name("DIR"))
+                .arg(Arg::new("addr").long("addr").default_value("127.0.0.1:8080").value_name("HOST:PORT")),
+        )
+}
+
+/// Values of a repeatable option with their positions on the command line.
+fn indexed(m: &ArgMatches, name: &str) -> Vec<(usize, String)> {
+    match (m.get_many::<String>(name), m.indices_of(name)) {
+        (Some(v), Some(i)) => i.zip(v.cloned()).collect(),
+        _ => vec![],
+    }
+}
+
+fn build_options(m: &ArgMatches) -> Result<BuildOptions, clap::Error> {
+    let err = |msg: String| clap::Error::raw(clap::error::ErrorKind::ValueValidation, msg + "\n");
+    let sources = indexed(m, "source");
+    let mut specs: Vec<SourceSpec> = sources.iter().map(|(_, p)| SourceSpec::new(p.clone())).collect();
+    // Index of the source an option at position `pos` belongs to; None = before all sources.
+    let owner = |pos: usize| sources.iter().rposition(|(i, _)| *i < pos);
+    let mut apply = |name: &str, f: &mut dyn FnMut(&mut SourceSpec, &str) -> Result<(), String>| -> Result<(), clap::Error> {
+        for (pos, val) in indexed(m, name) {
+            match owner(pos) {
+                Some(s) => f(&mut specs[s], &val).map_err(|e| err(format!("--{name} {val}: {e}")))?,
+                None => {
+                    for s in specs.iter_mut() {
+                        f(s, &val).map_err(|e| err(format!("--{name} {val}: {e}")))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    apply("crs", &mut |s, v| {
+        s.crs = Some(v.to_string());
+        Ok(())
+    })?;
+    apply("datum", &mut |s, v| {
+        s.datum = v.parse::<Datum>()?;
+        Ok(())
+    })?;
+    apply("placement", &mut |s, v| {
+        s.placement = Some(PathBuf::from(v));
+        Ok(())
+    })?;
+    apply("layer", &mut |s, v| {
+        s.layer = Some(v.parse::<LayerHint>()?);
+        Ok(())
+    })?;
+    Ok(BuildOptions {
+        sources: specs,
+        out: PathBuf::from(m.get_one::<String>("out").expect("required")),
+        seed: m.get_one::<u64>("seed").copied().unwrap_or(scenes::shenyang::DEFAULT_SEED),
+        boundaries: m.get_one::<String>("boundaries").map(PathBuf::from),
+        name: m.get_one::<String>("name").cloned(),
+    })
+}
+
+pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
+    let m = clap_command().try_get_matches_from(args)?;
+    let log_format = m.get_one::<String>("log-format").cloned().unwrap_or_else(|| "text".into());
+    let action = match m.subcommand() {
+        Some(("build", sm)) => Action::Build(build_options(sm)?),
+        Some(("serve", sm)) => {
+            let addr_s = sm.get_one::<String>("addr").expect("default");
+            let addr = addr_s.parse().map_err(|e| {
+                clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("--addr {addr_s}: {e} (expected HOST:PORT, e.g. 127.0.0.1:8080)\n"))
+            })?;
+            Action::Serve(ServeOptions { model: PathBuf::from(sm.get_one::<String>("model").expect("required")), addr })
+        }
+        _ => unreachable!("subcommand_required"),
+    };
+    Ok(Command { log_format, action })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<OsString> {
+        s.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn per_source_options_follow_their_source() {
+        let c = parse(args(
+            "twin-server build --datum native --source a.geojson --datum gcj02 --source b.shp --crs EPSG:4490 --source c.glb --placement p.json --out d",
+        ))
+        .unwrap();
+        let Action::Build(o) = c.action else { panic!() };
+        assert_eq!(o.sources.len(), 3);
+        assert_eq!(o.sources[0].datum, Datum::Gcj02);
+        assert_eq!(o.sources[0].crs, None);
+        assert_eq!(o.sources[1].crs.as_deref(), Some("EPSG:4490"));
+        assert_eq!(o.sources[1].datum, Datum::Native);
+        assert_eq!(o.sources[2].placement, Some(PathBuf::from("p.json")));
+        assert_eq!(o.out, PathBuf::from("d"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = parse(args("twin-server build --source a --datum mars --out d")).err().unwrap().to_string();
+        assert!(e.contains("--datum mars") && e.contains("unknown datum"), "{e}");
+        let e = parse(args("twin-server serve --model m --addr nowhere")).err().unwrap().to_string();
+        assert!(e.contains("--addr nowhere"), "{e}");
+    }
+}
