@@ -60,8 +60,8 @@ pub(crate) fn surface_kind(name: &str) -> Option<SurfaceKind> {
         "ClosureSurface" => SurfaceKind::Closure,
         "OuterCeilingSurface" => SurfaceKind::OuterCeiling,
         "OuterFloorSurface" => SurfaceKind::OuterFloor,
-        "Window" => SurfaceKind::Window,
-        "Door" => SurfaceKind::Door,
+        "Window" | "WindowSurface" => SurfaceKind::Window,
+        "Door" | "DoorSurface" => SurfaceKind::Door,
         "InteriorWallSurface" | "FloorSurface" | "CeilingSurface" => SurfaceKind::Other,
         _ => return None,
     })
