@@ -225,7 +225,7 @@ impl Parser {
         }
         frame.lod = lod_of(&local);
         frame.kind = surface_kind(&local);
-        if local == "Building" || local == "BuildingPart" {
+        if (local == "Building" || local == "BuildingPart") && href.is_none() {
             match self.cur {
                 None => {
                     self.buildings.push(GmlBuilding { id: id.clone().unwrap_or_else(|| format!("building#{}", self.buildings.len() + 1)), ..Default::default() });
@@ -523,12 +523,14 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
                 Some(t) => t,
                 None => {
                     let srs = q.srs.unwrap_or(default_srs);
-                    if !transforms.contains_key(&srs) {
-                        let def = p.srs_names.get(srs).cloned();
-                        let t = make_transform(ctx, def.as_deref(), AxisOrder::Authority, "the CityGML document declares no srsName; pass its CRS with --crs")?;
-                        transforms.insert(srs, t);
+                    match transforms.entry(srs) {
+                        std::collections::hash_map::Entry::Occupied(o) => &*o.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            let def = p.srs_names.get(srs).cloned();
+                            let hint = "the CityGML document declares no srsName; pass its CRS with --crs";
+                            &*v.insert(make_transform(ctx, def.as_deref(), AxisOrder::Authority, hint)?)
+                        }
                     }
-                    &transforms[&srs]
                 }
             };
             let mut rings = Vec::with_capacity(q.rings.len());
@@ -545,6 +547,10 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
         if let Some(building) = assemble(ctx, &b.id, lod as f32, surfaces, &get) {
             ctx.model.buildings.push(building);
         }
+    }
+    let no_lod: u64 = buildings.iter().map(|b| b.no_lod).sum();
+    if no_lod > 0 {
+        ctx.report.warn(format!("{name}: {no_lod} building polygons outside any lodN geometry property ignored"));
     }
     if unresolved > 0 {
         ctx.report.warn(format!("{name}: {unresolved} xlink:href geometry references could not be resolved within the file"));

@@ -218,7 +218,9 @@ pub(crate) fn assemble(
     }
 
     // Footprint: per part its ground surfaces, else the convex hull of its points; then the union.
-    let mut parts: BTreeMap<u32, (Vec<Polygon<f64>>, Vec<Point<f64>>)> = BTreeMap::new();
+    // part → (its ground polygons, all its points)
+    type PartPlan = (Vec<Polygon<f64>>, Vec<Point<f64>>);
+    let mut parts: BTreeMap<u32, PartPlan> = BTreeMap::new();
     for s in &clean {
         let e = parts.entry(s.part).or_default();
         if s.kind == SurfaceKind::Ground {
