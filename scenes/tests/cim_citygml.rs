@@ -1,0 +1,192 @@
+//! CityGML 2.0/3.0 ingest against the shared test data (../shared/data/cim/citygml).
+
+use geo::{BoundingRect, Centroid};
+use scenes::geodesy::Enu;
+use scenes::ingest::{ingest_source, SourceSpec};
+use scenes::model::{Building, CityModel, Level, SurfaceKind};
+use scenes::report::{BuildReport, IngestError};
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/cim/citygml");
+
+fn path(name: &str) -> String {
+    format!("{DATA}/{name}")
+}
+
+fn ingest(spec: SourceSpec) -> Result<(CityModel, BuildReport, u64), IngestError> {
+    let mut model = CityModel::empty("t");
+    let mut report = BuildReport::default();
+    let n = ingest_source(&spec, &mut model, &mut report)?;
+    Ok((model, report, n))
+}
+
+fn assert_in_box(bs: &[Building], lon: (f64, f64), lat: (f64, f64)) {
+    for b in bs {
+        let r = b.footprint.bounding_rect().expect("non-empty footprint");
+        assert!(
+            r.min().x >= lon.0 && r.max().x <= lon.1 && r.min().y >= lat.0 && r.max().y <= lat.1,
+            "building {} outside the expected box: {:?}",
+            b.source.id,
+            r
+        );
+    }
+}
+
+/// Footprint area in m², computed in a local ENU frame at the footprint's centroid.
+fn area_m2(b: &Building) -> f64 {
+    let c = b.footprint.centroid().unwrap();
+    let enu = Enu::new(c.x(), c.y(), 0.0);
+    let ring_area = |r: &geo_types::LineString<f64>| {
+        let p: Vec<[f64; 3]> = r.0.iter().map(|q| enu.from_geodetic(q.x, q.y, 0.0)).collect();
+        let mut s = 0.0;
+        for i in 0..p.len() {
+            let j = (i + 1) % p.len();
+            s += p[i][0] * p[j][1] - p[j][0] * p[i][1];
+        }
+        (s / 2.0).abs()
+    };
+    b.footprint.0.iter().map(|poly| ring_area(poly.exterior()) - poly.interiors().iter().map(ring_area).sum::<f64>()).sum()
+}
+
+/// Counts top-level `<bldg:Building ` elements (opening tags not nested in another building).
+fn count_top_level_buildings(xml: &str) -> usize {
+    let (mut depth, mut top) = (0i32, 0usize);
+    let mut rest = xml;
+    while let Some(i) = rest.find("bldg:Building") {
+        let before = &rest[..i];
+        let after = &rest[i + "bldg:Building".len()..];
+        let next = after.chars().next().unwrap_or(' ');
+        if next == ' ' || next == '>' {
+            if before.ends_with("</") {
+                depth -= 1;
+            } else if before.ends_with('<') {
+                if depth == 0 {
+                    top += 1;
+                }
+                depth += 1;
+            }
+        }
+        rest = after;
+    }
+    top
+}
+
+#[test]
+fn ingolstadt_lod3_all_buildings() {
+    let mut total_expected = 0;
+    let mut total = 0;
+    for id in ["4018133", "4018148", "4018206", "4018209"] {
+        let p = path(&format!("ingolstadt-lod3/{id}/{id}.xml"));
+        let xml = std::fs::read_to_string(&p).unwrap();
+        let expected = count_top_level_buildings(&xml);
+        let (m, r, n) = ingest(SourceSpec::new(p.clone())).unwrap();
+        assert_eq!(m.sources[0].kind, "citygml");
+        assert_eq!(m.sources[0].crs, "EPSG:32632");
+        assert_eq!(m.buildings.len(), expected, "{p}: {r:?}");
+        assert!(n as usize >= expected);
+        for b in &m.buildings {
+            assert_eq!(b.level, Level::L4);
+            let s = b.solid.as_ref().unwrap();
+            assert_eq!(s.lod, 3.0);
+            assert!(s.surfaces.iter().any(|s| s.kind == SurfaceKind::Wall));
+            assert!(b.height > 2.0 && b.height < 60.0, "{} {}", b.source.id, b.height);
+        }
+        assert_in_box(&m.buildings, (11.35, 11.48), (48.70, 48.80));
+        total_expected += expected;
+        total += m.buildings.len();
+    }
+    // Checked by hand: `grep -c '<bldg:Building '` gives 1, 1, 1, 2 and none is nested.
+    assert_eq!(total_expected, 5);
+    assert_eq!(total, 5);
+}
+
+fn plateau(v: u8) -> Building {
+    let (m, r, n) = ingest(SourceSpec::new(path(&format!("plateau-tokyo-shinjuku/53394517_bldg_6697_2_op_CityGML{v}.gml")))).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(m.buildings.len(), 1, "{r:?}");
+    assert_eq!(m.sources[0].crs, "EPSG:6697");
+    // The building (National Stadium area, Kasumigaoka-machi) is at about 139.718 E, 35.679 N.
+    // Swapped axes would put it at lon 35, lat 139 (an invalid latitude).
+    assert_in_box(&m.buildings, (139.70, 139.73), (35.67, 35.69));
+    let b = m.buildings.into_iter().next().unwrap();
+    let s = b.solid.as_ref().unwrap();
+    assert_eq!(s.lod, 2.0);
+    assert_eq!(b.level, Level::L3);
+    assert!(s.surfaces.iter().any(|s| s.kind == SurfaceKind::Roof));
+    assert!(s.surfaces.iter().any(|s| s.kind == SurfaceKind::Ground));
+    assert!(b.height > 5.0 && b.height < 100.0, "{}", b.height);
+    b
+}
+
+#[test]
+fn plateau_2_and_3_agree_and_honour_lat_lon_order() {
+    let b2 = plateau(2);
+    let b3 = plateau(3);
+    let (c2, c3) = (b2.footprint.centroid().unwrap(), b3.footprint.centroid().unwrap());
+    let d = scenes::geodesy::haversine_m((c2.x(), c2.y()), (c3.x(), c3.y()));
+    assert!(d < 1.0, "centroids {d} m apart");
+    let (a2, a3) = (area_m2(&b2), area_m2(&b3));
+    assert!((a2 - a3).abs() / a2 < 0.01, "{a2} vs {a3}");
+    assert_eq!(b2.source.id, "BLD_77ca1a15-3b35-4386-8f86-152ed71c4c64");
+}
+
+#[test]
+fn lyon_without_srs_needs_crs() {
+    for f in ["LYON_1ER_BATI_2015_small_house.gml", "LYON_2EME_BATI_2015_small_house.gml"] {
+        let e = ingest(SourceSpec::new(path(&format!("lyon/{f}")))).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains(f) && msg.contains("--crs"), "{msg}");
+
+        let mut spec = SourceSpec::new(path(&format!("lyon/{f}")));
+        spec.crs = Some("EPSG:3946".into());
+        let (m, r, _) = ingest(spec).unwrap();
+        assert_eq!(m.buildings.len(), 1, "{r:?}");
+        assert_eq!(m.sources[0].crs, "EPSG:3946");
+        assert_in_box(&m.buildings, (4.78, 4.88), (45.70, 45.80));
+        let b = &m.buildings[0];
+        assert_eq!(b.level, Level::L3);
+        assert!(b.height > 2.0 && b.height < 60.0, "{}", b.height);
+        assert!(r.warnings.iter().all(|w| !w.contains("could not be resolved")), "{:?}", r.warnings);
+    }
+}
+
+#[test]
+fn fzk_haus_citygml3_footprint() {
+    // The ground surface is 457842–457854 E × 5439083–5439093 N (EPSG:25832): 12 m × 10 m = 120 m².
+    for (f, lod, level) in [
+        ("FZK-Haus-LoD1-KIT-IAI-KHH-B36-V1__v3.gml", 1.0, Level::L2),
+        ("FZK-Haus-LoD2-KIT-IAI-KHH-B36-V1__v3.gml", 2.0, Level::L3),
+        ("FZK-Haus-LoD3-KIT-IAI-KHH-B36-V1__v3.gml", 3.0, Level::L4),
+    ] {
+        let (m, r, _) = ingest(SourceSpec::new(path(&format!("citygml3-ecitygml-fixtures/{f}")))).unwrap();
+        assert_eq!(m.buildings.len(), 1, "{f}: {r:?}");
+        let b = &m.buildings[0];
+        let a = area_m2(b);
+        assert!((a - 120.0).abs() / 120.0 < 0.01, "{f}: footprint {a} m²");
+        assert_eq!(b.solid.as_ref().unwrap().lod, lod);
+        assert_eq!(b.level, level);
+        assert_in_box(&m.buildings, (8.40, 8.47), (49.08, 49.13));
+        assert!(b.height > 5.0 && b.height < 10.0, "{f}: {}", b.height);
+        if lod == 3.0 {
+            let s = b.solid.as_ref().unwrap();
+            assert!(s.surfaces.iter().any(|s| s.kind == SurfaceKind::Window), "{f}: no windows");
+            assert!(s.surfaces.iter().any(|s| s.kind == SurfaceKind::Door), "{f}: no doors");
+        }
+    }
+}
+
+#[test]
+fn tum_main_entrance_citygml3() {
+    let (m, r, _) = ingest(SourceSpec::new(path("citygml3-ecitygml-fixtures/TUM-Main-Entrance.gml"))).unwrap();
+    assert!(!m.buildings.is_empty(), "{r:?}");
+    // TUM main campus, Arcisstraße, Munich.
+    assert_in_box(&m.buildings, (11.55, 11.59), (48.13, 48.16));
+}
+
+#[test]
+fn malformed_xml_is_fatal_and_named() {
+    use std::io::Write;
+    let mut f = tempfile::Builder::new().suffix(".gml").tempfile().unwrap();
+    f.write_all(b"<?xml version=\"1.0\"?>\n<core:CityModel xmlns:core=\"http://www.opengis.net/citygml/2.0\"><a></b></core:CityModel>").unwrap();
+    let e = ingest(SourceSpec::new(f.path().to_str().unwrap())).unwrap_err();
+    assert!(e.to_string().contains(f.path().file_name().unwrap().to_str().unwrap()), "{e}");
+}
