@@ -89,7 +89,8 @@ pub mod ifc;
 use crate::geodesy::Enu;
 use crate::ingest::{SourceCtx, SourceKind};
 use crate::model::{
-    Building, BuildingUse, CimFormat, CimModel, HeightSource, Level, Names, Placement, METRES_PER_LEVEL,
+    Building, BuildingUse, CimFormat, CimModel, HeightSource, Level, Names, Placement,
+    METRES_PER_LEVEL,
 };
 use crate::report::IngestError;
 use std::collections::BTreeMap;
@@ -132,14 +133,20 @@ pub fn read_placement(path: &Path) -> Result<PlacementFile, IngestError> {
 pub fn parse_placement(text: &str, file: &str) -> Result<PlacementFile, IngestError> {
     let v: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| IngestError::file(file, format!("placement file is not valid JSON: {e}")))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| IngestError::file(file, "placement file must be a JSON object {\"lon\": …, \"lat\": …}"))?;
-    let field_err = |field: &str, msg: String| IngestError::feature(file, format!("field `{field}`"), msg);
+    let obj = v.as_object().ok_or_else(|| {
+        IngestError::file(
+            file,
+            "placement file must be a JSON object {\"lon\": …, \"lat\": …}",
+        )
+    })?;
+    let field_err =
+        |field: &str, msg: String| IngestError::feature(file, format!("field `{field}`"), msg);
     let num = |field: &str, required: bool, default: f64| -> Result<f64, IngestError> {
         match obj.get(field) {
             None | Some(serde_json::Value::Null) if !required => Ok(default),
-            None | Some(serde_json::Value::Null) => Err(field_err(field, "missing (a number is required)".into())),
+            None | Some(serde_json::Value::Null) => {
+                Err(field_err(field, "missing (a number is required)".into()))
+            }
             Some(x) => match x.as_f64() {
                 Some(f) if f.is_finite() => Ok(f),
                 _ => Err(field_err(field, format!("expected a number, got {x}"))),
@@ -165,17 +172,40 @@ pub fn parse_placement(text: &str, file: &str) -> Result<PlacementFile, IngestEr
         None | Some(serde_json::Value::Null) => {}
         Some(serde_json::Value::String(s)) => names.en = Some(s.clone()),
         Some(serde_json::Value::Object(m)) => {
-            for (k, slot) in [("zh", &mut names.zh), ("en", &mut names.en), ("local", &mut names.local)] {
+            for (k, slot) in [
+                ("zh", &mut names.zh),
+                ("en", &mut names.en),
+                ("local", &mut names.local),
+            ] {
                 match m.get(k) {
                     None | Some(serde_json::Value::Null) => {}
                     Some(serde_json::Value::String(s)) => *slot = Some(s.clone()),
-                    Some(x) => return Err(field_err(&format!("name.{k}"), format!("expected a string, got {x}"))),
+                    Some(x) => {
+                        return Err(field_err(
+                            &format!("name.{k}"),
+                            format!("expected a string, got {x}"),
+                        ))
+                    }
                 }
             }
         }
-        Some(x) => return Err(field_err("name", format!("expected an object {{\"zh\", \"en\"}} or a string, got {x}"))),
+        Some(x) => {
+            return Err(field_err(
+                "name",
+                format!("expected an object {{\"zh\", \"en\"}} or a string, got {x}"),
+            ))
+        }
     }
-    Ok(PlacementFile { placement: Placement { lon, lat, height, heading_deg, scale }, names })
+    Ok(PlacementFile {
+        placement: Placement {
+            lon,
+            lat,
+            height,
+            heading_deg,
+            scale,
+        },
+        names,
+    })
 }
 
 /// Local model metres → placed ENU metres around the anchor (scale, then heading clockwise).
@@ -224,11 +254,9 @@ pub fn ingest(ctx: &mut SourceCtx<'_>, kind: SourceKind) -> Result<u64, IngestEr
     let (placement, crs) = match (&placement_file, &local.georef) {
         (Some(pf), _) => (pf.placement.clone(), "placement"),
         (None, Some(g)) => (g.clone(), "IfcSite RefLatitude/RefLongitude"),
-        (None, None) => {
-            return Err(ctx.err(
-                "no georeference: pass --placement (the IFC has no IfcSite RefLatitude/RefLongitude)",
-            ))
-        }
+        (None, None) => return Err(ctx.err(
+            "no georeference: pass --placement (the IFC has no IfcSite RefLatitude/RefLongitude)",
+        )),
     };
     let mut names = local.names.clone();
     if let Some(pf) = &placement_file {
@@ -244,13 +272,20 @@ pub fn ingest(ctx: &mut SourceCtx<'_>, kind: SourceKind) -> Result<u64, IngestEr
         names.local = path.file_stem().map(|s| s.to_string_lossy().into_owned());
     }
 
-    let placed: Vec<[f64; 3]> = local.points.iter().map(|&v| place_point(&placement, v)).collect();
+    let placed: Vec<[f64; 3]> = local
+        .points
+        .iter()
+        .map(|&v| place_point(&placement, v))
+        .collect();
     let ext = extent_of(&placed);
     let extent = [ext[0].map(|x| x as f32), ext[1].map(|x| x as f32)];
 
     // Footprint: convex hull of the placed vertices on the ground, to WGS-84.
     use geo::ConvexHull;
-    let mp: geo_types::MultiPoint<f64> = placed.iter().map(|p| geo_types::Point::new(p[0], p[1])).collect();
+    let mp: geo_types::MultiPoint<f64> = placed
+        .iter()
+        .map(|p| geo_types::Point::new(p[0], p[1]))
+        .collect();
     let hull = mp.convex_hull();
     let enu = Enu::new(placement.lon, placement.lat, placement.height);
     let ring: Vec<geo_types::Coord<f64>> = hull
@@ -267,11 +302,18 @@ pub fn ingest(ctx: &mut SourceCtx<'_>, kind: SourceKind) -> Result<u64, IngestEr
             placed.len()
         )));
     }
-    let footprint = geo_types::MultiPolygon(vec![geo_types::Polygon::new(geo_types::LineString(ring), vec![])]);
+    let footprint = geo_types::MultiPolygon(vec![geo_types::Polygon::new(
+        geo_types::LineString(ring),
+        vec![],
+    )]);
 
     let height = (ext[1][2] - ext[0][2]).max(0.0) as f32;
     let (height, height_source) = if local.estimated {
-        let h = local.levels.map(|l| l as f32 * METRES_PER_LEVEL).filter(|h| *h > 0.0).unwrap_or(height);
+        let h = local
+            .levels
+            .map(|l| l as f32 * METRES_PER_LEVEL)
+            .filter(|h| *h > 0.0)
+            .unwrap_or(height);
         (h, HeightSource::Estimated)
     } else {
         (height, HeightSource::Geometry)
@@ -279,7 +321,9 @@ pub fn ingest(ctx: &mut SourceCtx<'_>, kind: SourceKind) -> Result<u64, IngestEr
 
     let cim_index = ctx.model.cim_models.len() as u32;
     let id = local.id.take().unwrap_or_else(|| {
-        path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
     });
     let source = ctx.source_ref(id);
     ctx.model.cim_models.push(CimModel {
@@ -330,8 +374,11 @@ mod tests {
 
     #[test]
     fn placement_parses_and_validates() {
-        let p = parse_placement(r#"{"lon": 123.43, "lat": 41.8, "heading_deg": 30, "name": {"zh": "楼", "en": "B"}}"#, "p.json")
-            .expect("valid");
+        let p = parse_placement(
+            r#"{"lon": 123.43, "lat": 41.8, "heading_deg": 30, "name": {"zh": "楼", "en": "B"}}"#,
+            "p.json",
+        )
+        .expect("valid");
         assert_eq!(p.placement.scale, 1.0);
         assert_eq!(p.placement.height, 0.0);
         assert_eq!(p.names.zh.as_deref(), Some("楼"));
@@ -347,8 +394,17 @@ mod tests {
 
     #[test]
     fn heading_is_clockwise_from_north() {
-        let p = Placement { lon: 0.0, lat: 0.0, height: 0.0, heading_deg: 90.0, scale: 2.0 };
+        let p = Placement {
+            lon: 0.0,
+            lat: 0.0,
+            height: 0.0,
+            heading_deg: 90.0,
+            scale: 2.0,
+        };
         let v = place_point(&p, [0.0, 1.0, 1.0]);
-        assert!((v[0] - 2.0).abs() < 1e-12 && v[1].abs() < 1e-12 && (v[2] - 2.0).abs() < 1e-12, "{v:?}");
+        assert!(
+            (v[0] - 2.0).abs() < 1e-12 && v[1].abs() < 1e-12 && (v[2] - 2.0).abs() < 1e-12,
+            "{v:?}"
+        );
     }
 }

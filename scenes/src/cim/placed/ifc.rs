@@ -94,7 +94,10 @@ struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     fn line(&self) -> usize {
-        1 + self.b[..self.pos.min(self.b.len())].iter().filter(|&&c| c == b'\n').count()
+        1 + self.b[..self.pos.min(self.b.len())]
+            .iter()
+            .filter(|&&c| c == b'\n')
+            .count()
     }
     fn fail<T>(&self, msg: impl Into<String>) -> Result<T, String> {
         Err(format!("line {}: {}", self.line(), msg.into()))
@@ -122,7 +125,10 @@ impl<'a> Lexer<'a> {
             self.pos += 1;
             Ok(())
         } else {
-            let got = self.peek().map(|g| format!("'{}'", g as char)).unwrap_or_else(|| "end of file".into());
+            let got = self
+                .peek()
+                .map(|g| format!("'{}'", g as char))
+                .unwrap_or_else(|| "end of file".into());
             self.fail(format!("expected '{}', found {got}", c as char))
         }
     }
@@ -146,7 +152,8 @@ impl<'a> Lexer<'a> {
     }
     fn keyword(&mut self) -> Result<String, String> {
         let start = self.pos;
-        while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || c == b'_' || c == b'-') {
+        while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        {
             self.pos += 1;
         }
         if start == self.pos {
@@ -192,7 +199,9 @@ impl<'a> Lexer<'a> {
             return self.fail("lists nested too deeply");
         }
         self.skip_ws()?;
-        let Some(c) = self.peek() else { return self.fail("unexpected end of file in a parameter list") };
+        let Some(c) = self.peek() else {
+            return self.fail("unexpected end of file in a parameter list");
+        };
         match c {
             b'$' => {
                 self.pos += 1;
@@ -217,7 +226,8 @@ impl<'a> Lexer<'a> {
                 self.expect(b'"')?;
                 Ok(Value::Binary(s))
             }
-            b'.' if matches!(self.b.get(self.pos + 1), Some(c) if c.is_ascii_alphabetic() || *c == b'_') => {
+            b'.' if matches!(self.b.get(self.pos + 1), Some(c) if c.is_ascii_alphabetic() || *c == b'_') =>
+            {
                 self.pos += 1;
                 let start = self.pos;
                 while matches!(self.peek(), Some(c) if c != b'.' && c != b',' && c != b')') {
@@ -230,7 +240,8 @@ impl<'a> Lexer<'a> {
             b'(' => Ok(Value::List(self.list(depth + 1)?)),
             b'+' | b'-' | b'.' | b'0'..=b'9' => {
                 let start = self.pos;
-                while matches!(self.peek(), Some(c) if c.is_ascii_digit() || matches!(c, b'+' | b'-' | b'.' | b'E' | b'e')) {
+                while matches!(self.peek(), Some(c) if c.is_ascii_digit() || matches!(c, b'+' | b'-' | b'.' | b'E' | b'e'))
+                {
                     self.pos += 1;
                 }
                 let s = std::str::from_utf8(&self.b[start..self.pos]).unwrap_or("");
@@ -299,7 +310,10 @@ fn decode_step_string(raw: &[u8]) -> String {
         let hex_run = |body: &str, width: usize| -> Option<String> {
             let mut o = String::new();
             let units: Vec<u32> = (0..body.len() / width)
-                .map(|k| body.get(k * width..(k + 1) * width).and_then(|h| u32::from_str_radix(h, 16).ok()))
+                .map(|k| {
+                    body.get(k * width..(k + 1) * width)
+                        .and_then(|h| u32::from_str_radix(h, 16).ok())
+                })
                 .collect::<Option<_>>()?;
             if width == 4 {
                 let u16s: Vec<u16> = units.iter().map(|&u| u as u16).collect();
@@ -311,7 +325,10 @@ fn decode_step_string(raw: &[u8]) -> String {
             }
             Some(o)
         };
-        if let Some(r) = rest.strip_prefix("\\X2\\").or_else(|| rest.strip_prefix("\\X4\\")) {
+        if let Some(r) = rest
+            .strip_prefix("\\X2\\")
+            .or_else(|| rest.strip_prefix("\\X4\\"))
+        {
             let width = if rest.starts_with("\\X2\\") { 4 } else { 8 };
             if let Some(end) = r.find("\\X0\\") {
                 if let Some(t) = hex_run(&r[..end], width) {
@@ -402,7 +419,10 @@ struct Affine {
     t: [f64; 3],
 }
 
-const ID: Affine = Affine { m: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], t: [0.0; 3] };
+const ID: Affine = Affine {
+    m: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+    t: [0.0; 3],
+};
 
 impl Affine {
     fn vec(&self, v: [f64; 3]) -> [f64; 3] {
@@ -419,7 +439,14 @@ impl Affine {
     }
     fn then(&self, inner: &Affine) -> Affine {
         // self ∘ inner
-        Affine { m: [self.vec(inner.m[0]), self.vec(inner.m[1]), self.vec(inner.m[2])], t: self.apply(inner.t) }
+        Affine {
+            m: [
+                self.vec(inner.m[0]),
+                self.vec(inner.m[1]),
+                self.vec(inner.m[2]),
+            ],
+            t: self.apply(inner.t),
+        }
     }
 }
 
@@ -429,7 +456,11 @@ fn norm(v: [f64; 3]) -> Option<[f64; 3]> {
 }
 
 fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 
 fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
@@ -450,10 +481,16 @@ const GEOMETRY_TYPES: &[&str] = &[
 const STAT_TYPES: &[(&str, &[&str])] = &[
     ("storeys", &["IFCBUILDINGSTOREY"]),
     ("spaces", &["IFCSPACE"]),
-    ("walls", &["IFCWALL", "IFCWALLSTANDARDCASE", "IFCWALLELEMENTEDCASE"]),
+    (
+        "walls",
+        &["IFCWALL", "IFCWALLSTANDARDCASE", "IFCWALLELEMENTEDCASE"],
+    ),
     ("windows", &["IFCWINDOW", "IFCWINDOWSTANDARDCASE"]),
     ("doors", &["IFCDOOR", "IFCDOORSTANDARDCASE"]),
-    ("slabs", &["IFCSLAB", "IFCSLABSTANDARDCASE", "IFCSLABELEMENTEDCASE"]),
+    (
+        "slabs",
+        &["IFCSLAB", "IFCSLABSTANDARDCASE", "IFCSLABELEMENTEDCASE"],
+    ),
     ("roofs", &["IFCROOF"]),
 ];
 
@@ -478,7 +515,11 @@ impl Geom<'_> {
     fn point3(&self, v: &Value) -> Option<[f64; 3]> {
         let c = self.coords(v)?;
         let u = self.unit;
-        Some([c.first()? * u, c.get(1)? * u, c.get(2).copied().unwrap_or(0.0) * u])
+        Some([
+            c.first()? * u,
+            c.get(1)? * u,
+            c.get(2).copied().unwrap_or(0.0) * u,
+        ])
     }
     fn dir3(&self, v: &Value) -> Option<[f64; 3]> {
         let c = self.coords(v)?;
@@ -489,30 +530,47 @@ impl Geom<'_> {
         let e = self.ent(v)?;
         let loc = self.point3(e.arg(0))?;
         let (z, xref) = match e.ty.as_str() {
-            "IFCAXIS2PLACEMENT3D" => (self.dir3(e.arg(1)).unwrap_or([0.0, 0.0, 1.0]), self.dir3(e.arg(2))),
+            "IFCAXIS2PLACEMENT3D" => (
+                self.dir3(e.arg(1)).unwrap_or([0.0, 0.0, 1.0]),
+                self.dir3(e.arg(2)),
+            ),
             "IFCAXIS2PLACEMENT2D" => ([0.0, 0.0, 1.0], self.dir3(e.arg(1))),
             _ => return None,
         };
-        let xref = xref.unwrap_or(if z[0].abs() < 0.9 { [1.0, 0.0, 0.0] } else { [0.0, 1.0, 0.0] });
+        let xref = xref.unwrap_or(if z[0].abs() < 0.9 {
+            [1.0, 0.0, 0.0]
+        } else {
+            [0.0, 1.0, 0.0]
+        });
         let d = dot(xref, z);
         let x = norm([xref[0] - d * z[0], xref[1] - d * z[1], xref[2] - d * z[2]])
             .or_else(|| norm(cross([0.0, 1.0, 0.0], z)))?;
         let y = cross(z, x);
-        Some(Affine { m: [x, y, z], t: loc })
+        Some(Affine {
+            m: [x, y, z],
+            t: loc,
+        })
     }
     /// World transform of an IfcLocalPlacement chain.
     fn placement(&mut self, v: &Value, depth: usize) -> Affine {
-        let Some(id) = v.as_ref_id() else { return self.wcs };
+        let Some(id) = v.as_ref_id() else {
+            return self.wcs;
+        };
         if let Some(a) = self.placements.get(&id) {
             return *a;
         }
         let f = self.f;
-        let Some(e) = f.entities.get(&id) else { return self.wcs };
+        let Some(e) = f.entities.get(&id) else {
+            return self.wcs;
+        };
         let a = if e.ty != "IFCLOCALPLACEMENT" {
             *self.unsupported.entry(e.ty.clone()).or_default() += 1;
             self.wcs
         } else if depth > MAX_NESTING {
-            *self.unsupported.entry("IFCLOCALPLACEMENT (cyclic or too deep)".into()).or_default() += 1;
+            *self
+                .unsupported
+                .entry("IFCLOCALPLACEMENT (cyclic or too deep)".into())
+                .or_default() += 1;
             self.wcs
         } else {
             let parent = match e.arg(0) {
@@ -522,7 +580,10 @@ impl Geom<'_> {
             match self.axis(e.arg(1)) {
                 Some(rel) => parent.then(&rel),
                 None => {
-                    *self.unsupported.entry("IFCLOCALPLACEMENT RelativePlacement".into()).or_default() += 1;
+                    *self
+                        .unsupported
+                        .entry("IFCLOCALPLACEMENT RelativePlacement".into())
+                        .or_default() += 1;
                     parent
                 }
             }
@@ -542,12 +603,19 @@ impl Geom<'_> {
                     .iter()
                     .map(|c| {
                         let c = c.as_list()?;
-                        Some([c.first()?.as_f64()? * u, c.get(1)?.as_f64()? * u, c.get(2).and_then(|z| z.as_f64()).unwrap_or(0.0) * u])
+                        Some([
+                            c.first()?.as_f64()? * u,
+                            c.get(1)?.as_f64()? * u,
+                            c.get(2).and_then(|z| z.as_f64()).unwrap_or(0.0) * u,
+                        ])
                     })
                     .collect()
             }
             t => {
-                *self.unsupported.entry(format!("{t} (profile curve)")).or_default() += 1;
+                *self
+                    .unsupported
+                    .entry(format!("{t} (profile curve)"))
+                    .or_default() += 1;
                 None
             }
         }
@@ -555,12 +623,28 @@ impl Geom<'_> {
     /// Outline of a profile definition in its own 2D frame (z = 0).
     fn profile(&mut self, v: &Value) -> Option<Vec<[f64; 3]>> {
         let e = self.ent(v)?;
-        let pos = |g: &Self| if matches!(e.arg(2), Value::Ref(_)) { g.axis(e.arg(2)) } else { Some(ID) };
+        let pos = |g: &Self| {
+            if matches!(e.arg(2), Value::Ref(_)) {
+                g.axis(e.arg(2))
+            } else {
+                Some(ID)
+            }
+        };
         match e.ty.as_str() {
-            "IFCRECTANGLEPROFILEDEF" | "IFCROUNDEDRECTANGLEPROFILEDEF" | "IFCRECTANGLEHOLLOWPROFILEDEF" => {
+            "IFCRECTANGLEPROFILEDEF"
+            | "IFCROUNDEDRECTANGLEPROFILEDEF"
+            | "IFCRECTANGLEHOLLOWPROFILEDEF" => {
                 let p = pos(self)?;
-                let (x, y) = (e.arg(3).as_f64()? * self.unit / 2.0, e.arg(4).as_f64()? * self.unit / 2.0);
-                Some([[-x, -y, 0.0], [x, -y, 0.0], [x, y, 0.0], [-x, y, 0.0]].iter().map(|&q| p.apply(q)).collect())
+                let (x, y) = (
+                    e.arg(3).as_f64()? * self.unit / 2.0,
+                    e.arg(4).as_f64()? * self.unit / 2.0,
+                );
+                Some(
+                    [[-x, -y, 0.0], [x, -y, 0.0], [x, y, 0.0], [-x, y, 0.0]]
+                        .iter()
+                        .map(|&q| p.apply(q))
+                        .collect(),
+                )
             }
             "IFCCIRCLEPROFILEDEF" | "IFCCIRCLEHOLLOWPROFILEDEF" => {
                 let p = pos(self)?;
@@ -579,7 +663,10 @@ impl Geom<'_> {
                 self.curve_points(&c)
             }
             t => {
-                *self.unsupported.entry(format!("{t} (profile)")).or_default() += 1;
+                *self
+                    .unsupported
+                    .entry(format!("{t} (profile)"))
+                    .or_default() += 1;
                 None
             }
         }
@@ -587,38 +674,66 @@ impl Geom<'_> {
     /// Points of a representation item in its representation's frame.
     fn item(&mut self, v: &Value, out: &mut Vec<[f64; 3]>, depth: usize) {
         let f = self.f;
-        let Some(e) = v.as_ref_id().and_then(|r| f.entities.get(&r)) else { return };
+        let Some(e) = v.as_ref_id().and_then(|r| f.entities.get(&r)) else {
+            return;
+        };
         if depth > MAX_NESTING {
-            *self.unsupported.entry(format!("{} (nested too deeply)", e.ty)).or_default() += 1;
+            *self
+                .unsupported
+                .entry(format!("{} (nested too deeply)", e.ty))
+                .or_default() += 1;
             return;
         }
         match e.ty.as_str() {
             "IFCEXTRUDEDAREASOLID" => {
                 let prof = self.profile(e.arg(0));
-                let pos = if matches!(e.arg(1), Value::Ref(_)) { self.axis(e.arg(1)) } else { Some(ID) };
+                let pos = if matches!(e.arg(1), Value::Ref(_)) {
+                    self.axis(e.arg(1))
+                } else {
+                    Some(ID)
+                };
                 let dir = self.dir3(e.arg(2));
                 let d = e.arg(3).as_f64().map(|d| d * self.unit);
                 match (prof, pos, dir, d) {
                     (Some(prof), Some(pos), Some(dir), Some(d)) if d.is_finite() => {
                         for p in prof {
                             out.push(pos.apply(p));
-                            out.push(pos.apply([p[0] + dir[0] * d, p[1] + dir[1] * d, p[2] + dir[2] * d]));
+                            out.push(pos.apply([
+                                p[0] + dir[0] * d,
+                                p[1] + dir[1] * d,
+                                p[2] + dir[2] * d,
+                            ]));
                         }
                         *self.counters.entry("extruded_solids").or_default() += 1;
                     }
-                    _ => *self.unsupported.entry("IFCEXTRUDEDAREASOLID (unreadable parameters)".into()).or_default() += 1,
+                    _ => {
+                        *self
+                            .unsupported
+                            .entry("IFCEXTRUDEDAREASOLID (unreadable parameters)".into())
+                            .or_default() += 1
+                    }
                 }
             }
             "IFCBOOLEANCLIPPINGRESULT" | "IFCBOOLEANRESULT" => {
-                *self.counters.entry("boolean_results_as_first_operand").or_default() += 1;
+                *self
+                    .counters
+                    .entry("boolean_results_as_first_operand")
+                    .or_default() += 1;
                 self.item(e.arg(1), out, depth + 1)
             }
             "IFCFACETEDBREP" => {
                 let n0 = out.len();
                 if let Some(shell) = self.ent(e.arg(0)) {
                     for face in shell.arg(0).as_list().unwrap_or_default() {
-                        for bound in self.ent(face).and_then(|f| f.arg(0).as_list()).unwrap_or_default() {
-                            let Some(loop_) = self.ent(bound).and_then(|b| self.ent(b.arg(0))) else { continue };
+                        for bound in self
+                            .ent(face)
+                            .and_then(|f| f.arg(0).as_list())
+                            .unwrap_or_default()
+                        {
+                            let Some(loop_) = self.ent(bound).and_then(|b| self.ent(b.arg(0)))
+                            else {
+                                continue;
+                            };
                             if loop_.ty == "IFCPOLYLOOP" {
                                 for p in loop_.arg(0).as_list().unwrap_or_default() {
                                     if let Some(q) = self.point3(p) {
@@ -632,7 +747,10 @@ impl Geom<'_> {
                 if out.len() > n0 {
                     *self.counters.entry("faceted_breps").or_default() += 1;
                 } else {
-                    *self.unsupported.entry("IFCFACETEDBREP (no polyloop vertices)".into()).or_default() += 1;
+                    *self
+                        .unsupported
+                        .entry("IFCFACETEDBREP (no polyloop vertices)".into())
+                        .or_default() += 1;
                 }
             }
             "IFCMAPPEDITEM" => *self.counters.entry("mapped_items_skipped").or_default() += 1,
@@ -647,7 +765,10 @@ fn compound_angle(v: &Value) -> Option<f64> {
         return None;
     }
     let parts: Vec<f64> = l.iter().map(|x| x.as_f64()).collect::<Option<_>>()?;
-    let deg = parts[0] + parts[1] / 60.0 + parts[2] / 3600.0 + parts.get(3).copied().unwrap_or(0.0) / 3.6e9;
+    let deg = parts[0]
+        + parts[1] / 60.0
+        + parts[2] / 3600.0
+        + parts.get(3).copied().unwrap_or(0.0) / 3.6e9;
     deg.is_finite().then_some(deg)
 }
 
@@ -683,7 +804,11 @@ fn length_unit(f: &StepFile) -> Option<f64> {
                     let m = f.entities.get(&e.arg(3).as_ref_id()?)?;
                     let factor = m.arg(0).as_f64()?;
                     let base = f.entities.get(&m.arg(1).as_ref_id()?)?;
-                    let base = if base.ty == "IFCSIUNIT" { si_prefix(base.arg(2).as_enum()) } else { inner(f, base, depth + 1)? };
+                    let base = if base.ty == "IFCSIUNIT" {
+                        si_prefix(base.arg(2).as_enum())
+                    } else {
+                        inner(f, base, depth + 1)?
+                    };
                     Some(factor * base)
                 }
                 _ => None,
@@ -692,9 +817,16 @@ fn length_unit(f: &StepFile) -> Option<f64> {
         inner(f, e, depth)
     };
     let project = f.entities.values().find(|e| e.ty == "IFCPROJECT");
-    if let Some(ua) = project.and_then(|p| p.arg(8).as_ref_id()).and_then(|r| f.entities.get(&r)) {
+    if let Some(ua) = project
+        .and_then(|p| p.arg(8).as_ref_id())
+        .and_then(|r| f.entities.get(&r))
+    {
         for u in ua.arg(0).as_list().unwrap_or_default() {
-            if let Some(s) = u.as_ref_id().and_then(|r| f.entities.get(&r)).and_then(|e| unit_scale(e, 0)) {
+            if let Some(s) = u
+                .as_ref_id()
+                .and_then(|r| f.entities.get(&r))
+                .and_then(|e| unit_scale(e, 0))
+            {
                 return Some(s);
             }
         }
@@ -705,37 +837,63 @@ fn length_unit(f: &StepFile) -> Option<f64> {
 fn is_residential(texts: &[&str]) -> bool {
     texts.iter().any(|t| {
         let t = t.to_lowercase();
-        ["residential", "wohn", "house", "haus", "apartment", "dwelling", "住宅", "居民"].iter().any(|k| t.contains(k))
+        [
+            "residential",
+            "wohn",
+            "house",
+            "haus",
+            "apartment",
+            "dwelling",
+            "住宅",
+            "居民",
+        ]
+        .iter()
+        .any(|k| t.contains(k))
     })
 }
 
 /// Reads an IFC file into a [`LocalModel`] (solid corners in the project's local frame, metres).
 pub fn read(path: &Path, file: &str, report: &mut BuildReport) -> Result<LocalModel, IngestError> {
-    let bytes = std::fs::read(path).map_err(|e| IngestError::file(file, format!("cannot read: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| IngestError::file(file, format!("cannot read: {e}")))?;
     read_bytes(&bytes, file, report)
 }
 
-pub fn read_bytes(bytes: &[u8], file: &str, report: &mut BuildReport) -> Result<LocalModel, IngestError> {
-    let f = parse_step(bytes).map_err(|m| IngestError::file(file, format!("malformed STEP/IFC: {m}")))?;
+pub fn read_bytes(
+    bytes: &[u8],
+    file: &str,
+    report: &mut BuildReport,
+) -> Result<LocalModel, IngestError> {
+    let f = parse_step(bytes)
+        .map_err(|m| IngestError::file(file, format!("malformed STEP/IFC: {m}")))?;
     let mut out = LocalModel::default();
     let mut types: HashMap<&str, u64> = HashMap::new();
     for e in f.entities.values() {
         *types.entry(e.ty.as_str()).or_default() += 1;
     }
     if !types.keys().any(|t| t.starts_with("IFC")) {
-        return Err(IngestError::file(file, "no IFC entities in the DATA section"));
+        return Err(IngestError::file(
+            file,
+            "no IFC entities in the DATA section",
+        ));
     }
     for (key, tys) in STAT_TYPES {
-        out.stats.insert((*key).into(), tys.iter().map(|t| types.get(t).copied().unwrap_or(0)).sum());
+        out.stats.insert(
+            (*key).into(),
+            tys.iter().map(|t| types.get(t).copied().unwrap_or(0)).sum(),
+        );
     }
     out.stats.insert("entities".into(), f.entities.len() as u64);
     if f.complex_skipped > 0 {
-        out.stats.insert("complex_instances_skipped".into(), f.complex_skipped);
+        out.stats
+            .insert("complex_instances_skipped".into(), f.complex_skipped);
     }
     let unit = match length_unit(&f) {
         Some(u) => u,
         None => {
-            report.warn(format!("{file}: no IFC length unit declared: assuming metres"));
+            report.warn(format!(
+                "{file}: no IFC length unit declared: assuming metres"
+            ));
             1.0
         }
     };
@@ -744,23 +902,50 @@ pub fn read_bytes(bytes: &[u8], file: &str, report: &mut BuildReport) -> Result<
     let first = |ty: &str| f.entities.iter().find(|(_, e)| e.ty == ty);
     let project = first("IFCPROJECT").map(|(_, e)| e);
     let building = first("IFCBUILDING");
-    let pname = project.and_then(|p| p.arg(2).as_str().or(p.arg(5).as_str())).filter(|s| !s.is_empty());
-    let bname = building.and_then(|(_, b)| b.arg(2).as_str().or(b.arg(7).as_str())).filter(|s| !s.is_empty());
-    out.names = Names { zh: None, en: None, local: bname.or(pname).map(str::to_string) };
+    let pname = project
+        .and_then(|p| p.arg(2).as_str().or(p.arg(5).as_str()))
+        .filter(|s| !s.is_empty());
+    let bname = building
+        .and_then(|(_, b)| b.arg(2).as_str().or(b.arg(7).as_str()))
+        .filter(|s| !s.is_empty());
+    out.names = Names {
+        zh: None,
+        en: None,
+        local: bname.or(pname).map(str::to_string),
+    };
     if let Some((_, b)) = building {
-        let texts: Vec<&str> = [2, 3, 4, 7].iter().filter_map(|&i| b.arg(i).as_str()).collect();
-        out.use_ = Some(if is_residential(&texts) { BuildingUse::Residential } else { BuildingUse::Unknown });
+        let texts: Vec<&str> = [2, 3, 4, 7]
+            .iter()
+            .filter_map(|&i| b.arg(i).as_str())
+            .collect();
+        out.use_ = Some(if is_residential(&texts) {
+            BuildingUse::Residential
+        } else {
+            BuildingUse::Unknown
+        });
         out.id = b.arg(0).as_str().map(str::to_string);
     }
-    out.levels = out.stats.get("storeys").and_then(|&n| u16::try_from(n).ok()).filter(|&n| n > 0);
+    out.levels = out
+        .stats
+        .get("storeys")
+        .and_then(|&n| u16::try_from(n).ok())
+        .filter(|&n| n > 0);
 
     // Model context: world coordinate system and true north.
     let ctx = f
         .entities
         .values()
         .filter(|e| e.ty == "IFCGEOMETRICREPRESENTATIONCONTEXT")
-        .find(|e| e.arg(1).as_str().is_some_and(|s| s.eq_ignore_ascii_case("model")))
-        .or_else(|| f.entities.values().find(|e| e.ty == "IFCGEOMETRICREPRESENTATIONCONTEXT"));
+        .find(|e| {
+            e.arg(1)
+                .as_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("model"))
+        })
+        .or_else(|| {
+            f.entities
+                .values()
+                .find(|e| e.ty == "IFCGEOMETRICREPRESENTATIONCONTEXT")
+        });
     let mut g = Geom {
         f: &f,
         unit,
@@ -785,7 +970,10 @@ pub fn read_bytes(bytes: &[u8], file: &str, report: &mut BuildReport) -> Result<
     // Georeference from IfcSite.
     let sites: Vec<&Entity> = f.entities.values().filter(|e| e.ty == "IFCSITE").collect();
     if sites.len() > 1 {
-        report.warn(format!("{file}: {} IfcSite entities: the first with RefLatitude/RefLongitude is used", sites.len()));
+        report.warn(format!(
+            "{file}: {} IfcSite entities: the first with RefLatitude/RefLongitude is used",
+            sites.len()
+        ));
     }
     out.georef = sites.iter().find_map(|s| {
         let lat = compound_angle(s.arg(9))?;
@@ -793,14 +981,29 @@ pub fn read_bytes(bytes: &[u8], file: &str, report: &mut BuildReport) -> Result<
         if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
             return None;
         }
-        let h = s.arg(11).as_f64().map(|h| h * unit).filter(|h| h.is_finite()).unwrap_or(0.0);
-        Some(Placement { lon, lat, height: h, heading_deg: heading, scale: 1.0 })
+        let h = s
+            .arg(11)
+            .as_f64()
+            .map(|h| h * unit)
+            .filter(|h| h.is_finite())
+            .unwrap_or(0.0);
+        Some(Placement {
+            lon,
+            lat,
+            height: h,
+            heading_deg: heading,
+            scale: 1.0,
+        })
     });
 
     // Geometry of walls, slabs and roofs.
     let mut without_body = 0u64;
     let mut with_geometry = 0u64;
-    for e in f.entities.values().filter(|e| GEOMETRY_TYPES.contains(&e.ty.as_str())) {
+    for e in f
+        .entities
+        .values()
+        .filter(|e| GEOMETRY_TYPES.contains(&e.ty.as_str()))
+    {
         let world = g.placement(e.arg(5), 0);
         let reps: Vec<Value> = g
             .ent(e.arg(6))
@@ -811,7 +1014,11 @@ pub fn read_bytes(bytes: &[u8], file: &str, report: &mut BuildReport) -> Result<
         let mut had_body = false;
         for r in &reps {
             let Some(rep) = g.ent(r) else { continue };
-            if !rep.arg(1).as_str().is_some_and(|s| s.eq_ignore_ascii_case("body")) {
+            if !rep
+                .arg(1)
+                .as_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("body"))
+            {
                 continue;
             }
             had_body = true;
@@ -825,11 +1032,17 @@ pub fn read_bytes(bytes: &[u8], file: &str, report: &mut BuildReport) -> Result<
         if !pts.is_empty() {
             with_geometry += 1;
         }
-        out.points.extend(pts.into_iter().map(|p| world.apply(p)).filter(|p| p.iter().all(|x| x.is_finite())));
+        out.points.extend(
+            pts.into_iter()
+                .map(|p| world.apply(p))
+                .filter(|p| p.iter().all(|x| x.is_finite())),
+        );
     }
-    out.stats.insert("elements_with_geometry".into(), with_geometry);
+    out.stats
+        .insert("elements_with_geometry".into(), with_geometry);
     if without_body > 0 {
-        out.stats.insert("elements_without_body".into(), without_body);
+        out.stats
+            .insert("elements_without_body".into(), without_body);
     }
     for (k, v) in &g.counters {
         out.stats.insert((*k).into(), *v);
@@ -837,14 +1050,26 @@ pub fn read_bytes(bytes: &[u8], file: &str, report: &mut BuildReport) -> Result<
     let unsupported: u64 = g.unsupported.values().sum();
     if unsupported > 0 {
         out.stats.insert("unsupported_items".into(), unsupported);
-        let list: Vec<String> = g.unsupported.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
-        report.warn(format!("{file}: IFC geometry not evaluated (unsupported, skipped): {}", list.join(", ")));
+        let list: Vec<String> = g
+            .unsupported
+            .iter()
+            .map(|(k, v)| format!("{k} ×{v}"))
+            .collect();
+        report.warn(format!(
+            "{file}: IFC geometry not evaluated (unsupported, skipped): {}",
+            list.join(", ")
+        ));
     }
     if let Some(m) = g.counters.get("mapped_items_skipped") {
-        report.warn(format!("{file}: {m} IfcMappedItem body items skipped (not evaluated)"));
+        report.warn(format!(
+            "{file}: {m} IfcMappedItem body items skipped (not evaluated)"
+        ));
     }
     if out.points.is_empty() {
-        let h = out.levels.map(|l| l as f64 * crate::model::METRES_PER_LEVEL as f64).unwrap_or(3.0);
+        let h = out
+            .levels
+            .map(|l| l as f64 * crate::model::METRES_PER_LEVEL as f64)
+            .unwrap_or(3.0);
         report.warn(format!(
             "{file}: no evaluable wall/slab/roof geometry: footprint ESTIMATED as a 10 m × 10 m square at \
              the site origin, height {h} m from the storey count"
@@ -862,7 +1087,8 @@ pub fn read_bytes(bytes: &[u8], file: &str, report: &mut BuildReport) -> Result<
 mod tests {
     use super::*;
 
-    const MINI: &str = "ISO-10303-21;\nHEADER;FILE_NAME('a;b','',(''),(''),'','','');\nENDSEC;\nDATA;\n\
+    const MINI: &str =
+        "ISO-10303-21;\nHEADER;FILE_NAME('a;b','',(''),(''),'','','');\nENDSEC;\nDATA;\n\
         #1= IFCPROPERTYSINGLEVALUE('It''s',$,IFCLENGTHMEASURE(1.E-3),.T.); /* c */\n\
         #2=(IFCA() IFCB());\n\
         #3= IFCX((1,-2.5,(#1,$,*)),'\\X2\\6C889633\\X0\\',\"0AB\");\nENDSEC;\nEND-ISO-10303-21;\n";
@@ -875,29 +1101,54 @@ mod tests {
         assert_eq!(e1.ty, "IFCPROPERTYSINGLEVALUE");
         assert_eq!(e1.args[0], Value::Str("It's".into()));
         assert_eq!(e1.args[1], Value::Null);
-        assert_eq!(e1.args[2], Value::Typed("IFCLENGTHMEASURE".into(), vec![Value::Real(1e-3)]));
+        assert_eq!(
+            e1.args[2],
+            Value::Typed("IFCLENGTHMEASURE".into(), vec![Value::Real(1e-3)])
+        );
         assert_eq!(e1.args[3], Value::Enum("T".into()));
         let e3 = &f.entities[&3];
         assert_eq!(
             e3.args[0],
-            Value::List(vec![Value::Int(1), Value::Real(-2.5), Value::List(vec![Value::Ref(1), Value::Null, Value::Derived])])
+            Value::List(vec![
+                Value::Int(1),
+                Value::Real(-2.5),
+                Value::List(vec![Value::Ref(1), Value::Null, Value::Derived])
+            ])
         );
         assert_eq!(e3.args[1], Value::Str("沈阳".into()));
     }
 
     #[test]
     fn malformed_step_is_an_error_not_a_panic() {
-        for s in ["", "ISO-10303-21;", "DATA;\n#1=IFCX((1,2);\nENDSEC;", "DATA;\n#1=IFCX('abc", "DATA;\n#1=IFCX(1.2.3.e);ENDSEC;"] {
+        for s in [
+            "",
+            "ISO-10303-21;",
+            "DATA;\n#1=IFCX((1,2);\nENDSEC;",
+            "DATA;\n#1=IFCX('abc",
+            "DATA;\n#1=IFCX(1.2.3.e);ENDSEC;",
+        ] {
             assert!(parse_step(s.as_bytes()).is_err(), "{s}");
         }
-        let deep = format!("DATA;\n#1=IFCX({}{});\nENDSEC;", "(".repeat(200), ")".repeat(200));
+        let deep = format!(
+            "DATA;\n#1=IFCX({}{});\nENDSEC;",
+            "(".repeat(200),
+            ")".repeat(200)
+        );
         assert!(parse_step(deep.as_bytes()).is_err());
     }
 
     #[test]
     fn compound_angles_carry_sign_and_millionths() {
-        let v = Value::List(vec![Value::Int(-49), Value::Int(-6), Value::Int(-1), Value::Int(-500000)]);
+        let v = Value::List(vec![
+            Value::Int(-49),
+            Value::Int(-6),
+            Value::Int(-1),
+            Value::Int(-500000),
+        ]);
         let a = compound_angle(&v).expect("angle");
-        assert!((a + (49.0 + 6.0 / 60.0 + 1.5 / 3600.0)).abs() < 1e-12, "{a}");
+        assert!(
+            (a + (49.0 + 6.0 / 60.0 + 1.5 / 3600.0)).abs() < 1e-12,
+            "{a}"
+        );
     }
 }
