@@ -116,7 +116,7 @@ impl BuildingUse {
 
 /// How a building's height was obtained, in order of precedence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case")]
 pub enum HeightSource {
     /// A measured height attribute (`height`, `HAUTEUR`, `BUILD_H`, `measuredHeight`, …), named.
     Attribute { name: String },

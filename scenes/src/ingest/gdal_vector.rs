@@ -163,7 +163,10 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
                 ctx.report.dropped(&file, &feat_label, "no geometry");
                 continue;
             };
-            let g: Geometry<f64> = match geom.to_geo() {
+            // geo is 2D: drop Z/M first (GDAL's conversion refuses 2.5D types).
+            let mut flat = geom.clone();
+            flat.flatten_to_2d();
+            let g: Geometry<f64> = match flat.to_geo() {
                 Ok(g) => g,
                 Err(e) => {
                     ctx.report.dropped(&file, &feat_label, "geometry GDAL cannot convert");
