@@ -120,8 +120,54 @@ fn reproject_line(t: &ToWgs84, l: &mut LineString<f64>) -> Result<(), String> {
     Ok(())
 }
 
+/// GDAL reports a broken GeoJSON only as "Failed to read GeoJSON data" and silently ignores a
+/// `crs` member it cannot resolve (the data would then be taken as WGS-84). So GeoJSON files are
+/// checked first: the syntax, with line, column and the feature the error falls in, and the `crs`
+/// member, which must name a CRS PROJ knows.
+fn geojson_precheck(ctx: &SourceCtx<'_>) -> Result<(), IngestError> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        crs: Option<serde_json::Value>,
+        #[serde(default)]
+        #[allow(dead_code)]
+        features: serde::de::IgnoredAny,
+    }
+    let lower = ctx.spec.path.to_ascii_lowercase();
+    if !(lower.ends_with(".geojson") || lower.ends_with(".json")) {
+        return Ok(());
+    }
+    let bytes = std::fs::read(&ctx.spec.path).map_err(|e| ctx.err(format!("cannot read: {e}")))?;
+    match serde_json::from_slice::<Head>(&bytes) {
+        Err(e) => {
+            // Byte offset of the error → index of the feature it falls in.
+            let mut offset = 0usize;
+            for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+                if i + 1 == e.line() {
+                    offset += e.column().min(line.len());
+                    break;
+                }
+                offset += line.len() + 1;
+            }
+            let head = &bytes[..offset.min(bytes.len())];
+            let features = head.windows(9).filter(|w| w == b"\"Feature\"").count();
+            let feature = if features > 0 { format!("features[{}]", features - 1) } else { "(before the first feature)".into() };
+            Err(ctx.err_at(feature, format!("malformed GeoJSON at line {}, column {}: {e}", e.line(), e.column())))
+        }
+        Ok(h) => {
+            if let Some(crs) = h.crs {
+                let name = crs["properties"]["name"].as_str().map(str::to_string).unwrap_or_else(|| crs.to_string());
+                if ctx.spec.crs.is_none() {
+                    super::crs::parse_crs(&name).map_err(|m| ctx.err(format!("the file's crs member: {m}")))?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Ingests every layer of a GDAL dataset.
 pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
+    geojson_precheck(ctx)?;
     let ds = open(ctx)?;
     let driver = ds.driver().short_name();
     let file = ctx.name();
@@ -142,6 +188,9 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
             crs_labels.push(t.label.clone());
         }
         let field_names: Vec<String> = layer.defn().fields().map(|f| f.name()).collect();
+        // GDAL reports read errors mid-iteration (a truncated file, a lost connection) only
+        // through CPLError and then ends the iteration early: check it after the loop.
+        unsafe { gdal_sys::CPLErrorReset() };
         let mut progress = Progress::new(format!("{file} [{lname}]"), layer.try_feature_count());
         let mut unclassified = 0u64;
         for (fi, feature) in layer.features().enumerate() {
@@ -304,6 +353,14 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
                     });
                 }
             }
+        }
+        let (err_type, err_msg) = unsafe {
+            let t = gdal_sys::CPLGetLastErrorType();
+            let m = std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()).to_string_lossy().into_owned();
+            (t, m)
+        };
+        if err_type >= gdal_sys::CPLErr::CE_Failure {
+            return Err(ctx.err(format!("layer '{lname}': read error after {} features: {err_msg}", progress.done())));
         }
         if unclassified > 0 {
             ctx.report.warn(format!(
