@@ -27,7 +27,8 @@
 //! # Buildings (counting rule)
 //! Every way with a `building` tag and every relation with `type=multipolygon` and a `building`
 //! tag is one building candidate; `building=no` is not a building. Each candidate is either kept
-//! or dropped with a reason starting with `building:` in the [`BuildReport`], so
+//! or dropped with a reason starting with `building:` in the
+//! [`BuildReport`](crate::report::BuildReport), so
 //! `kept + dropped("building: …")` equals the number of OSM objects carrying a `building` tag. To
 //! make that hold for *every* object with a `building` key, relations with a `building` tag that
 //! are not multipolygons (`type=building`, `site`, `collection`, none) are also tallied as dropped
