@@ -30,7 +30,9 @@ fn dropped_with(report: &BuildReport, prefix: &str) -> u64 {
 /// The README counts every object with a `building` key: `building=no` ways and relations of
 /// other types (`type=building`, `site`, `collection`, none) included. Those are not buildings by
 /// our rule and are dropped with a reason, as are open ways; everything else is kept.
-const FILES: &[(&str, u64, u64, u64, &[(&str, u64)])] = &[
+type Expect = (&'static str, u64, u64, u64, &'static [(&'static str, u64)]);
+
+const FILES: &[Expect] = &[
     ("porto.osm.pbf", 11_404, 4_656, 11_404, &[]),
     (
         "liechtenstein-latest.osm.pbf",
@@ -272,4 +274,57 @@ fn xml_order_independent_multipolygon() {
         models.push(model.buildings);
     }
     assert_eq!(models[0], models[1]);
+}
+
+fn ingest_xml(dir: &std::path::Path, name: &str, body: &str, datum: scenes::ingest::Datum) -> (CityModel, BuildReport) {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("<?xml version='1.0'?>\n<osm version='0.6'>\n{body}</osm>\n")).unwrap();
+    let mut model = CityModel::empty("t");
+    let mut report = BuildReport::default();
+    let mut spec = SourceSpec::new(path.to_string_lossy().into_owned());
+    spec.datum = datum;
+    ingest_source(&spec, &mut model, &mut report).unwrap();
+    (model, report)
+}
+
+/// Roads (oneway=-1 reversed, mph, lanes, layer), rail, POI nodes and area POIs, water over
+/// landuse, open building ways dropped with a reason, GCJ-02 conversion.
+#[test]
+fn xml_feature_rules() {
+    use scenes::ingest::Datum;
+    use scenes::model::PoiKind;
+    let dir = tempfile::tempdir().unwrap();
+    let body = "<node id='1' lat='41.80' lon='123.40'/><node id='2' lat='41.80' lon='123.41'/>\
+        <node id='3' lat='41.81' lon='123.41'/><node id='4' lat='41.81' lon='123.40'/>\
+        <node id='5' lat='41.805' lon='123.405'><tag k='amenity' v='hospital'/><tag k='beds' v='120'/>\
+        <tag k='name' v='沈阳医院'/></node>\
+        <way id='10'><nd ref='1'/><nd ref='2'/><nd ref='3'/><tag k='highway' v='primary'/><tag k='oneway' v='-1'/>\
+        <tag k='maxspeed' v='30 mph'/><tag k='lanes' v='2'/><tag k='layer' v='1'/></way>\
+        <way id='11'><nd ref='1'/><nd ref='4'/><tag k='railway' v='tram'/></way>\
+        <way id='12'><nd ref='1'/><nd ref='2'/><nd ref='3'/><nd ref='4'/><nd ref='1'/><tag k='natural' v='water'/>\
+        <tag k='landuse' v='grass'/></way>\
+        <way id='13'><nd ref='1'/><nd ref='2'/><nd ref='3'/><nd ref='4'/><nd ref='1'/><tag k='amenity' v='parking'/>\
+        <tag k='capacity' v='50'/></way>\
+        <way id='14'><nd ref='1'/><nd ref='2'/><nd ref='3'/><tag k='building' v='yes'/></way>\
+        <way id='15'><nd ref='1'/><nd ref='99'/><tag k='highway' v='service'/></way>\n";
+    let (m, r) = ingest_xml(dir.path(), "rules.osm", body, Datum::Native);
+    assert_eq!(m.roads.len(), 2, "w15 has one resolvable node: dropped");
+    let road = &m.roads[0];
+    assert_eq!((road.class, road.oneway, road.lanes, road.layer), (RoadClass::Primary, true, Some(2), 1));
+    assert!((road.max_speed_kmh.unwrap() - 48.28).abs() < 0.01);
+    assert_eq!(road.geometry.0[0].y, 41.81, "oneway=-1 reverses the geometry");
+    assert_eq!(m.roads[1].class, RoadClass::Rail);
+    assert_eq!(r.dropped["road: fewer than 2 resolvable nodes"].count, 1);
+    assert_eq!(m.water.len(), 1, "water wins over landuse");
+    assert!(m.landuse.is_empty());
+    assert_eq!(r.dropped["building: way not closed"].count, 1);
+    assert!(m.buildings.is_empty());
+    let kinds: Vec<_> = m.pois.iter().map(|p| (p.kind, p.capacity, p.source.id.as_str())).collect();
+    assert_eq!(kinds, vec![(PoiKind::Hospital, Some(120), "n5"), (PoiKind::Parking, Some(50), "w13")]);
+    assert_eq!(m.pois[0].names.zh.as_deref(), Some("沈阳医院"));
+
+    let (g, _) = ingest_xml(dir.path(), "gcj.osm", body, Datum::Gcj02);
+    let (a, b) = (m.pois[0].location, g.pois[0].location);
+    let (dx, dy) = (a.x() - b.x(), a.y() - b.y());
+    assert!(dx > 0.004 && dx < 0.008 && dy > 0.001 && dy < 0.004, "GCJ-02 shift in Shenyang: {dx} {dy}");
 }
