@@ -21,7 +21,8 @@
 //!   `building` tag (to account for them).
 //! - Any read error (truncated/corrupt PBF blob, malformed XML, truncated gzip) is an
 //!   [`IngestError`] naming the file and where (PBF blob number and byte offset, XML line and
-//!   byte); nothing from that source is added to the model.
+//!   byte); nothing from that source is added to the model. (A PBF cut exactly at a blob
+//!   boundary is indistinguishable from a complete file: the format has no element count.)
 //! - Elements marked deleted/invisible (`visible="false"`, `action="delete"`) are skipped.
 //!
 //! # Buildings (counting rule)
