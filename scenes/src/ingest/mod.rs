@@ -5,8 +5,10 @@
 //! - `.city.json`/`.json` with `"type": "CityJSON"` → [`crate::cim::cityjson`]
 //! - `.gml`/`.xml` with a CityGML root → [`crate::cim::citygml`]
 //! - `.glb`/`.gltf` and `.ifc` → [`crate::cim::placed`] (needs a placement, IFC may use IfcSite)
-//! - everything else → GDAL ([`gdal_vector`]): GeoJSON, Shapefile, GeoPackage, FlatGeobuf, OSM
-//!   PBF/XML, PostGIS `PG:` DSNs, …
+//! - `.osm.pbf`/`.pbf`/`.osm`/`.osm.gz` → [`osm`] (native, order-independent; GDAL's OSM driver
+//!   drops multipolygons of files not sorted node → way → relation)
+//! - everything else → GDAL ([`gdal_vector`]): GeoJSON, Shapefile, GeoPackage, FlatGeobuf,
+//!   PostGIS `PG:` DSNs, …
 //!
 //! Fatal problems with a whole source (unreadable file, unknown CRS, malformed document) are
 //! [`IngestError`]s naming the file and, where there is one, the feature. Problems with single
@@ -16,6 +18,7 @@ pub mod attrs;
 pub mod crs;
 pub mod gdal_vector;
 pub mod geom;
+pub mod osm;
 
 use crate::model::{CityModel, SourceInfo};
 use crate::report::{BuildReport, IngestError};
@@ -115,6 +118,7 @@ pub enum SourceKind {
     CityGml,
     Gltf,
     Ifc,
+    Osm,
     Gdal,
 }
 
@@ -123,6 +127,9 @@ pub fn detect_kind(path: &str) -> SourceKind {
     let lower = path.to_ascii_lowercase();
     if lower.starts_with("pg:") {
         return SourceKind::Gdal;
+    }
+    if osm::is_osm(&lower) {
+        return SourceKind::Osm;
     }
     if lower.ends_with(".glb") || lower.ends_with(".gltf") {
         return SourceKind::Gltf;
@@ -207,6 +214,7 @@ pub fn ingest_source(
     tracing::info!(source = %spec.display_path(), kind = ?kind, "ingesting source");
     match kind {
         SourceKind::Gdal => gdal_vector::ingest(&mut ctx),
+        SourceKind::Osm => osm::ingest(&mut ctx),
         SourceKind::CityJson => crate::cim::cityjson::ingest(&mut ctx),
         SourceKind::CityGml => crate::cim::citygml::ingest(&mut ctx),
         SourceKind::Gltf | SourceKind::Ifc => crate::cim::placed::ingest(&mut ctx, kind),
