@@ -142,7 +142,7 @@ pub const OUTLINE: [(f64, f64); 24] = [
     (123.370, 41.910),
 ];
 /// Tuned so that the clipped built-up area comes out at ~820 km².
-pub const OUTLINE_SCALE: f64 = 1.0;
+pub const OUTLINE_SCALE: f64 = 1.097;
 
 /// 浑河 centreline control points (WGS-84), east to west.
 const HUN_RIVER: [(f64, f64); 11] = [
@@ -704,7 +704,7 @@ fn zone_at(seed: u64, f: &Frame, r: &Raster, p: (f64, f64)) -> (Zone, Option<usi
         }
     }
     let ed = r.idx(p.0, p.1).map(|k| r.edge_dist[k]).unwrap_or(0.0) as f64;
-    if ed < 700.0 + 600.0 * noise(seed ^ 0x2e, p.0, p.1, 2000.0) {
+    if ed < 800.0 + 600.0 * noise(seed ^ 0x2e, p.0, p.1, 2000.0) {
         return (Zone::Fringe, None);
     }
     if noise(seed ^ 0x3f, p.0, p.1, 900.0) > 0.86 {
@@ -786,10 +786,26 @@ fn block_buildings(seed: u64, b: &Block, r: &Raster, out: &mut Vec<(Fp, Gen)>) {
     match b.zone {
         Zone::Residential => {
             let kind = if rng.chance(0.33) { 0 } else if rng.chance(0.5) { 1 } else { 2 };
+            // street-front shop strip (临街商铺) along the south side of most compounds
+            let (y0, h) = if rng.chance(0.8) && h > 80.0 {
+                let depth = rng.range(9.0, 12.0);
+                let ul = rng.range(14.0, 28.0);
+                let g = rng.range(3.0, 5.0);
+                let n = (((w + g) / (ul + g)).floor() as usize).max(1);
+                let uw = (w - g * (n as f64 - 1.0)) / n as f64;
+                for k in 0..n {
+                    let c = (x0 + uw / 2.0 + k as f64 * (uw + g), y0 + depth / 2.0);
+                    let hh = if rng.chance(0.7) { rng.range(6.0, 8.0) } else { rng.range(3.5, 4.5) };
+                    push(Fp { c, a: uw, b: depth, ang: 0.0, cut: None }, Gen { h: hh as f32, use_: BuildingUse::Commercial, roof: "flat", name: None }, out);
+                }
+                (y0 + depth + 10.0, h - depth - 10.0)
+            } else {
+                (y0, h)
+            };
             if kind == 2 && rng.chance(0.35) {
                 // point towers
-                let side = rng.range(24.0, 32.0);
-                let pitch = side + rng.range(26.0, 40.0);
+                let side = rng.range(22.0, 30.0);
+                let pitch = side + rng.range(22.0, 34.0);
                 let (nc, nr) = (((w - side) / pitch).floor() as usize + 1, ((h - side) / pitch).floor() as usize + 1);
                 for cx in 0..nc {
                     for cy in 0..nr {
@@ -799,10 +815,10 @@ fn block_buildings(seed: u64, b: &Block, r: &Raster, out: &mut Vec<(Fp, Gen)>) {
                     }
                 }
             } else {
-                let depth = rng.range(11.0, 15.0);
-                let len = rng.range(38.0, 72.0);
-                let gx = rng.range(10.0, 18.0);
-                let gap = if kind == 0 { rng.range(16.0, 22.0) } else { rng.range(22.0, 32.0) };
+                let depth = rng.range(10.0, 14.0);
+                let len = rng.range(30.0, 62.0);
+                let gx = rng.range(8.0, 14.0);
+                let gap = if kind == 0 { rng.range(14.0, 19.0) } else { rng.range(18.0, 28.0) };
                 let nc = (((w + gx) / (len + gx)).floor() as usize).max(1);
                 let sw = (w - gx * (nc as f64 - 1.0)) / nc as f64;
                 let pitch = depth + gap;
@@ -842,7 +858,8 @@ fn block_buildings(seed: u64, b: &Block, r: &Raster, out: &mut Vec<(Fp, Gen)>) {
             }
         }
         Zone::Industrial => {
-            let (nc, nr) = (1 + rng.below(3), 1 + rng.below(3));
+            let mut n3 = || if rng.chance(0.2) { 3 } else { 1 + rng.below(2) };
+            let (nc, nr) = (n3(), n3());
             let (sw, sh) = (w / nc as f64, h / nr as f64);
             for cx in 0..nc {
                 for cy in 0..nr {
@@ -860,17 +877,17 @@ fn block_buildings(seed: u64, b: &Block, r: &Raster, out: &mut Vec<(Fp, Gen)>) {
             }
         }
         Zone::Fringe => {
-            let (px, py) = (rng.range(23.0, 30.0), rng.range(22.0, 28.0));
+            let (px, py) = (rng.range(18.0, 23.0), rng.range(17.0, 22.0));
             let (nc, nr) = ((w / px).floor() as usize, (h / py).floor() as usize);
             let ang0 = rng.range(-0.15, 0.15);
             for cx in 0..nc {
                 for cy in 0..nr {
-                    if rng.chance(0.18) {
+                    if rng.chance(0.15) {
                         continue;
                     }
                     let c = (x0 + (cx as f64 + 0.5) * px, y0 + (cy as f64 + 0.5) * py);
                     let ang = ang0 + rng.range(-0.05, 0.05);
-                    let (a, bb) = fit(rng.range(10.0, 17.0), rng.range(8.0, 12.0), ang, px - 3.0, py - 3.0);
+                    let (a, bb) = fit(rng.range(9.0, 14.0), rng.range(7.0, 10.0), ang, px - 3.0, py - 3.0);
                     let u = rng.f();
                     let hh = if u < 0.6 { rng.range(4.0, 7.0) } else if u < 0.9 { rng.range(7.0, 12.0) } else { rng.range(12.0, 15.0) };
                     let (use_, roof) = if rng.chance(0.08) { (BuildingUse::Agricultural, "gabled") } else if hh < 8.0 { (BuildingUse::Residential, "gabled") } else { (BuildingUse::Residential, "flat") };
