@@ -262,6 +262,10 @@ fn roads_ring_arterials_bridges_and_noding() {
         .iter()
         .filter(|r| r.layer == 1 && geo::Intersects::intersects(&r.geometry, river))
         .count();
+    eprintln!(
+        "roads: {} motorway, {} trunk, {} primary, {} secondary, {} residential; {bridges} bridge segments over the river",
+        count(RoadClass::Motorway), count(RoadClass::Trunk), count(RoadClass::Primary), count(RoadClass::Secondary), count(RoadClass::Residential)
+    );
     assert!(bridges >= 4, "{bridges} bridges");
     // noding: every road end that lies on another road's interior is a shared vertex of that road
     let built = m.built_up.as_ref().unwrap();
@@ -299,4 +303,55 @@ fn tune_outline_scale() {
     for s in [1.0, 1.05, 1.08, 1.1, 1.12, 1.15] {
         eprintln!("scale {s}: {:.1} km²", geodesy::area_km2(&shenyang::gen::built_up_polygon(&ds, s)));
     }
+}
+
+#[test]
+fn roads_meet_only_at_shared_vertices() {
+    use geo::line_intersection::{line_intersection, LineIntersection};
+    let (m, _, _) = city();
+    // bucket segments on a ~400 m grid
+    let cell = 0.004;
+    let mut buckets: std::collections::BTreeMap<(i64, i64), Vec<(usize, geo_types::Line<f64>)>> = Default::default();
+    for (ri, r) in m.roads.iter().enumerate() {
+        for l in r.geometry.lines() {
+            let (x0, x1) = (l.start.x.min(l.end.x), l.start.x.max(l.end.x));
+            let (y0, y1) = (l.start.y.min(l.end.y), l.start.y.max(l.end.y));
+            for i in (x0 / cell).floor() as i64..=(x1 / cell).floor() as i64 {
+                for j in (y0 / cell).floor() as i64..=(y1 / cell).floor() as i64 {
+                    buckets.entry((i, j)).or_default().push((ri, l));
+                }
+            }
+        }
+    }
+    let mut bad = Vec::new();
+    for segs in buckets.values() {
+        for a in 0..segs.len() {
+            for b in a + 1..segs.len() {
+                let ((ra, la), (rb, lb)) = (segs[a], segs[b]);
+                if ra == rb || m.roads[ra].layer != m.roads[rb].layer {
+                    continue;
+                }
+                match line_intersection(la, lb) {
+                    Some(LineIntersection::SinglePoint { intersection, .. }) => {
+                        let ends = [la.start, la.end];
+                        let endsb = [lb.start, lb.end];
+                        if !(ends.contains(&intersection) && endsb.contains(&intersection)) {
+                            bad.push((ra, rb, intersection));
+                        }
+                    }
+                    Some(LineIntersection::Collinear { .. }) => bad.push((ra, rb, la.start)),
+                    None => {}
+                }
+            }
+        }
+    }
+    bad.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    bad.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    for (a, b, p) in bad.iter().take(10) {
+        eprintln!("{:?} {:?} × {:?} {:?} at {:?}", m.roads[*a].class, m.roads[*a].names.zh, m.roads[*b].class, m.roads[*b].names.zh, p);
+        if std::env::var("DEBUG_ROADS").is_ok() {
+            eprintln!("  A {:?}\n  B {:?}", m.roads[*a].geometry.0, m.roads[*b].geometry.0);
+        }
+    }
+    assert!(bad.is_empty(), "{} same-layer crossings without a shared vertex", bad.len());
 }

@@ -455,6 +455,8 @@ fn build_grid(seed: u64, f: &Frame, r: &Raster, bbox: (f64, f64, f64, f64)) -> N
         fl & INSIDE != 0 && fl & (EDGE | WATER) == 0
     };
     let mut net = Net { xs: Vec::new(), ys: Vec::new(), edges: Vec::new(), vslot: vec![NONE; nx * ny], hslot: vec![NONE; nx * ny] };
+    // wet nodes a bridge already passes over: a second bridge may not cross it mid-river
+    let mut bridged = vec![false; nx * ny];
     // vertical (x-lines)
     for axis in 0..2 {
         let (along_n, across_n) = if axis == 0 { (ny, nx) } else { (nx, ny) };
@@ -476,7 +478,11 @@ fn build_grid(seed: u64, f: &Frame, r: &Raster, bbox: (f64, f64, f64, f64)) -> N
                         while e < along_n && !ok(e) && e - t < 9 {
                             e += 1;
                         }
-                        if e < along_n && ok(e) && seg_state(r, a, pt(e)).0 {
+                        let key = |u: usize| if axis == 0 { u * nx + c } else { c * nx + u };
+                        if e < along_n && ok(e) && seg_state(r, a, pt(e)).0 && !(t + 1..e).any(|u| bridged[key(u)]) {
+                            for u in t + 1..e {
+                                bridged[key(u)] = true;
+                            }
                             span = Some((e, 1));
                         }
                     }
@@ -1063,6 +1069,14 @@ pub fn generate(model: &mut CityModel, seed: u64, report: &mut BuildReport) -> V
         });
         rid += 1;
     };
+    // a ring piece that is a straight chord between two junctions may coincide with a grid
+    // sub-segment (the ring tangent to a grid line): keep only the ring's
+    let key = |a: (f64, f64), b: (f64, f64)| {
+        let (ka, kb) = ((a.0.to_bits(), a.1.to_bits()), (b.0.to_bits(), b.1.to_bits()));
+        if ka <= kb { (ka, kb) } else { (kb, ka) }
+    };
+    let mut chords: Vec<_> = pieces2.iter().chain(&pieces3).filter(|(g, _)| g.len() == 2).map(|(g, _)| key(g[0], g[1])).collect();
+    chords.sort();
     for (g, wet) in &pieces2 {
         push_road(model, g, RoadClass::Trunk, names("二环路", "Second Ring Road"), *wet as i8);
     }
@@ -1084,6 +1098,9 @@ pub fn generate(model: &mut CityModel, seed: u64, report: &mut BuildReport) -> V
         pts.push(e.b);
         pts.dedup();
         for w in pts.windows(2) {
+            if chords.binary_search(&key(w[0], w[1])).is_ok() {
+                continue;
+            }
             push_road(model, w, e.class, e.names.clone(), e.layer);
         }
     }
