@@ -311,7 +311,8 @@ fn roads_meet_only_at_shared_vertices() {
     let (m, _, _) = city();
     // bucket segments on a ~400 m grid
     let cell = 0.004;
-    let mut buckets: std::collections::BTreeMap<(i64, i64), Vec<(usize, geo_types::Line<f64>)>> = Default::default();
+    type Bucket = Vec<(usize, geo_types::Line<f64>)>;
+    let mut buckets: std::collections::BTreeMap<(i64, i64), Bucket> = Default::default();
     for (ri, r) in m.roads.iter().enumerate() {
         for l in r.geometry.lines() {
             let (x0, x1) = (l.start.x.min(l.end.x), l.start.x.max(l.end.x));
@@ -345,7 +346,7 @@ fn roads_meet_only_at_shared_vertices() {
             }
         }
     }
-    bad.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    bad.sort_by_key(|a| (a.0, a.1));
     bad.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
     for (a, b, p) in bad.iter().take(10) {
         eprintln!("{:?} {:?} × {:?} {:?} at {:?}", m.roads[*a].class, m.roads[*a].names.zh, m.roads[*b].class, m.roads[*b].names.zh, p);

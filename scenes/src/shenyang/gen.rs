@@ -77,6 +77,12 @@ pub struct Frame {
     ky: f64,
 }
 
+impl Default for Frame {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Frame {
     pub fn new() -> Self {
         let (kx, ky) = geodesy::metres_per_degree(ORIGIN.1);
@@ -606,7 +612,7 @@ fn node_ring(net: &mut Net, ring: &[(f64, f64)], class: RoadClass, r: &Raster) -
         for k in 0..m {
             let (s0, _, j0) = junctions[k];
             let (s1, _, j1) = junctions[(k + 1) % m];
-            let s1u = if k + 1 == m || s1 < s0 || (s1 == s0 && k + 1 == m) { s1 + n } else { s1 };
+            let s1u = if k + 1 == m || s1 < s0 { s1 + n } else { s1 };
             let mut g = vec![j0];
             for v in s0 + 1..=s1u {
                 g.push(ring[v % n]);

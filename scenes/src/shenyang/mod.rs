@@ -50,7 +50,7 @@
 //!   | Residential | most of the city | slab rows 38–72 × 11–15 m (some L-shaped), or point towers | walk-ups 18–24 m (⅓), 24–54 m (⅓), high-rise 54–100 m (⅓) |
 //!   | Industrial | 铁西/经济技术开发区 west of 123.335°E, 大东 automotive, 沈北 道义, 苏家屯 | 1–9 sheds per block filling 55–85 % of their slot | 6–20 m |
 //!   | Fringe | within ~0.7–1.3 km of the built-up edge | dense low-rise houses 10–17 × 8–12 m | 4–7 m (60 %), 7–12 m (30 %), 12–15 m |
-//!   | Park | named parks, the 浑河 banks, ~5 % pocket parks | at most one pavilion | 4–7 m |
+//!   | Park | named parks, blocks touching the 浑河 (riverside green), noise-chosen pocket parks | at most one pavilion | 4–7 m |
 //!   | Education / Healthcare | blocks holding a generated school / hospital | 3–5 slabs | 12–24 m / 18–60 m |
 //!
 //!   `levels = round(height / 3)`, `height_source = Generated`, `level = L2`, `district` from a
@@ -92,7 +92,8 @@ pub enum Zone {
 /// Finds the cnmaps boundary directory. Search order: `explicit`, `$CITYTWIN_BOUNDARIES`,
 /// `<workspace>/../shared/data/shenyang/cnmaps` (from this crate's manifest directory, then from
 /// the current directory), `~/.cache/citytwin/cnmaps`. A directory qualifies when it holds all 13
-/// `2101xx.geojson` district files.
+/// `2101xx.geojson` district files. An explicit directory is used alone: when it does not qualify
+/// the answer is an error naming it, not a silent fall-back to another copy.
 pub fn find_boundaries(explicit: Option<&Path>) -> Result<PathBuf, IngestError> {
     let tried = boundaries::candidates(explicit);
     for c in &tried {

@@ -187,8 +187,8 @@ impl Raster {
         let (nx, ny, cs) = (self.nx, self.ny, self.cs as f32);
         let diag = cs * std::f32::consts::SQRT_2;
         let d = &mut self.edge_dist;
-        for k in 0..nx * ny {
-            d[k] = if self.flags[k] & INSIDE != 0 { f32::MAX } else { 0.0 };
+        for (dk, fl) in d.iter_mut().zip(&self.flags) {
+            *dk = if fl & INSIDE != 0 { f32::MAX } else { 0.0 };
         }
         for j in 0..ny {
             for i in 0..nx {
