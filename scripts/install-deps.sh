@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what CityTwin needs on Debian 12, idempotently: GDAL (library + tools), PostgreSQL 15
+# with PostGIS 3 (for the PostGIS tests), and cargo-nextest. Rust itself comes from rustup.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+PKGS=(build-essential pkg-config curl libgdal-dev gdal-bin python3-pip unzip
+      postgresql-15 postgresql-15-postgis-3 postgresql-client-15)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  # The Debian package starts a cluster on 5432; the tests run their own throw-away servers.
+  $SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    echo "install-deps: installing Rust with rustup"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "install-deps: installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+echo "install-deps: ok (GDAL $(gdal-config --version), $(cargo --version))"
