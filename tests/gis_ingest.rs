@@ -165,3 +165,39 @@ fn building_points_without_footprints_are_reported_not_lost() {
     let model = load(&out);
     assert!(model.buildings.iter().any(|b| b.names.zh.is_some()));
 }
+
+#[test]
+fn cim_sources_build_together_and_models_are_copied_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let placement = tmp.path().join("tower.json");
+    // Place the FZK-Haus GLB on 市府广场, Shenyang, turned 30°.
+    std::fs::write(&placement, r#"{"lon": 123.4315, "lat": 41.8057, "height": 45.0, "heading_deg": 30, "scale": 1.0,
+        "name": {"zh": "示范楼", "en": "Demo house"}}"#)
+    .unwrap();
+    let out = tmp.path().join("cim");
+    let dh = data("cim/cityjson/DenHaag_01_v2.city.json");
+    let glb = data("cim/gltf/AC20-FZK-Haus.glb");
+    let ifc = data("cim/ifc/AC20-FZK-Haus.ifc");
+    let m = build(&out, &["--source", &dh, "--source", &glb, "--placement", placement.to_str().unwrap(), "--source", &ifc]);
+    assert_eq!(m["sources"][0]["accepted"]["buildings"], 844, "Den Haag buildings, parts merged");
+    assert_eq!(m["sources"][1]["accepted"]["buildings"], 1);
+    assert_eq!(m["sources"][2]["accepted"]["buildings"], 1);
+    assert_eq!(m["layers"]["buildings"], 846);
+    assert_eq!(m["layers"]["cim_models"], 846);
+    assert_eq!(m["sources"][0]["crs"], "EPSG:7415");
+    let model = load(&out);
+    // The placed models were copied into the model directory and are referenced relatively.
+    assert_eq!(model.cim_models.len(), 2);
+    for c in &model.cim_models {
+        assert!(c.path.starts_with("cim/"), "{}", c.path);
+        assert!(out.join(&c.path).is_file(), "{} copied", c.path);
+    }
+    let glb_b = model.buildings.iter().find(|b| b.cim_model == Some(0)).unwrap();
+    let c = glb_b.footprint.centroid().unwrap();
+    assert!(scenes::geodesy::haversine_m((c.x(), c.y()), (123.4315, 41.8057)) < 20.0, "{c:?}");
+    assert_eq!(glb_b.names.zh.as_deref(), Some("示范楼"));
+    // The IFC lands at its IfcSite (Karlsruhe, 49.1004 N 8.4365 E).
+    let ifc_b = model.buildings.iter().find(|b| b.cim_model == Some(1)).unwrap();
+    let c = ifc_b.footprint.centroid().unwrap();
+    assert!(scenes::geodesy::haversine_m((c.x(), c.y()), (8.436539, 49.100435)) < 50.0, "{c:?}");
+}

@@ -250,6 +250,18 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
         .prefix(&format!(".{}.building-", out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()))
         .tempdir_in(&parent)
         .with_context(|| format!("cannot create a temporary directory in {}", parent.display()))?;
+    // Placed glTF/IFC models are copied in, so the directory is self-contained and immutable.
+    if !model.cim_models.is_empty() {
+        let cim_dir = tmp.path().join("cim");
+        std::fs::create_dir_all(&cim_dir)?;
+        for c in model.cim_models.iter_mut() {
+            let src = PathBuf::from(&c.path);
+            let fname = src.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+            let rel = format!("cim/{}-{}", c.id, fname);
+            std::fs::copy(&src, tmp.path().join(&rel)).with_context(|| format!("cannot copy {} into the model", src.display()))?;
+            c.path = rel;
+        }
+    }
     let mut wp = Progress::new("write model", None);
     store::write_model(tmp.path(), &model)?;
     store::write_index(tmp.path(), &index)?;
@@ -282,7 +294,12 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
         files,
     };
     let mjson = serde_json::to_vec_pretty(&manifest)?;
-    std::fs::write(tmp.path().join(store::MANIFEST_FILE), mjson)?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(tmp.path().join(store::MANIFEST_FILE))?;
+        f.write_all(&mjson)?;
+        f.sync_all()?;
+    }
 
     let staged = tmp.keep();
     if out.exists() {

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     let zh = args.lang == "zh";
     let l = &m["layers"];
     let label = |zh_s: &str, en_s: &str| if zh { zh_s.to_string() } else { en_s.to_string() };
-    println!("{} — {}", label("沈阳城市数字孪生", "Shenyang city digital twin"), m["name"].as_str().unwrap_or("?"));
+    println!("{} — {}", label("城市数字孪生", "City digital twin"), m["name"].as_str().unwrap_or("?"));
     println!("  {}: {}", label("说明", "About"), m["label"].as_str().unwrap_or(""));
     println!(
         "  {}: {:.1} km²   {}: {}   {}: {}   {}: {}   {}: {}",
