@@ -201,3 +201,30 @@ fn cim_sources_build_together_and_models_are_copied_in() {
     let c = ifc_b.footprint.centroid().unwrap();
     assert!(scenes::geodesy::haversine_m((c.x(), c.y()), (8.436539, 49.100435)) < 50.0, "{c:?}");
 }
+
+#[test]
+fn osm_pbf_and_xml_counts_match_the_independent_counts() {
+    // Counts from ../shared/data/README.md (pyosmium): buildings = ways + relations with a
+    // building tag. Our rule keeps closed ways and multipolygon relations and reports the rest
+    // (building=no, other relation types) as dropped with a reason, so kept + those = README.
+    let tmp = tempfile::tempdir().unwrap();
+    for (file, readme_buildings, readme_highways) in
+        [("osm/porto.osm.pbf", 11_404u64, 4_656u64), ("osm/london.osm.pbf", 2_160, 3_141), ("osm/north-bayreuth.osm.gz", 4_267, 2_056)]
+    {
+        let out = tmp.path().join(file.replace('/', "_"));
+        let m = build(&out, &["--source", &data(file)]);
+        let kept = m["layers"]["buildings"].as_u64().unwrap();
+        let building_drops: u64 = m["report"]["dropped"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with("building"))
+            .map(|(_, v)| v["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(kept + building_drops, readme_buildings, "{file}: {}", m["report"]);
+        let model = load(&out);
+        let highways = model.roads.iter().filter(|r| r.class != scenes::model::RoadClass::Rail).count() as u64;
+        assert_eq!(highways, readme_highways, "{file}");
+        assert!(m["attribution"].to_string().contains("OpenStreetMap"), "{file}");
+    }
+}
