@@ -13,7 +13,7 @@ use crate::store;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Debug, Clone)]
@@ -190,13 +190,7 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
         }
         m
     } else {
-        let name = opts.name.clone().unwrap_or_else(|| {
-            let p = &opts.sources[0].path;
-            Path::new(p)
-                .file_name()
-                .map(|f| f.to_string_lossy().split('.').next().unwrap_or("model").to_string())
-                .unwrap_or_else(|| "model".into())
-        });
+        let name = opts.name.clone().unwrap_or_else(|| opts.sources[0].default_name());
         let mut m = CityModel::empty(&name);
         m.info.label = "Ingested from the sources listed in the manifest".into();
         for spec in &opts.sources {

@@ -188,6 +188,12 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
             crs_labels.push(t.label.clone());
         }
         let field_names: Vec<String> = layer.defn().fields().map(|f| f.name()).collect();
+        // Field names case-insensitively: PostGIS tables loaded by ogr2ogr/shp2pgsql have their
+        // column names laundered to lower case (BD TOPO's USAGE1 → usage1).
+        let mut lower_names: BTreeMap<String, String> = BTreeMap::new();
+        for n in &field_names {
+            lower_names.entry(n.to_lowercase()).or_insert_with(|| n.clone());
+        }
         // GDAL reports read errors mid-iteration (a truncated file, a lost connection) only
         // through CPLError and then ends the iteration early: check it after the loop.
         unsafe { gdal_sys::CPLErrorReset() };
@@ -207,7 +213,7 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
             }
             let feat_id = attrs.get("id").or(attrs.get("@id")).or(attrs.get("ID")).cloned().unwrap_or_else(|| fid.clone());
             let feat_label = format!("{lname}:{feat_id}");
-            let get = |k: &str| attrs.get(k).cloned();
+            let get = |k: &str| attrs.get(k).or_else(|| attrs.get(lower_names.get(&k.to_lowercase())?)).cloned();
             let Some(geom) = feature.geometry() else {
                 ctx.report.dropped(&file, &feat_label, "no geometry");
                 continue;

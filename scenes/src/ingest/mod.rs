@@ -97,18 +97,72 @@ impl SourceSpec {
     pub fn display_path(&self) -> String {
         mask_password(&self.path)
     }
+    /// A default model name for this source: the file stem, or for a `PG:` DSN its first
+    /// `tables=` table (else its `dbname=`) — never any other part of the DSN (it may hold a
+    /// password, and `/` in a socket directory would make `file_name` pick up the rest).
+    pub fn default_name(&self) -> String {
+        if self.path.to_ascii_lowercase().starts_with("pg:") {
+            let param = |key: &str| {
+                self.path[3..].split_whitespace().find_map(|kv| {
+                    let (k, v) = kv.split_once('=')?;
+                    (k.eq_ignore_ascii_case(key) && !v.is_empty()).then(|| v.trim_matches('\'').to_string())
+                })
+            };
+            let table = param("tables").map(|t| {
+                let first = t.split(',').next().unwrap_or_default();
+                let first = first.split('(').next().unwrap_or_default(); // table(geom_column)
+                first.rsplit('.').next().unwrap_or_default().to_string() // schema.table
+            });
+            return table.filter(|t| !t.is_empty()).or_else(|| param("dbname")).unwrap_or_else(|| "postgis".into());
+        }
+        std::path::Path::new(&self.path)
+            .file_name()
+            .map(|f| f.to_string_lossy().split('.').next().unwrap_or("model").to_string())
+            .unwrap_or_else(|| "model".into())
+    }
 }
 
+/// Replaces the value of every `password=` in a DSN (also right after `PG:`, with spaces around
+/// `=`, or single-quoted as libpq allows) by `***`.
 fn mask_password(dsn: &str) -> String {
-    let mut out = Vec::new();
-    for part in dsn.split(' ') {
-        if part.to_ascii_lowercase().starts_with("password=") {
-            out.push("password=***".to_string());
-        } else {
-            out.push(part.to_string());
+    let lower = dsn.to_ascii_lowercase();
+    let b = dsn.as_bytes();
+    let mut out = String::with_capacity(dsn.len());
+    let mut i = 0;
+    while let Some(rel) = lower[i..].find("password") {
+        let start = i + rel;
+        let mut j = start + "password".len();
+        // A key, not the tail of another word (`mypassword=`): preceded by start, space or `:`.
+        let is_key = start == 0 || matches!(b[start - 1], b' ' | b'\t' | b':');
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
         }
+        if !is_key || j >= b.len() || b[j] != b'=' {
+            out.push_str(&dsn[i..start + 1]);
+            i = start + 1;
+            continue;
+        }
+        j += 1;
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        out.push_str(&dsn[i..j]);
+        out.push_str("***");
+        if j < b.len() && b[j] == b'\'' {
+            j += 1;
+            while j < b.len() && b[j] != b'\'' {
+                j += if b[j] == b'\\' { 2 } else { 1 };
+            }
+            j = (j + 1).min(b.len());
+        } else {
+            while j < b.len() && !b[j].is_ascii_whitespace() {
+                j += 1;
+            }
+        }
+        i = j;
     }
-    out.join(" ")
+    out.push_str(&dsn[i..]);
+    out
 }
 
 /// The kinds of source the build knows.
@@ -218,5 +272,29 @@ pub fn ingest_source(
         SourceKind::CityJson => crate::cim::cityjson::ingest(&mut ctx),
         SourceKind::CityGml => crate::cim::citygml::ingest(&mut ctx),
         SourceKind::Gltf | SourceKind::Ifc => crate::cim::placed::ingest(&mut ctx, kind),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_masked_wherever_they_are() {
+        assert_eq!(mask_password("PG:host=h password=secret dbname=d"), "PG:host=h password=*** dbname=d");
+        assert_eq!(mask_password("PG:password=secret host=h"), "PG:password=*** host=h");
+        assert_eq!(mask_password("PG:PASSWORD = secret host=h"), "PG:PASSWORD = *** host=h");
+        assert_eq!(mask_password("PG:host=h password='se cr\\'et' user=u"), "PG:host=h password=*** user=u");
+        assert_eq!(mask_password("/data/password/file.geojson"), "/data/password/file.geojson");
+        assert_eq!(mask_password("PG:mypassword=x"), "PG:mypassword=x");
+    }
+
+    #[test]
+    fn default_names_of_dsns_hold_no_secrets() {
+        let n = |p: &str| SourceSpec::new(p).default_name();
+        assert_eq!(n("PG:host=/tmp/s port=5 password=secret dbname=city tables=public.lyon_buildings(geom),x"), "lyon_buildings");
+        assert_eq!(n("PG:host=/tmp/s password=secret dbname=city"), "city");
+        assert_eq!(n("PG:host=/tmp/s password=secret"), "postgis");
+        assert_eq!(n("/data/lyon1_bdtopo.geojson"), "lyon1_bdtopo");
     }
 }
