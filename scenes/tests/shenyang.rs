@@ -296,14 +296,6 @@ fn same_seed_same_city_other_seed_other_city() {
     assert!(ba != bc, "another seed must give another city");
 }
 
-#[test]
-#[ignore]
-fn tune_outline_scale() {
-    let ds = shenyang::load_districts(&dir()).unwrap();
-    for s in [1.0, 1.05, 1.08, 1.1, 1.12, 1.15] {
-        eprintln!("scale {s}: {:.1} km²", geodesy::area_km2(&shenyang::gen::built_up_polygon(&ds, s)));
-    }
-}
 
 #[test]
 fn roads_meet_only_at_shared_vertices() {
@@ -355,72 +347,4 @@ fn roads_meet_only_at_shared_vertices() {
         }
     }
     assert!(bad.is_empty(), "{} same-layer crossings without a shared vertex", bad.len());
-}
-
-/// Writes a 1000×1000 RGB raster of the city to $SHENYANG_RGB (debug aid; run with --ignored).
-#[test]
-#[ignore]
-fn render_overview() {
-    let Ok(out) = std::env::var("SHENYANG_RGB") else { return };
-    let (m, zones, _) = city();
-    let (w, h) = (1000usize, 1000usize);
-    let (x0, x1, y0, y1) = (123.18, 123.66, 41.60, 41.98);
-    let mut img = vec![255u8; w * h * 3];
-    let mut put = |x: f64, y: f64, c: [u8; 3]| {
-        let i = ((x - x0) / (x1 - x0) * w as f64) as i64;
-        let j = ((y1 - y) / (y1 - y0) * h as f64) as i64;
-        if i >= 0 && j >= 0 && (i as usize) < w && (j as usize) < h {
-            let k = (j as usize * w + i as usize) * 3;
-            img[k..k + 3].copy_from_slice(&c);
-        }
-    };
-    for d in &m.districts {
-        for p in &d.geometry.0 {
-            for c in p.exterior().0.iter() {
-                put(c.x, c.y, [150, 150, 150]);
-            }
-        }
-    }
-    for (b, z) in m.buildings.iter().zip(zones) {
-        let c = b.footprint.centroid().unwrap();
-        let col = match z {
-            Zone::Cbd => [200, 0, 0],
-            Zone::Residential => [230, 160, 60],
-            Zone::Industrial => [120, 60, 160],
-            Zone::Fringe => [160, 200, 120],
-            Zone::Park => [0, 140, 0],
-            Zone::Education => [0, 0, 0],
-            Zone::Healthcare => [255, 0, 255],
-        };
-        put(c.x(), c.y(), col);
-    }
-    for wtr in &m.water {
-        for p in &wtr.geometry.0 {
-            for c in p.exterior().0.iter() {
-                put(c.x, c.y, [0, 80, 255]);
-            }
-        }
-    }
-    for r in &m.roads {
-        if matches!(r.class, RoadClass::Motorway | RoadClass::Trunk | RoadClass::Primary) {
-            let g = &r.geometry.0;
-            for s in g.windows(2) {
-                for t in 0..20 {
-                    let t = t as f64 / 20.0;
-                    let c = if r.layer == 1 { [0, 200, 255] } else if r.class == RoadClass::Primary { [90, 90, 90] } else { [0, 0, 0] };
-                    put(s[0].x + t * (s[1].x - s[0].x), s[0].y + t * (s[1].y - s[0].y), c);
-                }
-            }
-        }
-    }
-    for p in &m.pois {
-        if p.kind == PoiKind::FireStation || p.kind == PoiKind::Landmark {
-            for dx in -2..=2 {
-                for dy in -2..=2 {
-                    put(p.location.x() + dx as f64 * 0.0005, p.location.y() + dy as f64 * 0.0004, [255, 0, 0]);
-                }
-            }
-        }
-    }
-    std::fs::write(out, img).unwrap();
 }

@@ -161,6 +161,15 @@ pub(crate) struct RawOsm {
 }
 
 impl RawOsm {
+    /// Records a node (position in 1e-7°) and keeps its tags only when it is a POI.
+    pub fn add_node(&mut self, id: i64, lon_e7: i32, lat_e7: i32, tags: Tags) {
+        self.nodes.push((id, lon_e7, lat_e7));
+        self.n_nodes += 1;
+        if node_is_poi(&tags) {
+            self.poi_nodes.push((id, tags));
+        }
+    }
+
     pub fn add_way(&mut self, id: i64, refs: impl Iterator<Item = i64>, tags: Tags) {
         let start = self.refs.len();
         self.refs.extend(refs);

@@ -1,7 +1,7 @@
 //! PBF reading: blobs are read sequentially (so a read error knows its blob number and byte
 //! offset), decoded in parallel in batches, and merged in blob order.
 
-use super::{node_is_poi, relation_is_interesting, way_is_interesting, RawOsm, RelRec, Tags};
+use super::{relation_is_interesting, way_is_interesting, RawOsm, RelRec, Tags};
 use crate::report::{IngestError, Progress};
 use osmpbf::{Blob, BlobDecode, BlobReader, Element, RelMemberType};
 use std::io::{BufReader, Read};
@@ -147,26 +147,8 @@ fn decode_blob(blob: &Blob) -> Result<RawOsm, osmpbf::Error> {
     };
     for el in block.elements() {
         match el {
-            Element::DenseNode(n) => {
-                raw.nodes.push((n.id(), n.decimicro_lon(), n.decimicro_lat()));
-                raw.n_nodes += 1;
-                if n.tags().len() > 0 {
-                    let tags = tags_of(n.tags());
-                    if node_is_poi(&tags) {
-                        raw.poi_nodes.push((n.id(), tags));
-                    }
-                }
-            }
-            Element::Node(n) => {
-                raw.nodes.push((n.id(), n.decimicro_lon(), n.decimicro_lat()));
-                raw.n_nodes += 1;
-                if n.tags().len() > 0 {
-                    let tags = tags_of(n.tags());
-                    if node_is_poi(&tags) {
-                        raw.poi_nodes.push((n.id(), tags));
-                    }
-                }
-            }
+            Element::DenseNode(n) => raw.add_node(n.id(), n.decimicro_lon(), n.decimicro_lat(), tags_of(n.tags())),
+            Element::Node(n) => raw.add_node(n.id(), n.decimicro_lon(), n.decimicro_lat(), tags_of(n.tags())),
             Element::Way(w) => {
                 let tags = if way_is_interesting(w.tags().map(|(k, _)| k)) { tags_of(w.tags()) } else { Vec::new() };
                 raw.add_way(w.id(), w.refs(), tags);
