@@ -34,4 +34,5 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "install-deps: installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi
+bash "$(dirname "$0")/js-deps.sh"
 echo "install-deps: ok (GDAL $(gdal-config --version), $(cargo --version))"
