@@ -6,6 +6,7 @@ pub mod cim;
 pub mod geodesy;
 pub mod index;
 pub mod ingest;
+pub mod l3;
 pub mod model;
 pub mod report;
 pub mod shenyang;
