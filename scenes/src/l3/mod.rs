@@ -7,3 +7,5 @@ pub mod mesh;
 pub mod skeleton;
 
 pub use mesh::{Material, Mesh, Transform};
+pub mod facade;
+pub mod roof;
