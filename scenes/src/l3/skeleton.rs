@@ -67,6 +67,7 @@ struct Sim {
     tops: Vec<(usize, usize, usize)>,
     t: f64,
     eps: f64,
+    n_input: usize,
 }
 
 fn sub(a: [f64; 2], b: [f64; 2]) -> [f64; 2] {
@@ -112,7 +113,9 @@ impl Sim {
     /// The node at `p` at the current time: an existing one created at (almost) the same time
     /// and place, else a new one.
     fn node_at(&mut self, p: [f64; 2]) -> usize {
-        for i in (0..self.nodes.len()).rev() {
+        // Input vertices are never snapped to: an event at (almost) t = 0 near a corner still
+        // gets its own node, so an edge's face never reuses a neighbouring edge's corner.
+        for i in (self.n_input..self.nodes.len()).rev() {
             if self.time[i] < self.t - self.eps {
                 break;
             }
@@ -344,7 +347,7 @@ pub fn straight_skeleton(exterior: &[[f64; 2]], holes: &[Vec<[f64; 2]>]) -> Resu
             nrm[i] = [-v[1] / l, v[0] / l];
         }
     }
-    let mut sim = Sim { a, d, n: nrm, verts: vec![], lavs: vec![], nodes: pts.clone(), time: vec![0.0; n], tracks: vec![], tops: vec![], t: 0.0, eps };
+    let mut sim = Sim { a, d, n: nrm, verts: vec![], lavs: vec![], nodes: pts.clone(), time: vec![0.0; n], tracks: vec![], tops: vec![], t: 0.0, eps, n_input: n };
     for &(s, len) in &ring_of {
         let mut lav = Vec::with_capacity(len);
         for k in 0..len {
@@ -426,6 +429,44 @@ pub fn straight_skeleton(exterior: &[[f64; 2]], holes: &[Vec<[f64; 2]>]) -> Resu
             return Err(format!("face of edge {e} has {} stray arcs", used.iter().filter(|u| !**u).count()));
         }
         faces.push(face);
+    }
+    // Collapsed wavefronts can leave a node in the middle of another face's top segment (three
+    // ridges meeting on a straight line): insert such nodes so neighbouring faces share edges.
+    let nodes = &sim.nodes;
+    for face in &mut faces {
+        let mut out = Vec::with_capacity(face.len());
+        for k in 0..face.len() {
+            let (a, b) = (face[k], face[(k + 1) % face.len()]);
+            out.push(a);
+            if k == 0 {
+                continue; // the input edge itself
+            }
+            let (pa, pb) = (nodes[a], nodes[b]);
+            let ab = sub(pb, pa);
+            let len2 = dot(ab, ab);
+            if len2 <= 0.0 {
+                continue;
+            }
+            let mut mid: Vec<(f64, usize)> = (n..nodes.len())
+                .filter(|&j| j != a && j != b)
+                .filter_map(|j| {
+                    let ap = sub(nodes[j], pa);
+                    let s = dot(ap, ab) / len2;
+                    let off = cross(ab, ap).abs() / len2.sqrt();
+                    let tj = sim.time[a] + s * (sim.time[b] - sim.time[a]);
+                    (s > 1e-9
+                        && s < 1.0 - 1e-9
+                        && off <= eps * 100.0
+                        && (sim.time[j] - tj).abs() <= eps * 100.0
+                        && dist(nodes[j], pa) > eps * 10.0
+                        && dist(nodes[j], pb) > eps * 10.0)
+                        .then_some((s, j))
+                })
+                .collect();
+            mid.sort_by(|x, y| x.0.total_cmp(&y.0));
+            out.extend(mid.into_iter().map(|(_, j)| j));
+        }
+        *face = out;
     }
     Ok(Skeleton { nodes: sim.nodes, time: sim.time, arcs, faces })
 }
