@@ -11,6 +11,7 @@ pub mod model;
 pub mod report;
 pub mod shenyang;
 pub mod store;
+pub mod terrain;
 
 pub use model::CityModel;
 pub use report::{BuildReport, IngestError};
