@@ -67,6 +67,8 @@ struct Sim {
     tops: Vec<(usize, usize, usize)>,
     t: f64,
     eps: f64,
+    /// Distance (and time) within which event points become one node: 10⁻⁵ of the extent.
+    snap: f64,
     n_input: usize,
 }
 
@@ -96,8 +98,8 @@ impl Sim {
     fn velocity(&self, ein: usize, eout: usize) -> [f64; 2] {
         let (n1, n2) = (self.n[ein], self.n[eout]);
         let c = 1.0 + dot(n1, n2);
-        if c < 1e-9 {
-            // Antiparallel edges: a zero-width sliver that the next zero-time events remove.
+        if c < 1e-6 {
+            // (Nearly) antiparallel edges: a zero-width sliver that the next zero-time events remove.
             [0.0, 0.0]
         } else {
             [(n1[0] + n2[0]) / c, (n1[1] + n2[1]) / c]
@@ -116,10 +118,10 @@ impl Sim {
         // Input vertices are never snapped to: an event at (almost) t = 0 near a corner still
         // gets its own node, so an edge's face never reuses a neighbouring edge's corner.
         for i in (self.n_input..self.nodes.len()).rev() {
-            if self.time[i] < self.t - self.eps {
+            if self.time[i] < self.t - self.snap {
                 break;
             }
-            if dist(self.nodes[i], p) <= self.eps * 10.0 {
+            if dist(self.nodes[i], p) <= self.snap {
                 return i;
             }
         }
@@ -138,6 +140,12 @@ impl Sim {
 
     fn kill(&mut self, v: usize) -> usize {
         let p = self.pos(v, self.t);
+        // A vertex that has not moved since its birth (a stalled sliver vertex) ends where it
+        // began: a second node at the same place with another time would be a zero-length arc.
+        let born = self.verts[v].node;
+        if dist(p, self.nodes[born]) <= self.snap {
+            return born;
+        }
         let node = self.node_at(p);
         self.kill_to(v, node);
         node
@@ -330,6 +338,8 @@ pub fn straight_skeleton(exterior: &[[f64; 2]], holes: &[Vec<[f64; 2]>]) -> Resu
     }
     let scale = pts.iter().flatten().fold(1.0f64, |m, v| m.max(v.abs()));
     let eps = scale * 1e-9;
+    let ext = |k: usize| pts.iter().map(|p| p[k]).fold(f64::MIN, f64::max) - pts.iter().map(|p| p[k]).fold(f64::MAX, f64::min);
+    let snap = (ext(0).max(ext(1)) * 1e-5).max(eps * 10.0);
     let n = pts.len();
     let (mut a, mut d, mut nrm) = (vec![[0.0; 2]; n], vec![[0.0; 2]; n], vec![[0.0; 2]; n]);
     let mut next = vec![0usize; n];
@@ -347,7 +357,7 @@ pub fn straight_skeleton(exterior: &[[f64; 2]], holes: &[Vec<[f64; 2]>]) -> Resu
             nrm[i] = [-v[1] / l, v[0] / l];
         }
     }
-    let mut sim = Sim { a, d, n: nrm, verts: vec![], lavs: vec![], nodes: pts.clone(), time: vec![0.0; n], tracks: vec![], tops: vec![], t: 0.0, eps, n_input: n };
+    let mut sim = Sim { a, d, n: nrm, verts: vec![], lavs: vec![], nodes: pts.clone(), time: vec![0.0; n], tracks: vec![], tops: vec![], t: 0.0, eps, snap, n_input: n };
     for &(s, len) in &ring_of {
         let mut lav = Vec::with_capacity(len);
         for k in 0..len {
