@@ -144,7 +144,8 @@ mod tests {
                     assert!(bounds[0][2] >= 350.0 - 1e-3 && bounds[1][2] <= 350.0 + b.height + 1e-3);
                     *shapes.entry(l3.roof.as_str()).or_default() += 1;
                     for n in l3.notes {
-                        *notes.entry(n.split(':').nth(1).unwrap_or("").trim().chars().take(40).collect()).or_default() += 1;
+                        let reason = n.split_once(": ").map(|x| x.1).unwrap_or(&n);
+                        *notes.entry(reason.chars().take(70).collect()).or_default() += 1;
                     }
                     tris += l3.mesh.triangle_count();
                 }
