@@ -130,10 +130,6 @@ mod tests {
             // its tile's centre), so millimetres survive.
             let Some(c) = geo::Centroid::centroid(&b.footprint) else { continue };
             let frame = LocalFrame::new(c.x(), c.y());
-            if std::env::var("L3_DEBUG").ok().as_deref() == Some(b.source.id.as_str()) {
-                let local = frame.polygon(&b.footprint.0[0]);
-                eprintln!("{:?} h {} use {:?} roof {:?} {:?}", local.exterior().0.iter().map(|c| (c.x, c.y)).collect::<Vec<_>>(), b.height, b.use_, b.roof_shape, roof::choose_roof(b, &local));
-            }
             match building_mesh(b, &frame, 350.0) {
                 Ok(l3) => {
                     if let Err(e) = l3.mesh.check_watertight() {

@@ -657,6 +657,20 @@ mod tests {
     }
 
     #[test]
+    fn skeleton_failure_on_a_real_footprint_falls_back_cleanly() {
+        // An Astana footprint (local metres) where rounding turns a 7 m long, 0.5 mm wide
+        // wavefront sliver inside out: one of the 8 of 19,271 hipped Astana roofs that fall back.
+        let fp = poly(&[(2.244936566060502, 11.919279075224484), (-6.868523557262208, 10.721679593891933), (-5.939651660077393, 3.682125732336349), (-3.7956517464495505, -12.564383601214125), (3.950789358374753, -11.553721861821893), (3.0277594228074527, -4.555040846115428), (8.747039846354204, -3.813111115006738), (7.718854601671643, 3.9508557685588315), (3.3724351582408114, 3.3725019824455655), (2.244936566060502, 11.919279075224484)]);
+        let b = build(&fp, RoofShape::Hipped, 0.0, 9.0, 2.0);
+        check(&b, &fp);
+        if b.roof != RoofShape::Hipped {
+            assert_eq!(b.roof, RoofShape::Flat);
+            assert!(b.fallback.as_deref().unwrap().contains("straight skeleton failed"), "{:?}", b.fallback);
+            close(b.mesh.signed_volume(), fp.unsigned_area() * 9.0, 1e-6);
+        }
+    }
+
+    #[test]
     fn courtyard_hipped_and_flat() {
         let fp = Polygon::new(
             LineString::from(vec![(0.0, 0.0), (30.0, 0.0), (30.0, 30.0), (0.0, 30.0), (0.0, 0.0)]),
