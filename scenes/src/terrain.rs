@@ -18,7 +18,8 @@ use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
 use geo::{BoundingRect, Contains, InteriorPoint};
 use geo_types::{MultiPolygon, Point};
 
-/// A loaded DEM with voids filled.
+/// A loaded DEM with voids filled. Not `Send` (it holds GDAL coordinate transformations):
+/// sample on one thread.
 pub struct Dem {
     pub path: String,
     pub width: usize,
