@@ -795,6 +795,47 @@ mod tests {
         assert!(hipped_ok as f64 >= 0.97 * hipped_tried as f64, "hipped {hipped_ok}/{hipped_tried}: {reasons:#?}");
     }
 
+    #[test]
+    fn fuzz_courtyards() {
+        // Random convex-ish outer rings (radius ≥ 0.8 R) with a random quadrilateral courtyard
+        // inside radius 0.5 R: every roof shape closed, hipped mostly by the skeleton.
+        let mut rng = Rng(0xc0ff_ee00_1234_5678);
+        let (mut hipped_ok, mut n) = (0, 0);
+        for _ in 0..300 {
+            let r = 10.0 + 30.0 * rng.next();
+            let k = 4 + (rng.next() * 12.0) as usize;
+            let outer: Vec<(f64, f64)> = (0..=k).map(|i| {
+                let a = (i % k) as f64 / k as f64 * std::f64::consts::TAU;
+                let rr = r * (0.8 + 0.2 * rng.next());
+                (rr * a.cos(), rr * a.sin())
+            }).collect();
+            let mut outer = outer;
+            outer[k] = outer[0];
+            let (cx, cy, hr) = (r * 0.1 * (rng.next() - 0.5), r * 0.1 * (rng.next() - 0.5), r * (0.15 + 0.3 * rng.next()));
+            let rot = rng.next();
+            let hole: Vec<(f64, f64)> = (0..=4).map(|i| {
+                let a = rot + (i % 4) as f64 * std::f64::consts::FRAC_PI_2 + 0.2 * (rng.next() - 0.5) * (i % 4 != 0) as i32 as f64;
+                (cx + hr * a.cos(), cy + hr * a.sin())
+            }).collect();
+            let mut hole = hole;
+            hole[4] = hole[0];
+            let fp = Polygon::new(LineString::from(outer), vec![LineString::from(hole)]);
+            for shape in [RoofShape::Flat, RoofShape::Hipped, RoofShape::Gabled, RoofShape::Skillion] {
+                let b = build(&fp, shape, 0.0, 15.0, 4.0);
+                if let Err(e) = b.mesh.check_watertight() {
+                    panic!("{shape:?} on {fp:?}: {e}");
+                }
+                assert!(b.mesh.signed_volume() > fp.unsigned_area() * 11.0 - 1e-6);
+                if shape == RoofShape::Hipped {
+                    n += 1;
+                    hipped_ok += (b.roof == RoofShape::Hipped) as usize;
+                }
+            }
+        }
+        eprintln!("courtyards: hipped {hipped_ok}/{n}");
+        assert!(hipped_ok * 10 >= n * 9, "hipped {hipped_ok}/{n}");
+    }
+
     fn building(use_: BuildingUse, height: f32, roof: Option<&str>) -> Building {
         Building {
             id: 0,
