@@ -26,6 +26,8 @@ pub struct Skeleton {
     /// One face per input edge (same order as the edges: ring by ring, edge k = vertex k → k+1),
     /// a counter-clockwise cycle of node ids starting with the edge's two vertices.
     pub faces: Vec<Vec<usize>>,
+    /// Wavefront slivers that rounding turned inside out and that were closed in one node.
+    pub inverted_collapses: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +72,7 @@ struct Sim {
     /// Distance (and time) within which event points become one node: 10⁻⁵ of the extent.
     snap: f64,
     n_input: usize,
+    collapsed_inverted: usize,
 }
 
 fn sub(a: [f64; 2], b: [f64; 2]) -> [f64; 2] {
@@ -181,9 +184,24 @@ impl Sim {
         let (area, perim) = self.lav_area(&lav);
         if area.abs() <= self.eps * 10.0 * perim {
             self.collapse(lav);
+        } else if area < 0.0 {
+            self.collapse_to_point(lav);
         } else {
             self.lavs.push(lav);
         }
+    }
+
+    /// A sliver turned inside out by rounding (it would grow without bound): all its vertices
+    /// end in one node at their centroid, at the current time (a flat ridge patch the size of
+    /// the sliver). Topologically exact, so the faces stay closed.
+    fn collapse_to_point(&mut self, lav: Vec<usize>) {
+        let p: Vec<[f64; 2]> = lav.iter().map(|&v| self.pos(v, self.t)).collect();
+        let c = [p.iter().map(|q| q[0]).sum::<f64>() / p.len() as f64, p.iter().map(|q| q[1]).sum::<f64>() / p.len() as f64];
+        let node = self.node_at(c);
+        for &v in &lav {
+            self.kill_to(v, node);
+        }
+        self.collapsed_inverted += 1;
     }
 
     fn next_event(&self) -> Option<(f64, Event)> {
@@ -357,7 +375,7 @@ pub fn straight_skeleton(exterior: &[[f64; 2]], holes: &[Vec<[f64; 2]>]) -> Resu
             nrm[i] = [-v[1] / l, v[0] / l];
         }
     }
-    let mut sim = Sim { a, d, n: nrm, verts: vec![], lavs: vec![], nodes: pts.clone(), time: vec![0.0; n], tracks: vec![], tops: vec![], t: 0.0, eps, snap, n_input: n };
+    let mut sim = Sim { a, d, n: nrm, verts: vec![], lavs: vec![], nodes: pts.clone(), time: vec![0.0; n], tracks: vec![], tops: vec![], t: 0.0, eps, snap, n_input: n, collapsed_inverted: 0 };
     for &(s, len) in &ring_of {
         let mut lav = Vec::with_capacity(len);
         for k in 0..len {
@@ -394,6 +412,17 @@ pub fn straight_skeleton(exterior: &[[f64; 2]], holes: &[Vec<[f64; 2]>]) -> Resu
         }
         sim.t += dt;
         sim.apply(ev);
+        // Wavefronts inverted by rounding between events (a missed simultaneous event).
+        let mut k = 0;
+        while k < sim.lavs.len() {
+            let (area, perim) = sim.lav_area(&sim.lavs[k]);
+            if area < -sim.eps * 10.0 * perim {
+                let lav = sim.lavs.swap_remove(k);
+                sim.collapse_to_point(lav);
+            } else {
+                k += 1;
+            }
+        }
     }
 
     // Faces: edge e, forward tracks of vertices whose incoming edge is e, backward tracks of
@@ -478,7 +507,7 @@ pub fn straight_skeleton(exterior: &[[f64; 2]], holes: &[Vec<[f64; 2]>]) -> Resu
         }
         *face = out;
     }
-    Ok(Skeleton { nodes: sim.nodes, time: sim.time, arcs, faces })
+    Ok(Skeleton { nodes: sim.nodes, time: sim.time, arcs, faces, inverted_collapses: sim.collapsed_inverted })
 }
 
 /// Triangulates a simple polygon given as points (any orientation is accepted; the output has
