@@ -364,7 +364,7 @@ pub fn build_solid(spec: &SolidSpec) -> Result<Built, String> {
     if !(spec.top > spec.base) || !spec.top.is_finite() || !spec.base.is_finite() {
         return Err(format!("top {} m is not above base {} m", spec.top, spec.base));
     }
-    let mut rh = spec.roof_height.clamp(0.0, spec.top - spec.base);
+    let mut rh = if spec.roof_height.is_finite() { spec.roof_height.clamp(0.0, spec.top - spec.base) } else { 0.0 };
     let mut shape = spec.roof;
     let mut fallback = None;
     if shape != RoofShape::Flat && rh <= 1e-3 {
@@ -710,6 +710,11 @@ mod tests {
         assert!(spec(&poly(&[(0.0, 0.0), (f64::NAN, 0.0), (0.0, 1.0), (0.0, 0.0)]), 0.0, 10.0).unwrap_err().contains("non-finite"));
         assert!(spec(&rect(5.0, 5.0, 0.0, 0.0, 0.0), 10.0, 10.0).unwrap_err().contains("not above"));
         assert!(spec(&rect(5.0, 5.0, 0.0, 0.0, 0.0), 0.0, -3.0).is_err());
+        assert!(spec(&rect(5.0, 5.0, 0.0, 0.0, 0.0), 0.0, f64::NAN).is_err());
+        // A non-finite roof height builds flat.
+        let b = build_solid(&SolidSpec { footprint: &rect(5.0, 5.0, 0.0, 0.0, 0.0), base: 0.0, top: 6.0, roof: RoofShape::Gabled, roof_height: f64::NAN, facade: FacadeStyle::default() }).unwrap();
+        assert_eq!(b.roof, RoofShape::Flat);
+        b.mesh.check_watertight().unwrap();
         let bow = poly(&[(0.0, 0.0), (10.0, 10.0), (10.0, 0.0), (0.0, 10.0), (0.0, 0.0)]);
         assert!(spec(&bow, 0.0, 10.0).unwrap_err().contains("not simple"));
     }
