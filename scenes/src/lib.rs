@@ -10,6 +10,7 @@ pub mod model;
 pub mod report;
 pub mod shenyang;
 pub mod store;
+pub mod vector_tiles;
 
 pub use model::CityModel;
 pub use report::{BuildReport, IngestError};
