@@ -875,6 +875,66 @@ fn _traits(mp: &MultiPolygon<f64>) -> Option<geo_types::Rect<f64>> {
 mod tests {
     use super::*;
 
+    use crate::model::{Building, BuildingUse, HeightSource, Level, SourceRef};
+
+    /// `n` square buildings of growing size on a row inside one z16 tile near 市府广场.
+    fn model_with_buildings(n: usize) -> CityModel {
+        let mut m = CityModel::empty("limits");
+        let b = tiles::TileId::containing(123.4300, 41.8050, 16).bounds();
+        let (lon0, lat0) = (b[0] + 0.0003, b[1] + 0.0003);
+        for i in 0..n {
+            let side = 0.00001 * (1.0 + i as f64 * 0.1); // ~0.8 m growing
+            let x = lon0 + (i % 10) as f64 * 0.0002;
+            let y = lat0 + (i / 10) as f64 * 0.0002;
+            let ring = vec![(x, y), (x + side, y), (x + side, y + side), (x, y + side), (x, y)];
+            m.buildings.push(Building {
+                id: i as u32,
+                source: SourceRef { source: 0, id: format!("b{i}") },
+                footprint: MultiPolygon(vec![Polygon::new(LineString::from(ring), vec![])]),
+                height: 10.0,
+                min_height: 0.0,
+                height_source: HeightSource::Generated,
+                levels: None,
+                use_: BuildingUse::Residential,
+                names: Names::default(),
+                district: None,
+                level: Level::L2,
+                roof_shape: None,
+                solid: None,
+                cim_model: None,
+            });
+        }
+        m
+    }
+
+    #[test]
+    fn density_limits_drop_the_smallest_buildings_and_report_every_tile() {
+        let m = model_with_buildings(60);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pmtiles");
+        let opts = TileOptions { max_zoom: 16, max_tile_features: 25, ..Default::default() };
+        let s = write_pmtiles(&m, &path, &opts).unwrap();
+        // Every zoom 12..=16 draws its buildings in one tile (the row spans ~0.002°, inside one
+        // z16 tile of ~0.0055°); generalisation removes the sub-pixel ones below z16 first.
+        assert!(!s.limits_hit.is_empty());
+        let r = tiles::pmtiles::Reader::open(&path).unwrap();
+        let listed = r.metadata()["citytwin"]["limits_hit"].as_array().unwrap().clone();
+        assert_eq!(listed.len(), s.limits_hit.len());
+        let z16: Vec<&LimitHit> = s.limits_hit.iter().filter(|h| h.z == 16).collect();
+        assert_eq!(z16.len(), 1, "{:?}", s.limits_hit);
+        let h = z16[0];
+        assert_eq!((h.limit.as_str(), h.features_before), ("features", 60));
+        let data = r.get(16, h.x, h.y).unwrap().unwrap();
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&data[..]), &mut raw).unwrap();
+        let t = mvt::decode(&raw).unwrap();
+        let ids: Vec<u64> = t.layer("buildings").unwrap().features.iter().map(|f| f.id.unwrap()).collect();
+        assert!(ids.len() <= 25);
+        assert_eq!(h.features_dropped, 60 - ids.len() as u64);
+        // The largest buildings (highest ids here) are the ones kept.
+        assert!(ids.iter().all(|&i| i >= 60 - ids.len() as u64), "{ids:?}");
+    }
+
     #[test]
     fn sutherland_hodgman_clips_a_square_to_the_box() {
         let sq = vec![[-10.0, -10.0], [10.0, -10.0], [10.0, 10.0], [-10.0, 10.0]];
