@@ -125,6 +125,7 @@ fn check_dataset(source: &str, max_zoom: u8, independent_buildings: usize) -> Ch
     // Dump every tile as stored, and decode each with our strict decoder on the way.
     let dump = tmp.path().join("dump");
     let mut ours: HashMap<String, BTreeMap<String, u64>> = HashMap::new();
+    let (mut polygons, mut invalid) = (0u64, Vec::<String>::new());
     for (z, x, y) in reader.tiles() {
         let data = reader.get(z, x, y).unwrap().unwrap();
         let d = dump.join(z.to_string()).join(x.to_string());
@@ -134,11 +135,34 @@ fn check_dataset(source: &str, max_zoom: u8, independent_buildings: usize) -> Ch
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&data[..]), &mut raw).unwrap();
         let t = tiles::mvt::decode(&raw).unwrap_or_else(|e| panic!("{z}/{x}/{y}: {e}"));
         assert!(!t.layers.is_empty(), "empty tile {z}/{x}/{y} was written");
+        for l in &t.layers {
+            for f in &l.features {
+                if let tiles::mvt::Geometry::Polygons(ps) = &f.geometry {
+                    for p in ps {
+                        polygons += 1;
+                        let ring = |r: &Vec<[i64; 2]>| {
+                            let mut c: Vec<geo::Coord<f64>> = r.iter().map(|q| geo::coord! {x: q[0] as f64, y: q[1] as f64}).collect();
+                            c.push(c[0]);
+                            geo::LineString(c)
+                        };
+                        let poly = geo::Polygon::new(ring(&p[0]), p[1..].iter().map(ring).collect());
+                        if !geo::Validation::is_valid(&poly) {
+                            invalid.push(format!("{z}/{x}/{y} {} #{:?}", l.name, f.id));
+                        }
+                    }
+                }
+            }
+        }
         ours.insert(
             format!("{z}/{x}/{y}"),
             t.layers.iter().map(|l| (l.name.clone(), l.features.len() as u64)).collect(),
         );
     }
+
+    // Every polygon of every tile is OGC-valid (geo's Validation: no self-intersection or
+    // self-tangency, holes inside, …) in tile coordinates.
+    assert!(polygons > 1000);
+    assert!(invalid.is_empty(), "{} of {polygons} polygons invalid: {:?}", invalid.len(), &invalid[..invalid.len().min(10)]);
 
     // Every tile through @mapbox/vector-tile.
     let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js/decode_tiles.mjs");

@@ -562,7 +562,11 @@ fn split(g: WorldGeom, r: [u32; 4], e: f64, buf: f64, out: &mut Vec<(u32, u32, G
                 if c.is_empty() {
                     return;
                 }
-                Geometry::Polygons(c.iter().map(|p| p.iter().map(|r| quantize(r, ox, oy)).collect()).collect())
+                let q = make_valid(c.iter().map(|p| p.iter().map(|r| quantize(r, ox, oy)).collect()).collect());
+                if q.is_empty() {
+                    return;
+                }
+                Geometry::Polygons(q)
             }
         };
         out.push((tx0, ty0, geom));
@@ -595,6 +599,50 @@ fn split(g: WorldGeom, r: [u32; 4], e: f64, buf: f64, out: &mut Vec<(u32, u32, G
         };
         split(part, h, e, buf, out);
     }
+}
+
+/// Makes quantized polygons OGC-valid on the integer grid: rounding can make a ring touch or
+/// cross itself or another ring, and Sutherland–Hodgman leaves zero-width connections along the
+/// clip edge for concave shapes. i_overlay's integer simplification (even-odd fill of the rings
+/// as drawn, OGC extraction) resolves these without leaving the grid; rings that collapse vanish.
+/// Orientation is left to the MVT encoder.
+fn make_valid(polys: Vec<Vec<Vec<[i64; 2]>>>) -> Vec<Vec<Vec<[i64; 2]>>> {
+    use i_overlay::core::fill_rule::FillRule;
+    use i_overlay::core::overlay::IntOverlayOptions;
+    use i_overlay::core::simplify::Simplify;
+    use i_overlay::i_float::int::point::IntPoint;
+    let opts = IntOverlayOptions { ogc: true, ..Default::default() };
+    let mut out = Vec::with_capacity(polys.len());
+    for p in polys {
+        let shape: Vec<Vec<IntPoint>> = p
+            .iter()
+            .map(|r| {
+                let mut c: Vec<IntPoint> = Vec::with_capacity(r.len());
+                for q in r {
+                    let ip = IntPoint::new(q[0] as i32, q[1] as i32);
+                    if c.last() != Some(&ip) {
+                        c.push(ip);
+                    }
+                }
+                while c.len() > 1 && c.first() == c.last() {
+                    c.pop();
+                }
+                c
+            })
+            .filter(|c| c.len() >= 3)
+            .collect();
+        if shape.is_empty() {
+            continue;
+        }
+        for s in shape.simplify(FillRule::EvenOdd, opts) {
+            let rings: Vec<Vec<[i64; 2]>> =
+                s.iter().filter(|c| c.len() >= 3).map(|c| c.iter().map(|q| [q.x as i64, q.y as i64]).collect()).collect();
+            if !rings.is_empty() {
+                out.push(rings);
+            }
+        }
+    }
+    out
 }
 
 fn to_ls(r: &[[f64; 2]]) -> LineString<f64> {
