@@ -41,7 +41,7 @@ for c in "${CASES[@]}"; do
 import json;v=json.load(open('$TMP/m/manifest.json'))['vector_tiles']
 print(v['tiles'], v['bytes'], v['features'], len(v['limits_hit']))")
   p=$(med "${pyr[@]}"); w=$(med "${walls[@]}"); r=$(med "${rss[@]}")
-  rows+="| $name | twin-server build (all layers, z0–16) | $(python3 -c "print(f'{$p:.2f}')") (whole build $w) | $(fmt "$tiles") | $(fmt "$tiles/$p") | $(fmt "$bytes") | $limits | $(fmt "$r/1024") |"$'\n'
+  rows+="| $name | twin-server build (every model layer, z0–16) | $(python3 -c "print(f'{$p:.2f}')") (whole build $w) | $(fmt "$tiles") | $(fmt "$tiles/$p") | $(fmt "$bytes") | $limits | $(fmt "$r/1024") |"$'\n'
   echo "bench-tiles: $name: pyramid ${p}s, $tiles tiles, $bytes bytes" >&2
 
   "$BIN" export --model "$TMP/m" --geojson "$TMP/b.geojsonl" >/dev/null
