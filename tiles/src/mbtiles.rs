@@ -1,4 +1,4 @@
-//! MBTiles 1.3 export of a PMTiles archive (feature `mbtiles`, SQLite bundled through rusqlite).
+//! MBTiles 1.3 export of a PMTiles archive (feature `mbtiles`, rusqlite on the system SQLite).
 //!
 //! Tiles are copied as stored (gzipped MVT, which is what GDAL's MVT driver expects for
 //! `format=pbf`), rows are flipped to the TMS scheme (`tile_row = 2^z − 1 − y`), and the metadata
