@@ -809,7 +809,6 @@ pub fn write_pmtiles(model: &CityModel, path: &Path, opts: &TileOptions) -> Resu
     let mut limits_hit: Vec<LimitHit> = Vec::new();
     let mut tiles_per_zoom = Vec::new();
     let mut features_total = 0u64;
-    let mut progress = Progress::new("vector tiles", None);
     for z in 0..=opts.max_zoom {
         let e = opts.extent as f64;
         let px_area = (e / 256.0) * (e / 256.0);
@@ -842,6 +841,8 @@ pub fn write_pmtiles(model: &CityModel, path: &Path, opts: &TileOptions) -> Resu
             }
         }
         let mut ztiles = 0u64;
+        // Tiles done, tiles/s and ETA of this zoom (every 2 s), then a final line.
+        let mut progress = Progress::new(format!("vector tiles z{z}"), Some(bounds.len() as u64));
         for chunk in bounds.chunks(1024) {
             let encoded: Vec<Result<(u8, u32, u32, Vec<u8>, u64, Option<LimitHit>)>> = chunk
                 .par_iter()
@@ -866,10 +867,10 @@ pub fn write_pmtiles(model: &CityModel, path: &Path, opts: &TileOptions) -> Resu
             }
             progress.inc(chunk.len() as u64);
         }
-        tracing::info!(z, tiles = ztiles, "vector tiles: zoom {z} done, {ztiles} tiles");
+        progress.finish();
+        tracing::info!(z, tiles = ztiles, "vector tiles: zoom {z} done, {ztiles} tiles written");
         tiles_per_zoom.push(ztiles);
     }
-    progress.finish();
     let tiles_written = writer.len() as u64;
     let metadata = serde_json::json!({
         "name": model.info.name,
