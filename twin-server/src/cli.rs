@@ -200,4 +200,19 @@ mod tests {
         let e = parse(args("twin-server serve --model m --addr nowhere")).err().unwrap().to_string();
         assert!(e.contains("--addr nowhere"), "{e}");
     }
+
+    #[test]
+    fn tile_options_and_export() {
+        let Action::Build(o) = parse(args("twin-server build --out d")).unwrap().action else { panic!() };
+        assert_eq!(o.tiles.unwrap().max_zoom, 16);
+        let Action::Build(o) = parse(args("twin-server build --out d --max-zoom 18")).unwrap().action else { panic!() };
+        assert_eq!(o.tiles.unwrap().max_zoom, 18);
+        let Action::Build(o) = parse(args("twin-server build --out d --no-tiles")).unwrap().action else { panic!() };
+        assert!(o.tiles.is_none());
+        let e = parse(args("twin-server build --out d --max-zoom 19")).err().unwrap().to_string();
+        assert!(e.contains("--max-zoom") && e.contains("19"), "{e}");
+        let Action::Export(x) = parse(args("twin-server export --model m --mbtiles a.mbtiles")).unwrap().action else { panic!() };
+        assert_eq!((x.mbtiles.as_deref(), x.pmtiles.as_deref()), (Some(std::path::Path::new("a.mbtiles")), None));
+        assert!(parse(args("twin-server export --model m")).is_err());
+    }
 }
