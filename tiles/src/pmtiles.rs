@@ -22,6 +22,8 @@ pub const ROOT_LIMIT: usize = 16_384;
 /// Highest zoom whose tile ids fit in 64 bits comfortably (the spec's reference limit).
 pub const MAX_ZOOM: u8 = 26;
 const MAGIC: &[u8; 7] = b"PMTiles";
+/// One past the last tile id of zoom [`MAX_ZOOM`].
+const END_TILE_ID: u64 = ((1u64 << (2 * (MAX_ZOOM as u32 + 1))) - 1) / 3;
 
 /// An error reading or writing a PMTiles archive; names the file (when known) and what is wrong.
 #[derive(Debug)]
@@ -714,8 +716,14 @@ impl Reader {
                     .map_err(|err| Error::new(format!("leaf directory at {}: {}", e.offset, err.message)))?;
                 Self::expand(data, h, leaf, depth + 1, out)?;
             } else {
+                if e.tile_id.saturating_add(e.run_length as u64) > END_TILE_ID {
+                    return Err(Error::new(format!(
+                        "tile id {} (+{} run) is beyond zoom {MAX_ZOOM}",
+                        e.tile_id, e.run_length
+                    )));
+                }
                 if e.offset.saturating_add(e.length as u64) > h.data_length {
-                    let (z, x, y) = tile_id_to_zxy(e.tile_id.min(6_004_799_503_160_660));
+                    let (z, x, y) = tile_id_to_zxy(e.tile_id);
                     return Err(Error::new(format!(
                         "tile {z}/{x}/{y} at {}+{} lies outside the tile data section ({} bytes)",
                         e.offset, e.length, h.data_length
@@ -791,6 +799,7 @@ mod tests {
             assert_eq!(zxy_to_tile_id(z, x, y), id, "{z}/{x}/{y}");
             assert_eq!(tile_id_to_zxy(id), (z, x, y), "{id}");
         }
+        assert_eq!(END_TILE_ID - 1, 6_004_799_503_160_660); // the last id of z26 (above)
         // Round trip over all of z0..=5.
         let mut next = 0;
         for z in 0..=5u8 {
