@@ -51,6 +51,12 @@ fn mvt_fixtures_valid_decode_and_fatal_are_refused() {
             assert!(e.message.contains("MoveTo count"), "{e}");
         }
     }
+    // The 8 others (neither v2-valid nor fatal): the spec's MUSTs make all but 003 invalid, and
+    // the strict decoder refuses them; 003 lacks the type field, which proto2 defaults to UNKNOWN.
+    for (name, accepted) in [("003", true), ("004", false), ("005", false), ("006", false), ("015", false), ("030", false), ("045", false), ("046", false)] {
+        let bytes = std::fs::read(dir.join(name).join("tile.mvt")).unwrap();
+        assert_eq!(tiles::mvt::decode(&bytes).is_ok(), accepted, "fixture {name}");
+    }
     eprintln!("mvt-fixtures: {valid} valid decoded, {fatal} fatal refused, {other} others (recoverable/v1-only/contradictory)");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // mvt-fixtures 4.0.0 ships 74 fixtures: 46 marked v2-valid (one of them, 057, contradictory),
