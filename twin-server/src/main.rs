@@ -52,9 +52,75 @@ fn run(cmd: cli::Command) -> Result<()> {
             );
             Ok(())
         }
+        cli::Action::Export(opts) => export(&opts),
         cli::Action::Serve(opts) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(server::serve(opts))
         }
     }
+}
+
+/// The model's archive: `files.vector_tiles` of its manifest.
+fn export(opts: &cli::ExportOptions) -> Result<()> {
+    use anyhow::Context;
+    if let Some(out) = &opts.geojson {
+        export_buildings_geojson(&opts.model, out)?;
+        if opts.mbtiles.is_none() && opts.pmtiles.is_none() {
+            return Ok(());
+        }
+    }
+    let manifest_path = opts.model.join(scenes::store::MANIFEST_FILE);
+    let manifest: scenes::build::Manifest = serde_json::from_slice(
+        &std::fs::read(&manifest_path).with_context(|| format!("cannot read {}", manifest_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a model manifest", manifest_path.display()))?;
+    let rel = manifest.files.get("vector_tiles").with_context(|| {
+        format!("{} has no vector tiles (built with --no-tiles?); rebuild it without --no-tiles", opts.model.display())
+    })?;
+    let src = opts.model.join(rel);
+    let reader = tiles::pmtiles::Reader::open(&src)?;
+    if let Some(out) = &opts.pmtiles {
+        std::fs::copy(&src, out).with_context(|| format!("cannot copy {} to {}", src.display(), out.display()))?;
+        println!("wrote {} ({} tiles)", out.display(), reader.tile_count());
+    }
+    if let Some(out) = &opts.mbtiles {
+        let n = tiles::mbtiles::write_from_pmtiles(&reader, out).map_err(anyhow::Error::msg)?;
+        println!("wrote {} ({n} tiles)", out.display());
+    }
+    Ok(())
+}
+
+/// One GeoJSON Feature per line: footprint and `id, height, min_height, use, name`.
+fn export_buildings_geojson(model_dir: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    let model = scenes::store::read_model(model_dir)?;
+    let f = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    for b in &model.buildings {
+        let polys: Vec<serde_json::Value> = b
+            .footprint
+            .0
+            .iter()
+            .map(|p| {
+                std::iter::once(p.exterior())
+                    .chain(p.interiors())
+                    .map(|r| r.0.iter().map(|c| [c.x, c.y]).collect::<Vec<_>>())
+                    .collect::<Vec<_>>()
+                    .into()
+            })
+            .collect();
+        let mut props = serde_json::json!({"id": b.id, "height": b.height, "min_height": b.min_height, "use": b.use_.as_str()});
+        if let Some(n) = b.names.display() {
+            props["name"] = n.into();
+        }
+        // "type" first: GDAL recognises line-delimited GeoJSON (GeoJSONSeq) by it.
+        write!(w, "{{\"type\":\"Feature\",\"id\":{},\"properties\":{},\"geometry\":", b.id, props)?;
+        serde_json::to_writer(&mut w, &serde_json::json!({"type": "MultiPolygon", "coordinates": polys}))?;
+        w.write_all(b"}")?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    println!("wrote {} ({} buildings)", out.display(), model.buildings.len());
+    Ok(())
 }
