@@ -1,7 +1,10 @@
 //! Formats and tile math shared by the server and the viewer.
 //!
-//! Only Web Mercator tile math lives here so far; MVT, tile archives and
-//! 3D Tiles/glTF writing arrive with their issues. No GDAL, no Bevy.
+//! Web Mercator tile math, a GLB 2.0 writer for batched feature meshes ([`gltf`]) and the
+//! 3D Tiles 1.1 tileset types ([`tileset`]). No GDAL, no Bevy.
+
+pub mod gltf;
+pub mod tileset;
 
 use serde::{Deserialize, Serialize};
 
