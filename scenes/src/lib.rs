@@ -10,6 +10,7 @@ pub mod model;
 pub mod report;
 pub mod shenyang;
 pub mod store;
+pub mod threed;
 
 pub use model::CityModel;
 pub use report::{BuildReport, IngestError};

@@ -89,7 +89,11 @@ pub struct Document {
 /// The `building` metadata class used by CityTwin tiles (docs/MODEL.md, "3D Tiles metadata").
 /// `uses` are the BuildingUse enum names in value order.
 pub fn building_schema(uses: &[&str]) -> Value {
-    let use_values: Vec<Value> = uses.iter().enumerate().map(|(i, n)| json!({"name": n, "value": i})).collect();
+    let use_values: Vec<Value> = uses
+        .iter()
+        .enumerate()
+        .map(|(i, n)| json!({"name": n, "value": i}))
+        .collect();
     json!({
         "id": "citytwin_building",
         "name": "CityTwin building",
@@ -160,7 +164,10 @@ const UNSIGNED_INT: u32 = 5125;
 
 /// Serialises a document as GLB bytes.
 pub fn write_glb(doc: &Document) -> Vec<u8> {
-    let mut bin = Bin { data: Vec::new(), views: Vec::new() };
+    let mut bin = Bin {
+        data: Vec::new(),
+        views: Vec::new(),
+    };
     let mut accessors: Vec<Value> = Vec::new();
     let mut prims_json: Vec<Value> = Vec::new();
 
@@ -175,13 +182,28 @@ pub fn write_glb(doc: &Document) -> Vec<u8> {
         }
     }
     let any_vertex = lo[0].is_finite();
-    let centre: [f64; 3] = std::array::from_fn(|k| if any_vertex { (lo[k] as f64 + hi[k] as f64) / 2.0 } else { 0.0 });
+    let centre: [f64; 3] = std::array::from_fn(|k| {
+        if any_vertex {
+            (lo[k] as f64 + hi[k] as f64) / 2.0
+        } else {
+            0.0
+        }
+    });
     // scale per axis: metres per integer step; never zero.
-    let step: [f64; 3] =
-        std::array::from_fn(|k| if any_vertex { ((hi[k] as f64 - lo[k] as f64) / 2.0 / 32767.0).max(1e-7) } else { 1.0 });
+    let step: [f64; 3] = std::array::from_fn(|k| {
+        if any_vertex {
+            ((hi[k] as f64 - lo[k] as f64) / 2.0 / 32767.0).max(1e-7)
+        } else {
+            1.0
+        }
+    });
 
     for p in &doc.primitives {
-        assert_eq!(p.positions.len(), p.feature_ids.len(), "one feature id per vertex");
+        assert_eq!(
+            p.positions.len(),
+            p.feature_ids.len(),
+            "one feature id per vertex"
+        );
         if p.positions.is_empty() || p.indices.is_empty() {
             continue;
         }
@@ -200,8 +222,10 @@ pub fn write_glb(doc: &Document) -> Vec<u8> {
                     }
                 }
                 let bv = bin.view(&bytes, Some(12), Some(ARRAY_BUFFER));
-                accessors.push(json!({"bufferView": bv, "componentType": FLOAT, "count": n, "type": "VEC3",
-                                      "min": mn, "max": mx}));
+                accessors.push(
+                    json!({"bufferView": bv, "componentType": FLOAT, "count": n, "type": "VEC3",
+                                      "min": mn, "max": mx}),
+                );
                 accessors.len() - 1
             }
             PositionEncoding::Int16 => {
@@ -209,7 +233,9 @@ pub fn write_glb(doc: &Document) -> Vec<u8> {
                 let (mut mn, mut mx) = ([i16::MAX; 3], [i16::MIN; 3]);
                 for v in &p.positions {
                     for k in 0..3 {
-                        let q = ((v[k] as f64 - centre[k]) / step[k]).round().clamp(-32767.0, 32767.0) as i16;
+                        let q = ((v[k] as f64 - centre[k]) / step[k])
+                            .round()
+                            .clamp(-32767.0, 32767.0) as i16;
                         bytes.extend_from_slice(&q.to_le_bytes());
                         mn[k] = mn[k].min(q);
                         mx[k] = mx[k].max(q);
@@ -217,8 +243,10 @@ pub fn write_glb(doc: &Document) -> Vec<u8> {
                     bytes.extend_from_slice(&[0, 0]);
                 }
                 let bv = bin.view(&bytes, Some(8), Some(ARRAY_BUFFER));
-                accessors.push(json!({"bufferView": bv, "componentType": SHORT, "count": n, "type": "VEC3",
-                                      "min": mn, "max": mx}));
+                accessors.push(
+                    json!({"bufferView": bv, "componentType": SHORT, "count": n, "type": "VEC3",
+                                      "min": mn, "max": mx}),
+                );
                 accessors.len() - 1
             }
         };
@@ -229,13 +257,26 @@ pub fn write_glb(doc: &Document) -> Vec<u8> {
             bytes.extend_from_slice(&(f as f32).to_le_bytes());
         }
         let bv = bin.view(&bytes, Some(4), Some(ARRAY_BUFFER));
-        accessors.push(json!({"bufferView": bv, "componentType": FLOAT, "count": n, "type": "SCALAR"}));
+        accessors
+            .push(json!({"bufferView": bv, "componentType": FLOAT, "count": n, "type": "SCALAR"}));
         attrs.insert("_FEATURE_ID_0".into(), json!(accessors.len() - 1));
         // indices
         let (ct, bytes) = if n < 65536 {
-            (UNSIGNED_SHORT, p.indices.iter().flat_map(|&i| (i as u16).to_le_bytes()).collect::<Vec<u8>>())
+            (
+                UNSIGNED_SHORT,
+                p.indices
+                    .iter()
+                    .flat_map(|&i| (i as u16).to_le_bytes())
+                    .collect::<Vec<u8>>(),
+            )
         } else {
-            (UNSIGNED_INT, p.indices.iter().flat_map(|&i| i.to_le_bytes()).collect::<Vec<u8>>())
+            (
+                UNSIGNED_INT,
+                p.indices
+                    .iter()
+                    .flat_map(|&i| i.to_le_bytes())
+                    .collect::<Vec<u8>>(),
+            )
         };
         let bv = bin.view(&bytes, None, Some(ELEMENT_ARRAY_BUFFER));
         accessors.push(json!({"bufferView": bv, "componentType": ct, "count": p.indices.len(), "type": "SCALAR"}));
@@ -243,7 +284,8 @@ pub fn write_glb(doc: &Document) -> Vec<u8> {
         let mut distinct: Vec<u32> = p.feature_ids.clone();
         distinct.sort_unstable();
         distinct.dedup();
-        let mut prim = json!({"attributes": attrs, "indices": idx_acc, "material": p.material, "mode": 4});
+        let mut prim =
+            json!({"attributes": attrs, "indices": idx_acc, "material": p.material, "mode": 4});
         if doc.property_table.is_some() {
             prim["extensions"] = json!({"EXT_mesh_features": {"featureIds": [
                 {"featureCount": distinct.len(), "attribute": 0, "propertyTable": 0}]}});
@@ -259,11 +301,24 @@ pub fn write_glb(doc: &Document) -> Vec<u8> {
         let mut props = Map::new();
         for (name, col) in &table.columns {
             assert_eq!(col.len(), table.count, "column {name} has a wrong length");
+            // A string column whose values are all empty would need a zero-length buffer view
+            // (invalid glTF); the optional property is omitted instead (clients read it as absent).
+            if let Column::Str(v) = col {
+                if v.iter().all(|s| s.is_empty()) {
+                    continue;
+                }
+            }
             let entry = match col {
                 Column::U8(v) => json!({"values": bin.view(v, None, None)}),
-                Column::U16(v) => json!({"values": bin.view(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>(), None, None)}),
-                Column::U32(v) => json!({"values": bin.view(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>(), None, None)}),
-                Column::F32(v) => json!({"values": bin.view(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>(), None, None)}),
+                Column::U16(v) => {
+                    json!({"values": bin.view(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>(), None, None)})
+                }
+                Column::U32(v) => {
+                    json!({"values": bin.view(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>(), None, None)})
+                }
+                Column::F32(v) => {
+                    json!({"values": bin.view(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>(), None, None)})
+                }
                 Column::Str(v) => {
                     let mut data = Vec::new();
                     let mut offsets = Vec::with_capacity((v.len() + 1) * 4);
@@ -350,7 +405,10 @@ pub struct Glb {
 impl Glb {
     pub fn parse(bytes: &[u8]) -> Result<Glb, String> {
         let u32_at = |o: usize| -> Result<u32, String> {
-            bytes.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).ok_or_else(|| format!("truncated at {o}"))
+            bytes
+                .get(o..o + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .ok_or_else(|| format!("truncated at {o}"))
         };
         if bytes.get(0..4) != Some(b"glTF") {
             return Err("not a GLB (magic)".into());
@@ -365,7 +423,9 @@ impl Glb {
         if bytes.get(16..20) != Some(b"JSON") {
             return Err("first chunk is not JSON".into());
         }
-        let json: Value = serde_json::from_slice(bytes.get(20..20 + jlen).ok_or("truncated JSON chunk")?).map_err(|e| e.to_string())?;
+        let json: Value =
+            serde_json::from_slice(bytes.get(20..20 + jlen).ok_or("truncated JSON chunk")?)
+                .map_err(|e| e.to_string())?;
         let mut bin = Vec::new();
         let o = 20 + jlen;
         if o < bytes.len() {
@@ -373,7 +433,10 @@ impl Glb {
             if bytes.get(o + 4..o + 8) != Some(b"BIN\0") {
                 return Err("second chunk is not BIN".into());
             }
-            bin = bytes.get(o + 8..o + 8 + blen).ok_or("truncated BIN chunk")?.to_vec();
+            bin = bytes
+                .get(o + 8..o + 8 + blen)
+                .ok_or("truncated BIN chunk")?
+                .to_vec();
         }
         Ok(Glb { json, bin })
     }
@@ -382,7 +445,10 @@ impl Glb {
         let v = &self.json["bufferViews"][view];
         let off = v["byteOffset"].as_u64().unwrap_or(0) as usize;
         let len = v["byteLength"].as_u64().unwrap() as usize;
-        (&self.bin[off..off + len], v["byteStride"].as_u64().unwrap_or(0) as usize)
+        (
+            &self.bin[off..off + len],
+            v["byteStride"].as_u64().unwrap_or(0) as usize,
+        )
     }
 
     /// Reads a SCALAR/VECn accessor as f64 components (FLOAT, SHORT, UNSIGNED_SHORT, UNSIGNED_INT,
@@ -438,9 +504,20 @@ impl Glb {
         let mut out = Vec::new();
         for p in self.json["meshes"][0]["primitives"].as_array().unwrap() {
             let pos = self.accessor(p["attributes"]["POSITION"].as_u64().unwrap() as usize);
-            let pos: Vec<[f64; 3]> = pos.iter().map(|v| std::array::from_fn(|k| t[k] + s[k] * v[k])).collect();
-            let idx = self.accessor(p["indices"].as_u64().unwrap() as usize).iter().map(|v| v[0] as u32).collect();
-            let fid = self.accessor(p["attributes"]["_FEATURE_ID_0"].as_u64().unwrap() as usize).iter().map(|v| v[0] as u32).collect();
+            let pos: Vec<[f64; 3]> = pos
+                .iter()
+                .map(|v| std::array::from_fn(|k| t[k] + s[k] * v[k]))
+                .collect();
+            let idx = self
+                .accessor(p["indices"].as_u64().unwrap() as usize)
+                .iter()
+                .map(|v| v[0] as u32)
+                .collect();
+            let fid = self
+                .accessor(p["attributes"]["_FEATURE_ID_0"].as_u64().unwrap() as usize)
+                .iter()
+                .map(|v| v[0] as u32)
+                .collect();
             out.push((pos, idx, fid, p["material"].as_u64().unwrap_or(0) as usize));
         }
         out
@@ -459,11 +536,29 @@ impl Glb {
         let ty = def["type"].as_str()?;
         if ty == "STRING" {
             let (offs, _) = self.view_bytes(col["stringOffsets"].as_u64()? as usize);
-            let off = |i: usize| u32::from_le_bytes([offs[4 * i], offs[4 * i + 1], offs[4 * i + 2], offs[4 * i + 3]]) as usize;
-            return Some((0..count).map(|i| Value::String(String::from_utf8_lossy(&bytes[off(i)..off(i + 1)]).into_owned())).collect());
+            let off = |i: usize| {
+                u32::from_le_bytes([
+                    offs[4 * i],
+                    offs[4 * i + 1],
+                    offs[4 * i + 2],
+                    offs[4 * i + 3],
+                ]) as usize
+            };
+            return Some(
+                (0..count)
+                    .map(|i| {
+                        Value::String(
+                            String::from_utf8_lossy(&bytes[off(i)..off(i + 1)]).into_owned(),
+                        )
+                    })
+                    .collect(),
+            );
         }
         let ct = if ty == "ENUM" {
-            meta["schema"]["enums"][def["enumType"].as_str()?]["valueType"].as_str().unwrap_or("UINT16").to_string()
+            meta["schema"]["enums"][def["enumType"].as_str()?]["valueType"]
+                .as_str()
+                .unwrap_or("UINT16")
+                .to_string()
         } else {
             def["componentType"].as_str()?.to_string()
         };
@@ -473,8 +568,12 @@ impl Glb {
                     let v = match ct.as_str() {
                         "UINT8" => bytes[i] as f64,
                         "UINT16" => u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]) as f64,
-                        "UINT32" => u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap()) as f64,
-                        "FLOAT32" => f32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap()) as f64,
+                        "UINT32" => {
+                            u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap()) as f64
+                        }
+                        "FLOAT32" => {
+                            f32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap()) as f64
+                        }
                         _ => f64::NAN,
                     };
                     json!(v)
@@ -491,8 +590,14 @@ mod tests {
     fn cube_doc(enc: PositionEncoding) -> Document {
         // unit cube, 8 shared vertices, 12 CCW-outward triangles (y up)
         let p: Vec<[f32; 3]> = vec![
-            [0., 0., 0.], [1., 0., 0.], [1., 0., 1.], [0., 0., 1.],
-            [0., 1., 0.], [1., 1., 0.], [1., 1., 1.], [0., 1., 1.],
+            [0., 0., 0.],
+            [1., 0., 0.],
+            [1., 0., 1.],
+            [0., 0., 1.],
+            [0., 1., 0.],
+            [1., 1., 0.],
+            [1., 1., 1.],
+            [0., 1., 1.],
         ];
         let idx = vec![
             0, 1, 2, 0, 2, 3, // bottom (y=0), normal -y
@@ -504,8 +609,18 @@ mod tests {
         ];
         Document {
             generator: "test".into(),
-            materials: vec![Material { name: "m".into(), base_color: [1., 0., 0., 1.], metallic: 0., roughness: 1. }],
-            primitives: vec![Primitive { material: 0, feature_ids: vec![0; 8], positions: p, indices: idx }],
+            materials: vec![Material {
+                name: "m".into(),
+                base_color: [1., 0., 0., 1.],
+                metallic: 0.,
+                roughness: 1.,
+            }],
+            primitives: vec![Primitive {
+                material: 0,
+                feature_ids: vec![0; 8],
+                positions: p,
+                indices: idx,
+            }],
             positions: enc,
             schema: Some(building_schema(&["residential", "unknown"])),
             property_table: Some(PropertyTable {
@@ -557,7 +672,10 @@ mod tests {
             assert_eq!(g.property("use").unwrap(), vec![json!(1.0)]);
             assert_eq!(g.property("level").unwrap(), vec![json!(2.0)]);
             assert_eq!(g.property("floors").unwrap(), vec![json!(65535.0)]);
-            let req = g.json["extensionsRequired"].as_array().map(|a| a.len()).unwrap_or(0);
+            let req = g.json["extensionsRequired"]
+                .as_array()
+                .map(|a| a.len())
+                .unwrap_or(0);
             assert_eq!(req, if enc == PositionEncoding::Int16 { 1 } else { 0 });
         }
     }

@@ -59,7 +59,10 @@ pub fn lonlat_to_unit(lon: f64, lat: f64) -> (f64, f64) {
 /// Inverse of [`lonlat_to_unit`].
 pub fn unit_to_lonlat(x: f64, y: f64) -> (f64, f64) {
     let lon = x * 360.0 - 180.0;
-    let lat = (std::f64::consts::PI * (1.0 - 2.0 * y)).sinh().atan().to_degrees();
+    let lat = (std::f64::consts::PI * (1.0 - 2.0 * y))
+        .sinh()
+        .atan()
+        .to_degrees();
     (lon, lat)
 }
 

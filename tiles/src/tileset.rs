@@ -52,7 +52,10 @@ pub struct BoundingVolume {
 
 impl BoundingVolume {
     pub fn region(r: [f64; 6]) -> Self {
-        BoundingVolume { region: Some(r), ..Default::default() }
+        BoundingVolume {
+            region: Some(r),
+            ..Default::default()
+        }
     }
 }
 
@@ -102,7 +105,11 @@ pub struct SseModel {
 impl Default for SseModel {
     /// CesiumJS defaults: maximumScreenSpaceError 16, 60° vertical field of view; a 1080 px high view.
     fn default() -> Self {
-        SseModel { max_sse: 16.0, screen_height_px: 1080.0, fov_y_deg: 60.0 }
+        SseModel {
+            max_sse: 16.0,
+            screen_height_px: 1080.0,
+            fov_y_deg: 60.0,
+        }
     }
 }
 
@@ -140,14 +147,21 @@ mod tests {
     #[test]
     fn tileset_json_uses_spec_names() {
         let t = Tileset {
-            asset: Asset { version: "1.1".into(), tileset_version: None, generator: None },
+            asset: Asset {
+                version: "1.1".into(),
+                tileset_version: None,
+                generator: None,
+            },
             geometric_error: 100.0,
             root: Tile {
                 bounding_volume: BoundingVolume::region([0.0, 0.0, 0.1, 0.1, 0.0, 10.0]),
                 geometric_error: 50.0,
                 refine: Some(Refine::Replace),
                 transform: None,
-                content: Some(Content { uri: "a.glb".into(), bounding_volume: None }),
+                content: Some(Content {
+                    uri: "a.glb".into(),
+                    bounding_volume: None,
+                }),
                 children: vec![],
             },
             schema: None,

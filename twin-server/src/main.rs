@@ -9,7 +9,10 @@ fn init_logging(format: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     if format == "json" {
         builder.json().flatten_event(true).init();
     } else {
@@ -35,7 +38,7 @@ fn run(cmd: cli::Command) -> Result<()> {
         cli::Action::Build(opts) => {
             let m = scenes::build::build(&opts)?;
             println!(
-                "built model '{}' in {}: {} buildings, {} roads, {} water, {} landuse, {} districts, {} POIs, {} CIM models; built-up area {:.1} km²; {} repaired, {} dropped ({:.1} s)",
+                "built model '{}' in {}: {} buildings, {} roads, {} water, {} landuse, {} districts, {} POIs, {} CIM models; built-up area {:.1} km²; {} repaired, {} dropped{} ({:.1} s)",
                 m.name,
                 opts.out.display(),
                 m.layers.buildings,
@@ -48,12 +51,18 @@ fn run(cmd: cli::Command) -> Result<()> {
                 m.built_up_area_km2,
                 m.repaired_total,
                 m.dropped_total,
+                m.tiles3d
+                    .as_ref()
+                    .map(|t| format!("; 3D Tiles: {} tiles, {} buildings, {:.1} MB", t.tiles, t.buildings, t.bytes as f64 / 1e6))
+                    .unwrap_or_default(),
                 m.build_duration_s
             );
             Ok(())
         }
         cli::Action::Serve(opts) => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(server::serve(opts))
         }
     }
