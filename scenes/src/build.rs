@@ -54,8 +54,7 @@ impl LayerCounts {
             pois: m.pois.len() as u64,
             // Everything that came from a CIM format: CityJSON/CityGML buildings carry a solid,
             // glTF/IFC models are listed in cim_models.
-            cim_models: (m.buildings.iter().filter(|b| b.solid.is_some()).count()
-                + m.cim_models.len()) as u64,
+            cim_models: (m.buildings.iter().filter(|b| b.solid.is_some()).count() + m.cim_models.len()) as u64,
         }
     }
     fn minus(&self, o: &LayerCounts) -> LayerCounts {
@@ -133,10 +132,7 @@ fn built_up_from_buildings(m: &CityModel) -> f64 {
     for b in &m.buildings {
         if let Some(c) = b.footprint.centroid() {
             let (mx, my) = crate::geodesy::metres_per_degree(c.y());
-            cells.insert((
-                (c.x() * mx / 100.0).floor() as i64,
-                (c.y() * my / 100.0).floor() as i64,
-            ));
+            cells.insert(((c.x() * mx / 100.0).floor() as i64, (c.y() * my / 100.0).floor() as i64));
         }
     }
     cells.len() as f64 * 0.01
@@ -148,15 +144,9 @@ fn assign_districts(m: &mut CityModel) {
     if m.districts.is_empty() {
         return;
     }
-    let rects: Vec<_> = m
-        .districts
-        .iter()
-        .map(|d| d.geometry.bounding_rect())
-        .collect();
+    let rects: Vec<_> = m.districts.iter().map(|d| d.geometry.bounding_rect()).collect();
     for b in m.buildings.iter_mut().filter(|b| b.district.is_none()) {
-        let Some(c) = b.footprint.centroid() else {
-            continue;
-        };
+        let Some(c) = b.footprint.centroid() else { continue };
         b.district = m
             .districts
             .iter()
@@ -168,13 +158,7 @@ fn assign_districts(m: &mut CityModel) {
 
 fn height_counts(m: &CityModel) -> HeightCounts {
     use crate::model::HeightSource as H;
-    let mut h = HeightCounts {
-        attribute: BTreeMap::new(),
-        levels: 0,
-        geometry: 0,
-        generated: 0,
-        estimated: 0,
-    };
+    let mut h = HeightCounts { attribute: BTreeMap::new(), levels: 0, geometry: 0, generated: 0, estimated: 0 };
     for b in &m.buildings {
         match &b.height_source {
             H::Attribute { name } => *h.attribute.entry(name.clone()).or_default() += 1,
@@ -211,31 +195,17 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
         }
         m
     } else {
-        let name = opts
-            .name
-            .clone()
-            .unwrap_or_else(|| opts.sources[0].default_name());
+        let name = opts.name.clone().unwrap_or_else(|| opts.sources[0].default_name());
         let mut m = CityModel::empty(&name);
         m.info.label = "Ingested from the sources listed in the manifest".into();
         for spec in &opts.sources {
             let before = LayerCounts::of(&m);
             let mut src_report = BuildReport::default();
             let read = ingest_source(spec, &mut m, &mut src_report)?;
-            let info = m
-                .sources
-                .last()
-                .cloned()
-                .expect("ingest_source records the source");
+            let info = m.sources.last().cloned().expect("ingest_source records the source");
             if info.kind.starts_with("osm") {
-                if !m
-                    .info
-                    .attribution
-                    .iter()
-                    .any(|a| a.contains("OpenStreetMap"))
-                {
-                    m.info
-                        .attribution
-                        .push("© OpenStreetMap contributors (ODbL 1.0)".into());
+                if !m.info.attribution.iter().any(|a| a.contains("OpenStreetMap")) {
+                    m.info.attribution.push("© OpenStreetMap contributors (ODbL 1.0)".into());
                 }
             }
             sources_out.push(ManifestSource {
@@ -255,10 +225,7 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
     assign_districts(&mut model);
     model.renumber();
 
-    let mut p = Progress::new(
-        "spatial index",
-        Some((model.buildings.len() + model.pois.len()) as u64),
-    );
+    let mut p = Progress::new("spatial index", Some((model.buildings.len() + model.pois.len()) as u64));
     let index = SpatialIndex::build(&model);
     p.inc((model.buildings.len() + model.pois.len()) as u64);
     p.finish();
@@ -268,10 +235,7 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
             crate::geodesy::area_km2(bu),
             "the built-in city's built-up polygon (scenes/src/shenyang), geodesic area".to_string(),
         ),
-        None => (
-            built_up_from_buildings(&model),
-            "area of the 100 m × 100 m cells holding at least one building centroid".to_string(),
-        ),
+        None => (built_up_from_buildings(&model), "area of the 100 m × 100 m cells holding at least one building centroid".to_string()),
     };
 
     // Write everything to a sibling temp dir, then rename into place.
@@ -280,35 +244,20 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
+    std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
     let tmp = tempfile::Builder::new()
-        .prefix(&format!(
-            ".{}.building-",
-            out.file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ))
+        .prefix(&format!(".{}.building-", out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()))
         .tempdir_in(&parent)
-        .with_context(|| {
-            format!(
-                "cannot create a temporary directory in {}",
-                parent.display()
-            )
-        })?;
+        .with_context(|| format!("cannot create a temporary directory in {}", parent.display()))?;
     // Placed glTF/IFC models are copied in, so the directory is self-contained and immutable.
     if !model.cim_models.is_empty() {
         let cim_dir = tmp.path().join("cim");
         std::fs::create_dir_all(&cim_dir)?;
         for c in model.cim_models.iter_mut() {
             let src = PathBuf::from(&c.path);
-            let fname = src
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "model".into());
+            let fname = src.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
             let rel = format!("cim/{}-{}", c.id, fname);
-            std::fs::copy(&src, tmp.path().join(&rel))
-                .with_context(|| format!("cannot copy {} into the model", src.display()))?;
+            std::fs::copy(&src, tmp.path().join(&rel)).with_context(|| format!("cannot copy {} into the model", src.display()))?;
             c.path = rel;
         }
     }
@@ -319,11 +268,7 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
     wp.finish();
     let tiles3d = if opts.tiles3d {
         let dir = tmp.path().join(crate::threed::DIR);
-        Some(crate::threed::write(
-            &model,
-            &dir,
-            &crate::threed::Options::default(),
-        )?)
+        Some(crate::threed::write(&model, &dir, &crate::threed::Options::default())?)
     } else {
         None
     };
@@ -343,10 +288,7 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
         attribution: model.info.attribution.clone(),
         seed: model.info.seed,
         built_by: format!("twin-server {}", env!("CARGO_PKG_VERSION")),
-        built_at_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        built_at_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         build_duration_s: t0.elapsed().as_secs_f64(),
         sources: sources_out,
         layers: LayerCounts::of(&model),
@@ -372,19 +314,14 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
     if out.exists() {
         let old = parent.join(format!(
             ".{}.old-{}",
-            out.file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
             std::process::id()
         ));
-        std::fs::rename(out, &old).with_context(|| {
-            format!("cannot move the previous model at {} aside", out.display())
-        })?;
+        std::fs::rename(out, &old).with_context(|| format!("cannot move the previous model at {} aside", out.display()))?;
         if let Err(e) = std::fs::rename(&staged, out) {
             let _ = std::fs::rename(&old, out);
             let _ = std::fs::remove_dir_all(&staged);
-            return Err(e)
-                .with_context(|| format!("cannot move the new model into {}", out.display()));
+            return Err(e).with_context(|| format!("cannot move the new model into {}", out.display()));
         }
         let _ = std::fs::remove_dir_all(&old);
     } else if let Err(e) = std::fs::rename(&staged, out) {

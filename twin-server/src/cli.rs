@@ -26,11 +26,7 @@ pub struct ServeOptions {
 
 fn clap_command() -> ClapCommand {
     let per_source = |name: &'static str, value: &'static str, help: &'static str| {
-        Arg::new(name)
-            .long(name)
-            .action(ArgAction::Append)
-            .value_name(value)
-            .help(help)
+        Arg::new(name).long(name).action(ArgAction::Append).value_name(value).help(help)
     };
     ClapCommand::new("twin-server")
         .version(env!("CARGO_PKG_VERSION"))
@@ -77,20 +73,13 @@ fn indexed(m: &ArgMatches, name: &str) -> Vec<(usize, String)> {
 fn build_options(m: &ArgMatches) -> Result<BuildOptions, clap::Error> {
     let err = |msg: String| clap::Error::raw(clap::error::ErrorKind::ValueValidation, msg + "\n");
     let sources = indexed(m, "source");
-    let mut specs: Vec<SourceSpec> = sources
-        .iter()
-        .map(|(_, p)| SourceSpec::new(p.clone()))
-        .collect();
+    let mut specs: Vec<SourceSpec> = sources.iter().map(|(_, p)| SourceSpec::new(p.clone())).collect();
     // Index of the source an option at position `pos` belongs to; None = before all sources.
     let owner = |pos: usize| sources.iter().rposition(|(i, _)| *i < pos);
-    let mut apply = |name: &str,
-                     f: &mut dyn FnMut(&mut SourceSpec, &str) -> Result<(), String>|
-     -> Result<(), clap::Error> {
+    let mut apply = |name: &str, f: &mut dyn FnMut(&mut SourceSpec, &str) -> Result<(), String>| -> Result<(), clap::Error> {
         for (pos, val) in indexed(m, name) {
             match owner(pos) {
-                Some(s) => {
-                    f(&mut specs[s], &val).map_err(|e| err(format!("--{name} {val}: {e}")))?
-                }
+                Some(s) => f(&mut specs[s], &val).map_err(|e| err(format!("--{name} {val}: {e}")))?,
                 None => {
                     for s in specs.iter_mut() {
                         f(s, &val).map_err(|e| err(format!("--{name} {val}: {e}")))?;
@@ -119,10 +108,7 @@ fn build_options(m: &ArgMatches) -> Result<BuildOptions, clap::Error> {
     Ok(BuildOptions {
         sources: specs,
         out: PathBuf::from(m.get_one::<String>("out").expect("required")),
-        seed: m
-            .get_one::<u64>("seed")
-            .copied()
-            .unwrap_or(scenes::shenyang::DEFAULT_SEED),
+        seed: m.get_one::<u64>("seed").copied().unwrap_or(scenes::shenyang::DEFAULT_SEED),
         boundaries: m.get_one::<String>("boundaries").map(PathBuf::from),
         name: m.get_one::<String>("name").cloned(),
         tiles3d: !m.get_flag("no-3dtiles"),
@@ -131,24 +117,15 @@ fn build_options(m: &ArgMatches) -> Result<BuildOptions, clap::Error> {
 
 pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
     let m = clap_command().try_get_matches_from(args)?;
-    let log_format = m
-        .get_one::<String>("log-format")
-        .cloned()
-        .unwrap_or_else(|| "text".into());
+    let log_format = m.get_one::<String>("log-format").cloned().unwrap_or_else(|| "text".into());
     let action = match m.subcommand() {
         Some(("build", sm)) => Action::Build(build_options(sm)?),
         Some(("serve", sm)) => {
             let addr_s = sm.get_one::<String>("addr").expect("default");
             let addr = addr_s.parse().map_err(|e| {
-                clap::Error::raw(
-                    clap::error::ErrorKind::ValueValidation,
-                    format!("--addr {addr_s}: {e} (expected HOST:PORT, e.g. 127.0.0.1:8080)\n"),
-                )
+                clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("--addr {addr_s}: {e} (expected HOST:PORT, e.g. 127.0.0.1:8080)\n"))
             })?;
-            Action::Serve(ServeOptions {
-                model: PathBuf::from(sm.get_one::<String>("model").expect("required")),
-                addr,
-            })
+            Action::Serve(ServeOptions { model: PathBuf::from(sm.get_one::<String>("model").expect("required")), addr })
         }
         _ => unreachable!("subcommand_required"),
     };
@@ -181,18 +158,9 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let e = parse(args("twin-server build --source a --datum mars --out d"))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            e.contains("--datum mars") && e.contains("unknown datum"),
-            "{e}"
-        );
-        let e = parse(args("twin-server serve --model m --addr nowhere"))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = parse(args("twin-server build --source a --datum mars --out d")).err().unwrap().to_string();
+        assert!(e.contains("--datum mars") && e.contains("unknown datum"), "{e}");
+        let e = parse(args("twin-server serve --model m --addr nowhere")).err().unwrap().to_string();
         assert!(e.contains("--addr nowhere"), "{e}");
     }
 }
