@@ -2,6 +2,7 @@
 
 mod cli;
 mod server;
+mod threed_http;
 
 use anyhow::Result;
 

@@ -31,6 +31,10 @@ use tiles::tileset::{Asset, BoundingVolume, Content, Refine, SseModel, Tile, Til
 /// Directory of the tileset inside a model directory.
 pub const DIR: &str = "3dtiles";
 pub const TILESET_FILE: &str = "tileset.json";
+/// Margin (m) added around every content region so it contains the stored positions (int16
+/// quantisation moves a vertex by at most half a step: ≤ 0.125 m, else the tile is written with
+/// float positions).
+pub const REGION_PAD_M: f64 = 0.25;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -508,11 +512,23 @@ fn write_leaf(
         flush(&mut buf, u, &mut materials, &mut primitives);
     }
     let vertices = primitives.iter().map(|p| p.positions.len() as u64).sum();
+    // int16 positions: half a quantisation step must stay well inside the region padding,
+    // else this tile is written with floats
+    let extent = primitives.iter().flat_map(|p| p.positions.iter()).fold([f32::INFINITY, f32::NEG_INFINITY], |a, v| {
+        [a[0].min(v[0]).min(v[1]).min(v[2]), a[1].max(v[0]).max(v[1]).max(v[2])]
+    });
+    let positions = if opts.positions == PositionEncoding::Int16
+        && ((extent[1] - extent[0]) as f64 / 65534.0 / 2.0) > REGION_PAD_M / 2.0
+    {
+        PositionEncoding::Float
+    } else {
+        opts.positions
+    };
     let doc = gltf::Document {
         generator: format!("CityTwin twin-server {}", env!("CARGO_PKG_VERSION")),
         materials,
         primitives,
-        positions: opts.positions,
+        positions,
         schema: Some(schema.clone()),
         property_table: Some(gltf::PropertyTable {
             class: "building".into(),
@@ -533,13 +549,17 @@ fn write_leaf(
     let gz = gzip(&glb, opts.gzip_level)?;
     let path = content_dir.join(format!("{key}.glb.gz"));
     std::fs::write(&path, &gz).with_context(|| format!("cannot write {}", path.display()))?;
+    // Pad the region by REGION_PAD_M so that it contains the stored (rounded / quantised)
+    // positions, not only the exact ones.
+    let (mx, my) = l2::ellipsoid_metres_per_degree((reg[1] + reg[3]) / 2.0);
+    let (dx, dy) = (REGION_PAD_M / mx, REGION_PAD_M / my);
     let region = [
-        reg[0].to_radians(),
-        reg[1].to_radians(),
-        reg[2].to_radians(),
-        reg[3].to_radians(),
-        reg[4],
-        reg[5],
+        (reg[0] - dx).to_radians(),
+        (reg[1] - dy).to_radians(),
+        (reg[2] + dx).to_radians(),
+        (reg[3] + dy).to_radians(),
+        reg[4] - REGION_PAD_M,
+        reg[5] + REGION_PAD_M,
     ];
     Ok(LeafOut {
         key: key.to_string(),
