@@ -32,6 +32,8 @@ pub struct Primitive {
     pub positions: Vec<[f32; 3]>,
     pub feature_ids: Vec<u32>,
     pub indices: Vec<u32>,
+    /// Optional unit normals, one per vertex (empty: none written, clients use flat normals).
+    pub normals: Vec<[f32; 3]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +253,29 @@ pub fn write_glb(doc: &Document) -> Vec<u8> {
             }
         };
         attrs.insert("POSITION".into(), json!(pos_acc));
+        // NORMAL (optional): FLOAT, or BYTE normalised under quantisation. With the node's
+        // non-uniform scale S, clients transform normals by S⁻¹, so S·n is stored.
+        if !p.normals.is_empty() {
+            assert_eq!(p.normals.len(), n, "one normal per vertex");
+            let (bytes, ct, stride, norm) = match doc.positions {
+                PositionEncoding::Float => (p.normals.iter().flat_map(|v| v.iter().flat_map(|c| c.to_le_bytes())).collect::<Vec<u8>>(), FLOAT, 12, false),
+                PositionEncoding::Int16 => {
+                    let mut b = Vec::with_capacity(n * 4);
+                    for v in &p.normals {
+                        let s: [f64; 3] = std::array::from_fn(|k| v[k] as f64 * step[k]);
+                        let l = (s[0] * s[0] + s[1] * s[1] + s[2] * s[2]).sqrt().max(1e-30);
+                        for c in s {
+                            b.push(((c / l * 127.0).round() as i8) as u8);
+                        }
+                        b.push(0);
+                    }
+                    (b, 5120u32, 4, true)
+                }
+            };
+            let bv = bin.view(&bytes, Some(stride), Some(ARRAY_BUFFER));
+            accessors.push(json!({"bufferView": bv, "componentType": ct, "normalized": norm, "count": n, "type": "VEC3"}));
+            attrs.insert("NORMAL".into(), json!(accessors.len() - 1));
+        }
         // _FEATURE_ID_0
         let mut bytes = Vec::with_capacity(n * 4);
         for &f in &p.feature_ids {
@@ -620,6 +645,7 @@ mod tests {
                 feature_ids: vec![0; 8],
                 positions: p,
                 indices: idx,
+                normals: vec![],
             }],
             positions: enc,
             schema: Some(building_schema(&["residential", "unknown"])),

@@ -202,11 +202,16 @@ pub struct MeshBuf {
     pub positions: Vec<[f32; 3]>,
     pub feature_ids: Vec<u32>,
     pub indices: Vec<u32>,
+    /// Only with [`Extruder::normals`]: one flat normal per vertex.
+    pub normals: Vec<[f32; 3]>,
 }
 
 /// Reusable triangulator state.
 #[derive(Default)]
 pub struct Extruder {
+    /// Write flat normals: every face gets its own vertices (for the size measurement in
+    /// docs/BENCHMARKS.md; CityTwin tiles are written without).
+    pub normals: bool,
     earcut: earcut::Earcut<f64>,
     tri: Vec<u32>,
     flat: Vec<[f64; 2]>,
@@ -214,6 +219,10 @@ pub struct Extruder {
 }
 
 impl Extruder {
+    pub fn new(normals: bool) -> Self {
+        Extruder { normals, ..Default::default() }
+    }
+
     /// Appends the block of `p` to `out` in the frame `frame` (glTF y-up coordinates), standing on
     /// `base` metres above the ellipsoid. Returns the number of triangles added.
     pub fn extrude(
@@ -225,6 +234,7 @@ impl Extruder {
         out: &mut MeshBuf,
     ) -> usize {
         let mut added = 0;
+        let (v_start, i_start) = (out.positions.len(), out.indices.len());
         let (mx, my) = ellipsoid_metres_per_degree(p.centroid[1]);
         for rings in &p.polygons {
             // triangulate in local metres (planar, around the centroid)
@@ -285,7 +295,38 @@ impl Extruder {
                 start += m;
             }
         }
+        if self.normals {
+            split_by_face(out, v_start, i_start);
+        }
         added
+    }
+}
+
+/// Re-indexes the triangles from `i_start` on so that vertices are shared only within a plane
+/// (same flat normal), and fills `normals`.
+fn split_by_face(out: &mut MeshBuf, v_start: usize, i_start: usize) {
+    let old_pos: Vec<[f32; 3]> = out.positions.drain(v_start..).collect();
+    let old_fid: Vec<u32> = out.feature_ids.drain(v_start..).collect();
+    out.normals.truncate(v_start);
+    let mut map: std::collections::HashMap<(u32, [i32; 3]), u32> = std::collections::HashMap::new();
+    for t in (i_start..out.indices.len()).step_by(3) {
+        let tri = [out.indices[t], out.indices[t + 1], out.indices[t + 2]];
+        let p = |i: u32| old_pos[i as usize - v_start].map(|c| c as f64);
+        let (a, b, c) = (p(tri[0]), p(tri[1]), p(tri[2]));
+        let (u, v) = ([b[0] - a[0], b[1] - a[1], b[2] - a[2]], [c[0] - a[0], c[1] - a[1], c[2] - a[2]]);
+        let n = [u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]];
+        let l = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt().max(1e-30);
+        let n = [n[0] / l, n[1] / l, n[2] / l];
+        let key_n = n.map(|c| (c * 1000.0).round() as i32);
+        for (k, &vi) in tri.iter().enumerate() {
+            let idx = *map.entry((vi, key_n)).or_insert_with(|| {
+                out.positions.push(old_pos[vi as usize - v_start]);
+                out.feature_ids.push(old_fid[vi as usize - v_start]);
+                out.normals.push(n.map(|c| c as f32));
+                (out.positions.len() - 1) as u32
+            });
+            out.indices[t + k] = idx;
+        }
     }
 }
 
@@ -434,6 +475,27 @@ mod tests {
 
     fn polygon_from(pts: Vec<(f64, f64)>) -> geo_types::Polygon<f64> {
         geo_types::Polygon::new(ring(pts), vec![])
+    }
+
+    #[test]
+    fn normals_mode_splits_vertices_per_face_with_outward_normals() {
+        let (lon0, lat0) = (123.4315, 41.8057);
+        let ext = metres_to_deg(lon0, lat0, &[(0., 0.), (20., 0.), (20., 10.), (0., 10.), (0., 0.)]);
+        let b = building(MultiPolygon(vec![polygon_from(ext)]), 9.0, 0.0);
+        let p = prepare(&b).unwrap();
+        let mut m = MeshBuf::default();
+        Extruder::new(true).extrude(&p, 0.0, &Enu::new(lon0, lat0, 0.0), 0, &mut m);
+        // box: 6 faces × 4 corners
+        assert_eq!(m.positions.len(), 24);
+        assert_eq!(m.normals.len(), 24);
+        let c: [f64; 3] = std::array::from_fn(|k| m.positions.iter().map(|v| v[k] as f64).sum::<f64>() / 24.0);
+        for t in m.indices.chunks_exact(3) {
+            let v = m.positions[t[0] as usize];
+            let n = m.normals[t[0] as usize];
+            assert!((n[0] * n[0] + n[1] * n[1] + n[2] * n[2] - 1.0).abs() < 1e-5);
+            let out = (0..3).map(|k| (v[k] as f64 - c[k]) * n[k] as f64).sum::<f64>();
+            assert!(out > 0.0, "normal {n:?} points inwards");
+        }
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Options {
     /// Height of the terrain above the WGS-84 ellipsoid (flat; a DEM hook comes with terrain).
     pub base_height: f64,
     pub sse: SseModel,
+    /// Write flat normals (own vertices per face) — only for the size measurement.
+    pub normals: bool,
 }
 
 impl Default for Options {
@@ -57,6 +59,7 @@ impl Default for Options {
             gzip_level: 6,
             base_height: 0.0,
             sse: SseModel::default(),
+            normals: false,
         }
     }
 }
@@ -221,7 +224,7 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
     let progress = Mutex::new(Progress::new("3d tiles: L2 content", Some(ok.len() as u64)));
     let results: Vec<Result<LeafOut>> = leaves
         .par_iter()
-        .map_init(l2::Extruder::default, |ex, (key, items)| {
+        .map_init(|| l2::Extruder::new(opts.normals), |ex, (key, items)| {
             let out = write_leaf(
                 model,
                 &prepared,
@@ -472,6 +475,7 @@ fn write_leaf(
             positions: b.positions,
             feature_ids: b.feature_ids,
             indices: b.indices,
+            normals: b.normals,
         });
     };
     for (fid, &i) in items.iter().enumerate() {
