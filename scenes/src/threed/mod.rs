@@ -348,7 +348,9 @@ fn assemble(
     match n {
         tileset::QNode::Leaf { key, .. } => {
             let l = &leaves[key];
-            Tile {
+            *nodes += 1;
+            *max_depth = (*max_depth).max(depth + 1);
+            let content = Tile {
                 bounding_volume: BoundingVolume::region(l.region),
                 geometric_error: ge.l2,
                 refine: Some(Refine::Replace),
@@ -358,6 +360,16 @@ fn assemble(
                     bounding_volume: None,
                 }),
                 children: vec![],
+            };
+            // The L2 gate: an empty tile with the content's region and error ge.l2_parent, so the
+            // L2 tile appears exactly when the camera is within L2_DISTANCE_M of its region.
+            Tile {
+                bounding_volume: BoundingVolume::region(l.region),
+                geometric_error: ge.l2_parent,
+                refine: Some(Refine::Replace),
+                transform: None,
+                content: None,
+                children: vec![content],
             }
         }
         tileset::QNode::Inner { children, .. } => {
@@ -370,18 +382,8 @@ fn assemble(
                 .filter_map(|c| c.bounding_volume.region)
                 .reduce(union)
                 .unwrap_or([0.0; 6]);
-            // Above the L2 level the error only gates traversal: the node right above L2 tiles
-            // has ge.l2_parent, each level above twice its largest child's.
-            let g = children
-                .iter()
-                .map(|c| {
-                    if c.content.is_some() {
-                        ge.l2_parent
-                    } else {
-                        c.geometric_error * 2.0
-                    }
-                })
-                .fold(ge.l2_parent, f64::max);
+            // Above the L2 gates the error only gates traversal: twice the largest child's.
+            let g = children.iter().map(|c| c.geometric_error * 2.0).fold(ge.l2_parent, f64::max);
             Tile {
                 bounding_volume: BoundingVolume::region(region),
                 geometric_error: g,

@@ -5,10 +5,12 @@
 //! Tree (docs/ARCHITECTURE.md, "3D Tiles"):
 //!
 //! ```text
-//! root (no content, transform = ENU at the city centre → ECEF)
-//!  └─ quadtree nodes (no content; region volumes)
-//!      └─ L2 content tiles (≤ max features; transform = root⁻¹ · ENU(tile centre)→ECEF), refine REPLACE
-//!          └─ (next: L3 tiles of focus districts, REPLACE) └─ (L4 key buildings, REPLACE)
+//! root (no content, transform = ENU at the city centre → ECEF; ge = 2 × largest child)
+//!  └─ quadtree nodes (no content; region volumes; ge = 2 × largest child)
+//!      └─ L2 gate (no content, the L2 tile's region, ge = 34.21 m: opens within 2 km)
+//!          └─ L2 content tile (≤ max features; transform = root⁻¹ · ENU(tile centre)→ECEF;
+//!             ge = 8.55 m; refine REPLACE)
+//!              └─ (next: L3 tiles of focus districts, ge 2.57 m) └─ (L4 key buildings, ge 0)
 //! ```
 
 use tiles::tileset::SseModel;
