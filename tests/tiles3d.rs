@@ -423,6 +423,15 @@ fn bad_buildings_are_reported_per_feature_and_no_3dtiles_skips_the_tileset() {
     let ok2 = model.buildings.iter().find(|b| b.source.id == "ok2").unwrap();
     assert!((c.heights[&ok2.id].0 - 6.0).abs() < 0.15);
 
+    // only bad buildings: the build succeeds, reports them, and writes no tileset
+    let only_bad = tmp.path().join("only_bad.geojson");
+    std::fs::write(&only_bad, format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, feats[1])).unwrap();
+    let dir3 = tmp.path().join("b");
+    let m3 = build(&dir3, &["--source", only_bad.to_str().unwrap()]);
+    assert_eq!(m3["tiles3d"]["tiles"], 0);
+    assert_eq!(m3["tiles3d"]["skipped"]["height not above min_height"]["count"], 1);
+    assert!(!dir3.join("3dtiles").exists() && m3["files"].get("3dtiles").is_none());
+
     let dir2 = tmp.path().join("n");
     let o = twin(&["build", "--source", src.to_str().unwrap(), "--no-3dtiles", "--out", dir2.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));

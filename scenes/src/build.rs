@@ -276,7 +276,7 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
     let mut files = BTreeMap::new();
     files.insert("model".to_string(), store::MODEL_FILE.to_string());
     files.insert("index".to_string(), store::INDEX_FILE.to_string());
-    if let Some(t) = &tiles3d {
+    if let Some(t) = tiles3d.as_ref().filter(|t| t.tiles > 0) {
         files.insert("3dtiles".to_string(), t.tileset.clone());
     }
     let manifest = Manifest {

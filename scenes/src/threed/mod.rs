@@ -123,8 +123,6 @@ struct LeafOut {
 pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSummary> {
     let t0 = std::time::Instant::now();
     let content_dir = dir.join("content");
-    std::fs::create_dir_all(&content_dir)
-        .with_context(|| format!("cannot create {}", content_dir.display()))?;
     let ge = tileset::GeometricErrors::new(&opts.sse);
 
     // 1. check every building
@@ -159,6 +157,29 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
     for (reason, t) in &skipped {
         tracing::warn!(count = t.count, reason = %reason, "3d tiles: buildings without an L2 block");
     }
+
+    // Nothing to tile: no tileset is written (tiles = 0, no files entry in the manifest).
+    if ok.is_empty() {
+        tracing::warn!("3d tiles: no building can be tiled; no tileset written");
+        return Ok(Tiles3dSummary {
+            tileset: String::new(),
+            tiles: 0,
+            nodes: 0,
+            depth: 0,
+            buildings: 0,
+            triangles: 0,
+            vertices: 0,
+            bytes_raw: 0,
+            bytes: 0,
+            seconds: t0.elapsed().as_secs_f64(),
+            max_features_per_tile: opts.max_features_per_tile as u64,
+            position_encoding: String::new(),
+            geometric_errors: ge,
+            skipped,
+        });
+    }
+    std::fs::create_dir_all(&content_dir)
+        .with_context(|| format!("cannot create {}", content_dir.display()))?;
 
     // 2. quadtree on centroids (x scaled by cos φ so quadrants are square on the ground)
     let lat_mid = ok
