@@ -6,6 +6,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 RUNS="${1:-3}"
+LOAD_START="$(cut -d" " -f1-3 /proc/loadavg)"
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/citytwin/target}"
 command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
@@ -111,7 +112,7 @@ Command: \`scripts/bench.sh $RUNS\` — release build, each input built $RUNS ti
 (ingest or generation, district assignment, spatial index, writing \`model.bin\`/\`index.bin\`/
 \`manifest.json\`), wall time and peak RSS measured by GNU time around the whole process; medians.
 
-Machine: $CPU, $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, $(date -u +%Y-%m-%d).
+Machine: $CPU, $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, $(date -u +%Y-%m-%d); load average (1/5/15 min) at the start $LOAD_START, at the end $(cut -d" " -f1-3 /proc/loadavg) — figures taken while other jobs share the 2 cores are pessimistic.
 
 | input | features | wall s | features/s | peak RSS MiB |
 |---|---|---|---|---|

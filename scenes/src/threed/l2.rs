@@ -189,10 +189,10 @@ pub fn prepare(b: &Building) -> Result<Prepared, &'static str> {
     })
 }
 
-/// A ring is simple when geo's validation finds no self-intersection / invalidity.
+/// geo's OGC validity check (self-intersecting or crossing rings, holes outside the exterior, …).
+/// The ingest paths already repair invalid polygons, so this normally passes; it guards models
+/// built by other means.
 fn is_simple(p: &Polygon<f64>) -> bool {
-    // Quadrilaterals and triangles whose edges do not cross are by far the most common case;
-    // geo's full validation handles the rest.
     p.is_valid()
 }
 
