@@ -123,3 +123,21 @@ fn l2_tiles_are_selected_exactly_within_two_km_and_would_refine_within_500_m() {
     assert!(sse.sse(l2_ge, L3_DISTANCE_M - 1.0) > 16.0 && sse.sse(l2_ge, L3_DISTANCE_M + 1.0) < 16.0);
     assert!(sse.sse(s.geometric_errors.l3, 149.0) > 16.0 && sse.sse(s.geometric_errors.l3, 151.0) < 16.0);
 }
+
+#[test]
+fn invalid_footprints_are_repaired_for_their_block_and_bad_heights_skipped() {
+    let mut m = city();
+    m.buildings.truncate(3);
+    // a bow-tie (self-intersecting) footprint: repaired by the boolean union, then extruded
+    let (lon, lat) = (LON0, LAT0);
+    m.buildings[0].footprint =
+        MultiPolygon(vec![polygon![(x: lon, y: lat), (x: lon + 0.0004, y: lat + 0.0004), (x: lon + 0.0004, y: lat), (x: lon, y: lat + 0.0002)]]);
+    m.buildings[1].height = -2.0;
+    let tmp = tempfile::tempdir().unwrap();
+    let s = threed::write(&m, tmp.path(), &Options::default()).unwrap();
+    assert_eq!(s.buildings, 2, "{s:?}");
+    assert_eq!(s.repaired[threed::REPAIRED_REASON].count, 1);
+    assert_eq!(s.repaired[threed::REPAIRED_REASON].examples[0].feature, "0-0 (building 0)");
+    assert_eq!(s.skipped["zero or negative height"].count, 1);
+    assert_eq!(s.skipped["zero or negative height"].examples[0].feature, "0-1 (building 1)");
+}

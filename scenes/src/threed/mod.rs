@@ -35,6 +35,8 @@ pub const TILESET_FILE: &str = "tileset.json";
 /// quantisation moves a vertex by at most half a step: ≤ 0.125 m, else the tile is written with
 /// float positions).
 pub const REGION_PAD_M: f64 = 0.25;
+/// The `repaired` reason for footprints made valid by a boolean union.
+pub const REPAIRED_REASON: &str = "invalid footprint (self-intersecting or crossing rings) resolved by a boolean union";
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -87,6 +89,9 @@ pub struct Tiles3dSummary {
     pub geometric_errors: tileset::GeometricErrors,
     /// reason → buildings without a block (count and examples).
     pub skipped: BTreeMap<String, Tally>,
+    /// reason → buildings whose footprint was repaired for their block (count and examples).
+    #[serde(default)]
+    pub repaired: BTreeMap<String, Tally>,
 }
 
 /// Colour per use (linear RGB).
@@ -127,10 +132,40 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
 
     // 1. check every building
     let mut p = Progress::new("3d tiles: prepare", Some(model.buildings.len() as u64));
-    let prepared: Vec<Result<l2::Prepared, &'static str>> =
-        model.buildings.par_iter().map(l2::prepare).collect();
+    // An invalid footprint (self-intersecting or crossing rings) is resolved by the ingest's
+    // boolean-union repair and tried again; such buildings are listed in `repaired`.
+    let prepared: Vec<(Result<l2::Prepared, &'static str>, bool)> = model
+        .buildings
+        .par_iter()
+        .map(|b| match l2::prepare(b) {
+            Err(l2::reason::SELF_INTERSECTING) => {
+                match crate::ingest::geom::repair_polygons(b.footprint.clone()) {
+                    crate::ingest::geom::Repaired::Valid(mp) | crate::ingest::geom::Repaired::Fixed(mp, _) => {
+                        let mut fixed = b.clone();
+                        fixed.footprint = mp;
+                        let r = l2::prepare(&fixed);
+                        let ok = r.is_ok();
+                        (r, ok)
+                    }
+                    crate::ingest::geom::Repaired::Rejected(_) => (Err(l2::reason::SELF_INTERSECTING), false),
+                }
+            }
+            r => (r, false),
+        })
+        .collect();
     p.inc(prepared.len() as u64);
     p.finish();
+    let mut repaired: BTreeMap<String, Tally> = BTreeMap::new();
+    for (i, _) in prepared.iter().enumerate().filter(|(_, (_, fixed))| *fixed) {
+        let b = &model.buildings[i];
+        let t = repaired.entry(REPAIRED_REASON.to_string()).or_default();
+        t.count += 1;
+        if t.examples.len() < EXAMPLES_PER_REASON {
+            let source = model.sources.get(b.source.source as usize).map(|s| s.path.clone()).unwrap_or_default();
+            t.examples.push(FeatureRef { source, feature: format!("{} (building {})", b.source.id, b.id) });
+        }
+    }
+    let prepared: Vec<Result<l2::Prepared, &'static str>> = prepared.into_iter().map(|(r, _)| r).collect();
     let mut skipped: BTreeMap<String, Tally> = BTreeMap::new();
     let mut ok: Vec<usize> = Vec::with_capacity(prepared.len());
     for (i, r) in prepared.iter().enumerate() {
@@ -176,6 +211,7 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
             position_encoding: String::new(),
             geometric_errors: ge,
             skipped,
+            repaired,
         });
     }
     std::fs::create_dir_all(&content_dir)
@@ -330,6 +366,7 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
         },
         geometric_errors: ge,
         skipped,
+        repaired,
     };
     tracing::info!(
         tiles = summary.tiles,
