@@ -365,6 +365,10 @@ fn default_city_tileset_is_contained_valid_served_and_viewable_in_cesium() {
     assert_eq!(picked["district"], p["district"]);
     assert_eq!(picked["name"], p["name"]);
     assert_eq!(picked["level"], "L2");
+    // Cesium's depth buffer at the centre: the roof, height metres above the ellipsoid (the
+    // block stands up, on the ground, in the right frame)
+    let roof = r["pickedHeight"].as_f64().expect("pickPosition");
+    assert!((roof - p["height"].as_f64().unwrap()).abs() < 0.5, "surface at the centre at {roof} m, building height {}", p["height"]);
     assert_eq!(picked["floors"].as_u64(), p["levels"].as_u64());
 }
 

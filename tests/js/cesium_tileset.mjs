@@ -5,7 +5,8 @@
 // The page and Cesium's Build/Cesium files are served from 127.0.0.1 by this script; any request
 // to another host is blocked and reported. Prints one JSON object:
 //   {"loaded", "failed", "failures": [...], "tilesLoaded", "nonBackground", "pixels",
-//    "picked": {id, height, use, level, name, district, floors, source} | null, "blocked": [...],
+//    "picked": {id, height, use, level, name, district, floors, source} | null,
+//    "pickedHeight": metres above the ellipsoid of the surface at the centre, "blocked": [...],
 //    "pageErrors": [...]}
 import fs from 'node:fs';
 import http from 'node:http';
@@ -110,7 +111,13 @@ try {
     for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 24) n += 1;
     res.nonBackground = n;
     res.pixels = c.width * c.height;
-    const picked = scene.pick(new Cesium.Cartesian2(c.clientWidth / 2, c.clientHeight / 2));
+    const centre = new Cesium.Cartesian2(c.clientWidth / 2, c.clientHeight / 2);
+    const picked = scene.pick(centre);
+    // height of the surface drawn at the centre (depth buffer): the roof, if the block stands up
+    if (scene.pickPositionSupported) {
+      const p = scene.pickPosition(centre);
+      if (p) res.pickedHeight = Cesium.Cartographic.fromCartesian(p).height;
+    }
     if (picked instanceof Cesium.Cesium3DTileFeature) {
       const g = (k) => picked.getProperty(k);
       res.picked = { id: g('id'), height: g('height'), use: g('use'), level: g('level'), name: g('name'),
