@@ -29,6 +29,8 @@ pub struct BuildOptions {
     pub name: Option<String>,
     /// Vector tile pyramid written to `tiles/<name>.pmtiles`; `None` (`--no-tiles`) skips it.
     pub tiles: Option<crate::vector_tiles::TileOptions>,
+    /// Write the 3D Tiles tileset (`DIR/3dtiles/`); `--no-3dtiles` turns it off.
+    pub tiles3d: bool,
 }
 
 /// Feature counts per layer.
@@ -123,6 +125,9 @@ pub struct Manifest {
     /// The vector tile pyramid (absent for `--no-tiles` and for models built before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vector_tiles: Option<crate::vector_tiles::TileSummary>,
+    /// The 3D Tiles tileset, when written (docs/MODEL.md, "3D Tiles").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiles3d: Option<crate::threed::Tiles3dSummary>,
 }
 
 /// Area of the 100 m grid cells holding a building centroid (km²).
@@ -280,6 +285,12 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
     store::write_index(tmp.path(), &index)?;
     wp.inc(2);
     wp.finish();
+    let tiles3d = if opts.tiles3d {
+        let dir = tmp.path().join(crate::threed::DIR);
+        Some(crate::threed::write(&model, &dir, &crate::threed::Options::default())?)
+    } else {
+        None
+    };
 
     let mut files = BTreeMap::new();
     files.insert("model".to_string(), store::MODEL_FILE.to_string());
@@ -295,6 +306,9 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
         }
         None => None,
     };
+    if let Some(t) = tiles3d.as_ref().filter(|t| t.tiles > 0) {
+        files.insert("3dtiles".to_string(), t.tileset.clone());
+    }
     let manifest = Manifest {
         format: "citytwin-model".into(),
         format_version: crate::model::MODEL_FORMAT_VERSION,
@@ -317,6 +331,7 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
         built_up_definition,
         files,
         vector_tiles,
+        tiles3d,
     };
     let mjson = serde_json::to_vec_pretty(&manifest)?;
     {

@@ -12,6 +12,7 @@ pub mod report;
 pub mod shenyang;
 pub mod store;
 pub mod terrain;
+pub mod threed;
 pub mod vector_tiles;
 
 pub use model::CityModel;

@@ -1,7 +1,10 @@
 //! Formats and tile math shared by the server and the viewer.
 //!
-//! Only Web Mercator tile math lives here so far; MVT, tile archives and
-//! 3D Tiles/glTF writing arrive with their issues. No GDAL, no Bevy.
+//! Web Mercator tile math, a GLB 2.0 writer for batched feature meshes ([`gltf`]) and the
+//! 3D Tiles 1.1 tileset types ([`tileset`]). No GDAL, no Bevy.
+
+pub mod gltf;
+pub mod tileset;
 
 pub mod mvt;
 pub mod pmtiles;
@@ -61,7 +64,10 @@ pub fn lonlat_to_unit(lon: f64, lat: f64) -> (f64, f64) {
 /// Inverse of [`lonlat_to_unit`].
 pub fn unit_to_lonlat(x: f64, y: f64) -> (f64, f64) {
     let lon = x * 360.0 - 180.0;
-    let lat = (std::f64::consts::PI * (1.0 - 2.0 * y)).sinh().atan().to_degrees();
+    let lat = (std::f64::consts::PI * (1.0 - 2.0 * y))
+        .sinh()
+        .atan()
+        .to_degrees();
     (lon, lat)
 }
 

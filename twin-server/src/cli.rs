@@ -71,7 +71,8 @@ fn clap_command() -> ClapCommand {
                         .default_value("16")
                         .help("Highest zoom of the vector tile pyramid (0..=18)"),
                 )
-                .arg(Arg::new("no-tiles").long("no-tiles").action(ArgAction::SetTrue).help("Do not build the vector tile pyramid")),
+                .arg(Arg::new("no-tiles").long("no-tiles").action(ArgAction::SetTrue).help("Do not build the vector tile pyramid"))
+                .arg(Arg::new("no-3dtiles").long("no-3dtiles").action(ArgAction::SetTrue).help("Do not write the 3D Tiles tileset (DIR/3dtiles)")),
         )
         .subcommand(
             ClapCommand::new("export")
@@ -143,6 +144,7 @@ fn build_options(m: &ArgMatches) -> Result<BuildOptions, clap::Error> {
             max_zoom: m.get_one::<u8>("max-zoom").copied().unwrap_or(16),
             ..Default::default()
         }),
+        tiles3d: !m.get_flag("no-3dtiles"),
     })
 }
 

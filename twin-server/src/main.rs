@@ -2,6 +2,7 @@
 
 mod cli;
 mod server;
+mod threed_http;
 
 use anyhow::Result;
 
@@ -35,7 +36,7 @@ fn run(cmd: cli::Command) -> Result<()> {
         cli::Action::Build(opts) => {
             let m = scenes::build::build(&opts)?;
             println!(
-                "built model '{}' in {}: {} buildings, {} roads, {} water, {} landuse, {} districts, {} POIs, {} CIM models; built-up area {:.1} km²; {} repaired, {} dropped ({:.1} s)",
+                "built model '{}' in {}: {} buildings, {} roads, {} water, {} landuse, {} districts, {} POIs, {} CIM models; built-up area {:.1} km²; {} repaired, {} dropped{} ({:.1} s)",
                 m.name,
                 opts.out.display(),
                 m.layers.buildings,
@@ -48,6 +49,10 @@ fn run(cmd: cli::Command) -> Result<()> {
                 m.built_up_area_km2,
                 m.repaired_total,
                 m.dropped_total,
+                m.tiles3d
+                    .as_ref()
+                    .map(|t| format!("; 3D Tiles: {} tiles, {} buildings, {:.1} MB", t.tiles, t.buildings, t.bytes as f64 / 1e6))
+                    .unwrap_or_default(),
                 m.build_duration_s
             );
             Ok(())

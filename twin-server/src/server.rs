@@ -9,6 +9,7 @@
 //! | `GET /api/buildings/{id}` | one building (GeoJSON Feature) |
 //! | `GET /api/pick?lon=&lat=` | the building containing the point, 404 if none |
 //! | `GET /api/nearest?lon=&lat=[&k=5][&layer=buildings\|pois][&kind=hospital]` | k nearest, with metres |
+//! | `GET /3dtiles/{name}/tileset.json`, `/3dtiles/{name}/{*path}` | the 3D Tiles tileset (`threed_http.rs`) |
 //!
 //! Errors are JSON `{"error": "..."}` with 400 for bad parameters and 404 for unknown ids.
 
@@ -261,7 +262,8 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     let local = listener.local_addr()?;
     println!("CityTwin serving model '{name}' at http://{local}/  (try http://{local}/api/model)");
     tracing::info!(addr = %local, "listening");
-    axum::serve(listener, router(state))
+    let app = router(state).merge(crate::threed_http::router(crate::threed_http::ThreeD::new(&name, &opts.model)));
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down");

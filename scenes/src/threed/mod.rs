@@ -1,0 +1,637 @@
+//! The city as an OGC 3D Tiles 1.1 tileset: `DIR/3dtiles/tileset.json` and GLB content.
+//!
+//! Pipeline ([`write`]): check and clean every building ([`l2::prepare`]; failures are reported
+//! per feature in [`Tiles3dSummary::skipped`]) → quadtree over footprint centroids
+//! ([`tileset::quadtree`], ≤ `max_features_per_tile` buildings per tile, a building is never
+//! split) → in parallel (rayon), per leaf: extrude its buildings in the leaf's own ENU frame,
+//! batch them by use into one GLB (feature ids + property table), gzip, write → assemble
+//! tileset.json (regions, geometric errors, transforms).
+//!
+//! Storage: content is stored gzip-compressed only (`content/<key>.glb.gz`, the tileset's URIs
+//! say `content/<key>.glb`); `tileset.json` is stored plain and as `tileset.json.gz`. The server
+//! sends the `.gz` bytes as they are with `Content-Encoding: gzip` (and inflates them for the
+//! rare client that does not accept gzip). This halves the disk use and makes serving a file
+//! read. A static file server needs the same `.gz` mapping.
+
+pub mod l2;
+pub mod tileset;
+
+use crate::model::{BuildingUse, CityModel};
+use crate::report::{FeatureRef, Progress, Tally, EXAMPLES_PER_REASON};
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+use tiles::gltf::{self, Column, PositionEncoding};
+use tiles::tileset::{Asset, BoundingVolume, Content, Refine, SseModel, Tile, Tileset};
+
+/// Directory of the tileset inside a model directory.
+pub const DIR: &str = "3dtiles";
+pub const TILESET_FILE: &str = "tileset.json";
+/// Margin (m) added around every content region so it contains the stored positions (int16
+/// quantisation moves a vertex by at most half a step: ≤ 0.125 m, else the tile is written with
+/// float positions).
+pub const REGION_PAD_M: f64 = 0.25;
+/// The `repaired` reason for footprints made valid by a boolean union.
+pub const REPAIRED_REASON: &str = "invalid footprint (self-intersecting or crossing rings) resolved by a boolean union";
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// At most this many buildings per content tile (see docs/BENCHMARKS.md for the measurement
+    /// behind the default).
+    pub max_features_per_tile: usize,
+    pub positions: PositionEncoding,
+    /// gzip level 0–9.
+    pub gzip_level: u32,
+    /// Height of the terrain above the WGS-84 ellipsoid (flat; a DEM hook comes with terrain).
+    pub base_height: f64,
+    pub sse: SseModel,
+    /// Write flat normals (own vertices per face) — only for the size measurement.
+    pub normals: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_features_per_tile: 2000,
+            positions: PositionEncoding::Int16,
+            gzip_level: 6,
+            base_height: 0.0,
+            sse: SseModel::default(),
+            normals: false,
+        }
+    }
+}
+
+/// `tiles3d` in manifest.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tiles3dSummary {
+    /// Path of tileset.json relative to the model directory.
+    pub tileset: String,
+    /// Content (GLB) tiles.
+    pub tiles: u64,
+    /// All tiles of the tree, content or not.
+    pub nodes: u64,
+    pub depth: u64,
+    pub buildings: u64,
+    pub triangles: u64,
+    pub vertices: u64,
+    /// Sum of the GLB sizes before compression.
+    pub bytes_raw: u64,
+    /// What is stored and sent (gzip), content and tileset.json.
+    pub bytes: u64,
+    pub seconds: f64,
+    pub max_features_per_tile: u64,
+    pub position_encoding: String,
+    pub geometric_errors: tileset::GeometricErrors,
+    /// reason → buildings without a block (count and examples).
+    pub skipped: BTreeMap<String, Tally>,
+    /// reason → buildings whose footprint was repaired for their block (count and examples).
+    #[serde(default)]
+    pub repaired: BTreeMap<String, Tally>,
+}
+
+/// Colour per use (linear RGB).
+pub fn use_colour(u: BuildingUse) -> [f32; 4] {
+    let (r, g, b) = match u {
+        BuildingUse::Residential => (0.80, 0.72, 0.58),
+        BuildingUse::Commercial => (0.85, 0.45, 0.30),
+        BuildingUse::Office => (0.45, 0.60, 0.85),
+        BuildingUse::Industrial => (0.55, 0.52, 0.60),
+        BuildingUse::Public => (0.75, 0.40, 0.55),
+        BuildingUse::Education => (0.90, 0.75, 0.30),
+        BuildingUse::Healthcare => (0.90, 0.35, 0.35),
+        BuildingUse::Religious => (0.65, 0.45, 0.80),
+        BuildingUse::Transport => (0.40, 0.70, 0.70),
+        BuildingUse::Agricultural => (0.55, 0.70, 0.35),
+        BuildingUse::Ancillary => (0.60, 0.60, 0.55),
+        BuildingUse::Unknown => (0.70, 0.70, 0.70),
+    };
+    [r, g, b, 1.0]
+}
+
+struct LeafOut {
+    key: String,
+    region: [f64; 6],
+    transform: [f64; 16],
+    raw: u64,
+    gz: u64,
+    triangles: u64,
+    vertices: u64,
+}
+
+/// Writes the tileset of `model` into `dir` (created). Never fails on a bad building; fails on
+/// I/O errors only.
+pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSummary> {
+    let t0 = std::time::Instant::now();
+    let content_dir = dir.join("content");
+    let ge = tileset::GeometricErrors::new(&opts.sse);
+
+    // 1. check every building
+    let mut p = Progress::new("3d tiles: prepare", Some(model.buildings.len() as u64));
+    // An invalid footprint (self-intersecting or crossing rings) is resolved by the ingest's
+    // boolean-union repair and tried again; such buildings are listed in `repaired`.
+    let prepared: Vec<(Result<l2::Prepared, &'static str>, bool)> = model
+        .buildings
+        .par_iter()
+        .map(|b| match l2::prepare(b) {
+            Err(l2::reason::SELF_INTERSECTING) => {
+                match crate::ingest::geom::repair_polygons(b.footprint.clone()) {
+                    crate::ingest::geom::Repaired::Valid(mp) | crate::ingest::geom::Repaired::Fixed(mp, _) => {
+                        let mut fixed = b.clone();
+                        fixed.footprint = mp;
+                        let r = l2::prepare(&fixed);
+                        let ok = r.is_ok();
+                        (r, ok)
+                    }
+                    crate::ingest::geom::Repaired::Rejected(_) => (Err(l2::reason::SELF_INTERSECTING), false),
+                }
+            }
+            r => (r, false),
+        })
+        .collect();
+    p.inc(prepared.len() as u64);
+    p.finish();
+    let mut repaired: BTreeMap<String, Tally> = BTreeMap::new();
+    for (i, _) in prepared.iter().enumerate().filter(|(_, (_, fixed))| *fixed) {
+        let b = &model.buildings[i];
+        let t = repaired.entry(REPAIRED_REASON.to_string()).or_default();
+        t.count += 1;
+        if t.examples.len() < EXAMPLES_PER_REASON {
+            let source = model.sources.get(b.source.source as usize).map(|s| s.path.clone()).unwrap_or_default();
+            t.examples.push(FeatureRef { source, feature: format!("{} (building {})", b.source.id, b.id) });
+        }
+    }
+    let prepared: Vec<Result<l2::Prepared, &'static str>> = prepared.into_iter().map(|(r, _)| r).collect();
+    let mut skipped: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut ok: Vec<usize> = Vec::with_capacity(prepared.len());
+    for (i, r) in prepared.iter().enumerate() {
+        match r {
+            Ok(_) => ok.push(i),
+            Err(reason) => {
+                let b = &model.buildings[i];
+                let t = skipped.entry(reason.to_string()).or_default();
+                t.count += 1;
+                if t.examples.len() < EXAMPLES_PER_REASON {
+                    let source = model
+                        .sources
+                        .get(b.source.source as usize)
+                        .map(|s| s.path.clone())
+                        .unwrap_or_default();
+                    t.examples.push(FeatureRef {
+                        source,
+                        feature: format!("{} (building {})", b.source.id, b.id),
+                    });
+                }
+            }
+        }
+    }
+    for (reason, t) in &skipped {
+        tracing::warn!(count = t.count, reason = %reason, "3d tiles: buildings without an L2 block");
+    }
+
+    // Nothing to tile: no tileset is written (tiles = 0, no files entry in the manifest).
+    if ok.is_empty() {
+        tracing::warn!("3d tiles: no building can be tiled; no tileset written");
+        return Ok(Tiles3dSummary {
+            tileset: String::new(),
+            tiles: 0,
+            nodes: 0,
+            depth: 0,
+            buildings: 0,
+            triangles: 0,
+            vertices: 0,
+            bytes_raw: 0,
+            bytes: 0,
+            seconds: t0.elapsed().as_secs_f64(),
+            max_features_per_tile: opts.max_features_per_tile as u64,
+            position_encoding: String::new(),
+            geometric_errors: ge,
+            skipped,
+            repaired,
+        });
+    }
+    std::fs::create_dir_all(&content_dir)
+        .with_context(|| format!("cannot create {}", content_dir.display()))?;
+
+    // 2. quadtree on centroids (x scaled by cos φ so quadrants are square on the ground)
+    let lat_mid = ok
+        .iter()
+        .map(|&i| prepared[i].as_ref().unwrap().centroid[1])
+        .sum::<f64>()
+        / ok.len().max(1) as f64;
+    let kx = lat_mid.to_radians().cos();
+    let pts: Vec<[f64; 2]> = prepared
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .map(|p| [p.centroid[0] * kx, p.centroid[1]])
+                .unwrap_or([0.0, 0.0])
+        })
+        .collect();
+    let tree = if ok.is_empty() {
+        None
+    } else {
+        Some(tileset::quadtree(
+            &pts,
+            ok.clone(),
+            opts.max_features_per_tile.max(1),
+            24,
+        ))
+    };
+    let mut leaves = Vec::new();
+    if let Some(t) = &tree {
+        t.leaves(&mut leaves);
+    }
+
+    // root frame: ENU at the centre of all footprints, on the base
+    let mut bb = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    for &i in &ok {
+        let b = prepared[i].as_ref().unwrap().bbox;
+        bb = [
+            bb[0].min(b[0]),
+            bb[1].min(b[1]),
+            bb[2].max(b[2]),
+            bb[3].max(b[3]),
+        ];
+    }
+    let root_frame = if ok.is_empty() {
+        crate::geodesy::Enu::new(0.0, 0.0, 0.0)
+    } else {
+        crate::geodesy::Enu::new(
+            (bb[0] + bb[2]) / 2.0,
+            (bb[1] + bb[3]) / 2.0,
+            opts.base_height,
+        )
+    };
+    let root_m = root_frame.to_ecef_matrix();
+    let root_inv = tileset::rigid_inverse(&root_m);
+
+    // 3. content tiles in parallel
+    let uses: Vec<&str> = BuildingUse::ALL.iter().map(|u| u.as_str()).collect();
+    let schema = gltf::building_schema(&uses);
+    let progress = Mutex::new(Progress::new("3d tiles: L2 content", Some(ok.len() as u64)));
+    let results: Vec<Result<LeafOut>> = leaves
+        .par_iter()
+        .map_init(|| l2::Extruder::new(opts.normals), |ex, (key, items)| {
+            let out = write_leaf(
+                model,
+                &prepared,
+                key,
+                items,
+                ex,
+                opts,
+                &schema,
+                &root_inv,
+                &content_dir,
+            )?;
+            progress.lock().unwrap().inc(items.len() as u64);
+            Ok(out)
+        })
+        .collect();
+    progress.into_inner().unwrap().finish();
+    let mut by_key: BTreeMap<String, LeafOut> = BTreeMap::new();
+    for r in results {
+        let l = r?;
+        by_key.insert(l.key.clone(), l);
+    }
+
+    // 4. tree → tileset.json
+    let (mut nodes, mut depth) = (0u64, 0u64);
+    let children = match &tree {
+        Some(t) => vec![assemble(t, &by_key, &ge, 1, &mut nodes, &mut depth)],
+        None => vec![],
+    };
+    let region = children
+        .iter()
+        .filter_map(|c| c.bounding_volume.region)
+        .reduce(union)
+        .unwrap_or([0.0; 6]);
+    let root_ge = children
+        .iter()
+        .map(|c| c.geometric_error * 2.0)
+        .fold(ge.l2_parent, f64::max);
+    nodes += 1;
+    let root = Tile {
+        bounding_volume: BoundingVolume::region(region),
+        geometric_error: root_ge,
+        refine: Some(Refine::Replace),
+        transform: Some(root_m),
+        content: None,
+        children,
+    };
+    let ts = Tileset {
+        asset: Asset {
+            version: "1.1".into(),
+            tileset_version: Some(model.info.name.clone()),
+            generator: Some(format!(
+                "CityTwin twin-server {}",
+                env!("CARGO_PKG_VERSION")
+            )),
+        },
+        geometric_error: root_ge * 2.0,
+        root,
+        schema: None,
+        schema_uri: None,
+        extensions_used: vec![],
+    };
+    let json = serde_json::to_vec(&ts)?;
+    std::fs::write(dir.join(TILESET_FILE), &json)?;
+    let gz = gzip(&json, opts.gzip_level)?;
+    std::fs::write(dir.join(format!("{TILESET_FILE}.gz")), &gz)?;
+
+    let summary = Tiles3dSummary {
+        tileset: format!("{DIR}/{TILESET_FILE}"),
+        tiles: by_key.len() as u64,
+        nodes,
+        depth,
+        buildings: ok.len() as u64,
+        triangles: by_key.values().map(|l| l.triangles).sum(),
+        vertices: by_key.values().map(|l| l.vertices).sum(),
+        bytes_raw: by_key.values().map(|l| l.raw).sum::<u64>() + json.len() as u64,
+        bytes: by_key.values().map(|l| l.gz).sum::<u64>() + gz.len() as u64,
+        seconds: t0.elapsed().as_secs_f64(),
+        max_features_per_tile: opts.max_features_per_tile as u64,
+        position_encoding: match opts.positions {
+            PositionEncoding::Float => "float32".into(),
+            PositionEncoding::Int16 => "int16 (KHR_mesh_quantization)".into(),
+        },
+        geometric_errors: ge,
+        skipped,
+        repaired,
+    };
+    tracing::info!(
+        tiles = summary.tiles,
+        buildings = summary.buildings,
+        bytes = summary.bytes,
+        bytes_per_building = format!(
+            "{:.0}",
+            summary.bytes as f64 / summary.buildings.max(1) as f64
+        ),
+        secs = format!("{:.2}", summary.seconds),
+        "3d tiles written"
+    );
+    Ok(summary)
+}
+
+fn union(a: [f64; 6], b: [f64; 6]) -> [f64; 6] {
+    [
+        a[0].min(b[0]),
+        a[1].min(b[1]),
+        a[2].max(b[2]),
+        a[3].max(b[3]),
+        a[4].min(b[4]),
+        a[5].max(b[5]),
+    ]
+}
+
+fn assemble(
+    n: &tileset::QNode,
+    leaves: &BTreeMap<String, LeafOut>,
+    ge: &tileset::GeometricErrors,
+    depth: u64,
+    nodes: &mut u64,
+    max_depth: &mut u64,
+) -> Tile {
+    *nodes += 1;
+    *max_depth = (*max_depth).max(depth);
+    match n {
+        tileset::QNode::Leaf { key, .. } => {
+            let l = &leaves[key];
+            *nodes += 1;
+            *max_depth = (*max_depth).max(depth + 1);
+            let content = Tile {
+                bounding_volume: BoundingVolume::region(l.region),
+                geometric_error: ge.l2,
+                refine: Some(Refine::Replace),
+                transform: Some(l.transform),
+                content: Some(Content {
+                    uri: format!("content/{key}.glb"),
+                    bounding_volume: None,
+                }),
+                children: vec![],
+            };
+            // The L2 gate: an empty tile with the content's region and error ge.l2_parent, so the
+            // L2 tile appears exactly when the camera is within L2_DISTANCE_M of its region.
+            Tile {
+                bounding_volume: BoundingVolume::region(l.region),
+                geometric_error: ge.l2_parent,
+                refine: Some(Refine::Replace),
+                transform: None,
+                content: None,
+                children: vec![content],
+            }
+        }
+        tileset::QNode::Inner { children, .. } => {
+            let children: Vec<Tile> = children
+                .iter()
+                .map(|c| assemble(c, leaves, ge, depth + 1, nodes, max_depth))
+                .collect();
+            let region = children
+                .iter()
+                .filter_map(|c| c.bounding_volume.region)
+                .reduce(union)
+                .unwrap_or([0.0; 6]);
+            // Above the L2 gates the error only gates traversal: twice the largest child's.
+            let g = children.iter().map(|c| c.geometric_error * 2.0).fold(ge.l2_parent, f64::max);
+            Tile {
+                bounding_volume: BoundingVolume::region(region),
+                geometric_error: g,
+                refine: Some(Refine::Replace),
+                transform: None,
+                content: None,
+                children,
+            }
+        }
+    }
+}
+
+fn gzip(data: &[u8], level: u32) -> Result<Vec<u8>> {
+    let mut e = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 3),
+        flate2::Compression::new(level),
+    );
+    e.write_all(data)?;
+    Ok(e.finish()?)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_leaf(
+    model: &CityModel,
+    prepared: &[Result<l2::Prepared, &'static str>],
+    key: &str,
+    items: &[usize],
+    ex: &mut l2::Extruder,
+    opts: &Options,
+    schema: &serde_json::Value,
+    root_inv: &[f64; 16],
+    content_dir: &Path,
+) -> Result<LeafOut> {
+    // order features by use so each material's primitive holds a contiguous run of ids
+    let mut items: Vec<usize> = items.to_vec();
+    items.sort_by_key(|&i| (model.buildings[i].use_, i));
+    let base = opts.base_height;
+    let mut reg = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    for &i in &items {
+        let p = prepared[i].as_ref().unwrap();
+        reg = [
+            reg[0].min(p.bbox[0]),
+            reg[1].min(p.bbox[1]),
+            reg[2].max(p.bbox[2]),
+            reg[3].max(p.bbox[3]),
+            reg[4].min(base + p.bottom),
+            reg[5].max(base + p.top),
+        ];
+    }
+    let frame = crate::geodesy::Enu::new((reg[0] + reg[2]) / 2.0, (reg[1] + reg[3]) / 2.0, base);
+    let transform = tileset::mat_mul(root_inv, &frame.to_ecef_matrix());
+
+    let mut materials = Vec::new();
+    let mut primitives: Vec<gltf::Primitive> = Vec::new();
+    let mut current: Option<BuildingUse> = None;
+    let mut buf = l2::MeshBuf::default();
+    let mut triangles = 0u64;
+    let n = items.len();
+    let (mut ids, mut names, mut heights, mut floors, mut use_col, mut districts, mut sources) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let flush = |buf: &mut l2::MeshBuf,
+                 u: BuildingUse,
+                 materials: &mut Vec<gltf::Material>,
+                 primitives: &mut Vec<gltf::Primitive>| {
+        if buf.indices.is_empty() {
+            return;
+        }
+        materials.push(gltf::Material {
+            name: u.as_str().into(),
+            base_color: use_colour(u),
+            metallic: 0.0,
+            roughness: 0.9,
+        });
+        let b = std::mem::take(buf);
+        primitives.push(gltf::Primitive {
+            material: materials.len() - 1,
+            positions: b.positions,
+            feature_ids: b.feature_ids,
+            indices: b.indices,
+            normals: b.normals,
+        });
+    };
+    for (fid, &i) in items.iter().enumerate() {
+        let b = &model.buildings[i];
+        if current != Some(b.use_) {
+            if let Some(u) = current {
+                flush(&mut buf, u, &mut materials, &mut primitives);
+            }
+            current = Some(b.use_);
+        }
+        let p = prepared[i].as_ref().unwrap();
+        triangles += ex.extrude(p, base, &frame, fid as u32, &mut buf) as u64;
+        ids.push(b.id);
+        names.push(b.names.display().unwrap_or("").to_string());
+        heights.push(b.height);
+        floors.push(b.levels.map(|l| l.min(65534)).unwrap_or(u16::MAX));
+        use_col.push(
+            BuildingUse::ALL
+                .iter()
+                .position(|u| *u == b.use_)
+                .unwrap_or(11) as u8,
+        );
+        districts.push(
+            b.district
+                .and_then(|d| model.districts.get(d as usize))
+                .and_then(|d| d.names.zh.clone().or_else(|| d.names.en.clone()))
+                .unwrap_or_default(),
+        );
+        sources.push(
+            model
+                .sources
+                .get(b.source.source as usize)
+                .map(|s| s.path.clone())
+                .unwrap_or_default(),
+        );
+    }
+    if let Some(u) = current {
+        flush(&mut buf, u, &mut materials, &mut primitives);
+    }
+    let vertices = primitives.iter().map(|p| p.positions.len() as u64).sum();
+    // int16 positions: half a quantisation step must stay well inside the region padding,
+    // else this tile is written with floats
+    let extent = primitives.iter().flat_map(|p| p.positions.iter()).fold([f32::INFINITY, f32::NEG_INFINITY], |a, v| {
+        [a[0].min(v[0]).min(v[1]).min(v[2]), a[1].max(v[0]).max(v[1]).max(v[2])]
+    });
+    let positions = if opts.positions == PositionEncoding::Int16
+        && ((extent[1] - extent[0]) as f64 / 65534.0 / 2.0) > REGION_PAD_M / 2.0
+    {
+        PositionEncoding::Float
+    } else {
+        opts.positions
+    };
+    let doc = gltf::Document {
+        generator: format!("CityTwin twin-server {}", env!("CARGO_PKG_VERSION")),
+        materials,
+        primitives,
+        positions,
+        schema: Some(schema.clone()),
+        property_table: Some(gltf::PropertyTable {
+            class: "building".into(),
+            count: n,
+            columns: vec![
+                ("id".into(), Column::U32(ids)),
+                ("name".into(), Column::Str(names)),
+                ("height".into(), Column::F32(heights)),
+                ("floors".into(), Column::U16(floors)),
+                ("use".into(), Column::U8(use_col)),
+                ("district".into(), Column::Str(districts)),
+                ("source".into(), Column::Str(sources)),
+                ("level".into(), Column::U8(vec![2; n])),
+            ],
+        }),
+    };
+    let glb = gltf::write_glb(&doc);
+    let gz = gzip(&glb, opts.gzip_level)?;
+    let path = content_dir.join(format!("{key}.glb.gz"));
+    std::fs::write(&path, &gz).with_context(|| format!("cannot write {}", path.display()))?;
+    // Pad the region by REGION_PAD_M so that it contains the stored (rounded / quantised)
+    // positions, not only the exact ones.
+    let (mx, my) = l2::ellipsoid_metres_per_degree((reg[1] + reg[3]) / 2.0);
+    let (dx, dy) = (REGION_PAD_M / mx, REGION_PAD_M / my);
+    let region = [
+        (reg[0] - dx).to_radians(),
+        (reg[1] - dy).to_radians(),
+        (reg[2] + dx).to_radians(),
+        (reg[3] + dy).to_radians(),
+        reg[4] - REGION_PAD_M,
+        reg[5] + REGION_PAD_M,
+    ];
+    Ok(LeafOut {
+        key: key.to_string(),
+        region,
+        transform,
+        raw: glb.len() as u64,
+        gz: gz.len() as u64,
+        triangles,
+        vertices,
+    })
+}

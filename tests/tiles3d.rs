@@ -1,0 +1,451 @@
+//! 3D Tiles end to end: the tileset written by `twin-server build` is checked numerically
+//! (every vertex inside its tile's bounding region and every region inside its parent's,
+//! geometric errors decreasing down the tree, buildings standing on the base, closed meshes,
+//! every building exactly once with its model attributes), every GLB passes the Khronos
+//! glTF-Validator, the server serves it with gzip / ETag / CORS / content types and refuses path
+//! traversal, and CesiumJS in headless Chromium loads it from the server, draws buildings at
+//! Shenyang and picks a building whose metadata matches `GET /api/buildings/{id}`.
+
+mod common;
+
+use common::*;
+use scenes::geodesy::{ecef_to_geodetic, geodetic_to_ecef};
+use scenes::threed::tileset::{mat_apply, mat_mul, Y_UP_TO_Z_UP};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Command;
+use tiles::gltf::Glb;
+use tiles::tileset::{Tile, Tileset};
+
+fn js_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js")
+}
+
+fn gunzip(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(b).read_to_end(&mut out).expect("gzip");
+    out
+}
+
+const IDENTITY: [f64; 16] = [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+
+#[derive(Default, Debug)]
+struct Checked {
+    tiles: usize,
+    features: usize,
+    vertices: usize,
+    /// building id → (min h, max h) of its vertices above the ellipsoid
+    heights: HashMap<u32, (f64, f64)>,
+    /// building id → property-table values
+    props: HashMap<u32, (f64, String, String)>,
+}
+
+fn region_contains(outer: &[f64; 6], inner: &[f64; 6]) -> bool {
+    inner[0] >= outer[0] && inner[1] >= outer[1] && inner[2] <= outer[2] && inner[3] <= outer[3] && inner[4] >= outer[4] && inner[5] <= outer[5]
+}
+
+fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64; 6], f64)>, out: &mut Checked) {
+    let region = t.bounding_volume.region.expect("every tile has a region");
+    assert!(region[0] < region[2] && region[1] < region[3] && region[4] < region[5], "empty region {region:?}");
+    if let Some((pr, pge)) = parent {
+        assert!(region_contains(pr, &region), "child region {region:?} not inside parent {pr:?}");
+        assert!(t.geometric_error < pge, "geometric error {} not below the parent's {pge}", t.geometric_error);
+    }
+    let m = match &t.transform {
+        Some(tr) => mat_mul(parent_m, tr),
+        None => *parent_m,
+    };
+    if let Some(c) = &t.content {
+        out.tiles += 1;
+        let bytes = gunzip(&std::fs::read(dir.join(format!("{}.gz", c.uri))).unwrap_or_else(|e| panic!("{}: {e}", c.uri)));
+        let glb = Glb::parse(&bytes).unwrap();
+        let world = mat_mul(&m, &Y_UP_TO_Z_UP);
+        let ids = glb.property("id").expect("id column");
+        let heights = glb.property("height").expect("height column");
+        let uses = glb.property("use").expect("use column");
+        let use_names: Vec<String> = glb.json["extensions"]["EXT_structural_metadata"]["schema"]["enums"]["BuildingUse"]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_string())
+            .collect();
+        let levels = glb.property("level").expect("level column");
+        out.features += ids.len();
+        for (k, id) in ids.iter().enumerate() {
+            let id = id.as_f64().unwrap() as u32;
+            let prev = out.props.insert(
+                id,
+                (heights[k].as_f64().unwrap(), use_names[uses[k].as_f64().unwrap() as usize].clone(), format!("L{}", levels[k].as_f64().unwrap() as u32)),
+            );
+            assert!(prev.is_none(), "building {id} appears in two tiles");
+        }
+        let eps_rad = 1e-3 / 6.37e6; // 1 mm
+        for (pos, idx, fids, _) in glb.triangles() {
+            assert_eq!(idx.len() % 3, 0);
+            // closed: every directed edge once and its reverse once
+            let mut edges: HashMap<(u32, u32), u32> = HashMap::new();
+            for tri in idx.chunks_exact(3) {
+                for (a, b) in [(tri[0], tri[1]), (tri[1], tri[2]), (tri[2], tri[0])] {
+                    *edges.entry((a, b)).or_default() += 1;
+                }
+            }
+            for (&(a, b), &n) in &edges {
+                assert!(n == 1 && edges.get(&(b, a)) == Some(&1), "{}: edge {a}-{b} is not shared by exactly two triangles", c.uri);
+            }
+            // per-feature signed volume > 0 (outward winding)
+            let mut vol: HashMap<u32, f64> = HashMap::new();
+            for tri in idx.chunks_exact(3) {
+                let (a, b, cc) = (pos[tri[0] as usize], pos[tri[1] as usize], pos[tri[2] as usize]);
+                let v = a[0] * (b[1] * cc[2] - b[2] * cc[1]) - a[1] * (b[0] * cc[2] - b[2] * cc[0]) + a[2] * (b[0] * cc[1] - b[1] * cc[0]);
+                *vol.entry(fids[tri[0] as usize]).or_default() += v / 6.0;
+            }
+            for (f, v) in vol {
+                assert!(v > 0.0, "{}: feature {f} has volume {v} (inward winding)", c.uri);
+            }
+            for (v, f) in pos.iter().zip(&fids) {
+                out.vertices += 1;
+                let ecef = mat_apply(&world, *v);
+                let (lon, lat, h) = ecef_to_geodetic(ecef);
+                let (lon, lat) = (lon.to_radians(), lat.to_radians());
+                assert!(
+                    lon >= region[0] - eps_rad && lon <= region[2] + eps_rad && lat >= region[1] - eps_rad && lat <= region[3] + eps_rad,
+                    "{}: vertex at {lon},{lat} outside region {region:?}",
+                    c.uri
+                );
+                assert!(h >= region[4] - 1e-3 && h <= region[5] + 1e-3, "{}: vertex height {h} outside {region:?}", c.uri);
+                let id = ids[*f as usize].as_f64().unwrap() as u32;
+                let e = out.heights.entry(id).or_insert((f64::INFINITY, f64::NEG_INFINITY));
+                e.0 = e.0.min(h);
+                e.1 = e.1.max(h);
+            }
+        }
+    }
+    for ch in &t.children {
+        check_tile(dir, ch, &m, Some((&region, t.geometric_error)), out);
+    }
+}
+
+/// Numeric checks of a whole tileset; returns what was found.
+fn check_tileset(model_dir: &Path) -> (Tileset, Checked) {
+    let dir = model_dir.join("3dtiles");
+    let ts: Tileset = serde_json::from_slice(&std::fs::read(dir.join("tileset.json")).unwrap()).unwrap();
+    assert_eq!(ts.asset.version, "1.1");
+    assert!(ts.geometric_error > ts.root.geometric_error);
+    // root transform: ENU at the centre of the root region (on the ellipsoid) → ECEF
+    let r = ts.root.bounding_volume.region.unwrap();
+    let tr = ts.root.transform.expect("root transform");
+    let origin = [tr[12], tr[13], tr[14]];
+    let (lon, lat, h) = ecef_to_geodetic(origin);
+    assert!(lon.to_radians() > r[0] && lon.to_radians() < r[2] && lat.to_radians() > r[1] && lat.to_radians() < r[3], "root origin outside its region");
+    assert!(h.abs() < 1.0, "root origin {h} m off the ellipsoid");
+    let up = [tr[8], tr[9], tr[10]];
+    let want_up = {
+        let p = geodetic_to_ecef(lon, lat, 1.0);
+        [p[0] - origin[0], p[1] - origin[1], p[2] - origin[2]]
+    };
+    for k in 0..3 {
+        assert!((up[k] - want_up[k]).abs() < 1e-6, "root z axis is not local up");
+    }
+    let mut c = Checked::default();
+    check_tile(&dir, &ts.root, &IDENTITY, None, &mut c);
+    (ts, c)
+}
+
+fn validate_glbs(dir: &Path) -> Value {
+    let o = Command::new("node")
+        .arg(js_dir().join("validate_glb.mjs"))
+        .arg(dir)
+        .current_dir(js_dir())
+        .output()
+        .expect("node (scripts/js-deps.sh installs the harness)");
+    assert!(o.status.success(), "validator failed to run: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("validator output: {e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+/// Raw HTTP/1.1 GET (no URL normalisation, so `..` reaches the server as written).
+fn raw_get(base: &str, path: &str, headers: &[(&str, &str)]) -> (u16, HashMap<String, String>, Vec<u8>) {
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let mut lines = head.lines();
+    let status: u16 = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let hs: HashMap<String, String> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    let mut body = buf[split + 4..].to_vec();
+    if hs.get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let n = usize::from_str_radix(String::from_utf8_lossy(&rest[..nl]).trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[nl + 2..nl + 2 + n]);
+            rest = &rest[nl + 2 + n + 2..];
+        }
+        body = out;
+    }
+    (status, hs, body)
+}
+
+fn raw_request(base: &str, method: &str, path: &str) -> (u16, HashMap<String, String>) {
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://example.test\r\nAccess-Control-Request-Method: GET\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let mut lines = text.lines();
+    let status: u16 = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let hs = lines
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, hs)
+}
+
+#[test]
+fn default_city_tileset_is_contained_valid_served_and_viewable_in_cesium() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sy");
+    let m = build(&dir, &[]);
+    let n_buildings = m["layers"]["buildings"].as_u64().unwrap() as usize;
+    let t3 = &m["tiles3d"];
+    assert_eq!(m["files"]["3dtiles"], "3dtiles/tileset.json");
+    assert_eq!(t3["buildings"].as_u64().unwrap() as usize, n_buildings, "every generated building gets a block: {t3}");
+    assert!(t3["skipped"].as_object().unwrap().is_empty());
+
+    // 1. numbers
+    let (ts, c) = check_tileset(&dir);
+    assert_eq!(c.tiles as u64, t3["tiles"].as_u64().unwrap());
+    assert_eq!(c.features, n_buildings, "property-table rows over all tiles");
+    assert_eq!(c.props.len(), n_buildings, "each building exactly once");
+    assert!((0..n_buildings as u32).all(|i| c.props.contains_key(&i)));
+    let max_feat = t3["max_features_per_tile"].as_u64().unwrap() as usize;
+    assert!(c.tiles * max_feat >= n_buildings);
+    // every building stands on the ellipsoid (flat terrain at 0 m) and reaches its height, also
+    // at the city's edges (curvature handled per tile); tolerance: int16 quantisation + f32
+    let model_dir_model = scenes::store::read_model(&dir).unwrap();
+    let mut far = 0;
+    let centre = ts.root.transform.unwrap();
+    let (clon, clat, _) = ecef_to_geodetic([centre[12], centre[13], centre[14]]);
+    for b in &model_dir_model.buildings {
+        let (lo, hi) = c.heights[&b.id];
+        assert!((lo - b.min_height as f64).abs() < 0.15, "building {} base at {lo} m, want {}", b.id, b.min_height);
+        assert!((hi - b.height as f64).abs() < 0.15, "building {} top at {hi} m, want {}", b.id, b.height);
+        let (h, u, l) = &c.props[&b.id];
+        assert_eq!(*h as f32, b.height);
+        assert_eq!(u, b.use_.as_str());
+        assert_eq!(l, "L2");
+        use geo::Centroid;
+        let p = b.footprint.centroid().unwrap();
+        if (p.x() - clon).abs() > 0.15 || (p.y() - clat).abs() > 0.1 {
+            far += 1;
+        }
+    }
+    assert!(far > 1000, "the check covered buildings > 10 km from the root origin ({far})");
+
+    // 2. every GLB passes the Khronos glTF-Validator
+    let v = validate_glbs(&dir.join("3dtiles"));
+    assert_eq!(v["files"].as_u64().unwrap() as usize, c.tiles, "{v}");
+    assert_eq!(v["errors"], 0, "glTF-Validator errors: {}", v["failed"]);
+    assert_eq!(v["extensionsUsed"], serde_json::json!(["EXT_mesh_features", "EXT_structural_metadata", "KHR_mesh_quantization"]));
+
+    // 3. HTTP
+    let srv = serve(&dir);
+    let base = &srv.base;
+    let (st, h, body) = raw_get(base, "/3dtiles/shenyang/tileset.json", &[("Accept-Encoding", "gzip")]);
+    assert_eq!(st, 200);
+    assert_eq!(h["content-encoding"], "gzip");
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert_eq!(h["cache-control"], "no-cache");
+    let served: Tileset = serde_json::from_slice(&gunzip(&body)).unwrap();
+    assert_eq!(served, ts);
+    let etag = h["etag"].clone();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "strong ETag: {etag}");
+    let (st, h2, body) = raw_get(base, "/3dtiles/shenyang/tileset.json", &[("Accept-Encoding", "gzip"), ("If-None-Match", &etag)]);
+    assert_eq!((st, body.len()), (304, 0));
+    assert_eq!(h2["etag"], etag);
+    // identity for a client without gzip: same JSON, different strong ETag
+    let (st, h3, body) = raw_get(base, "/3dtiles/shenyang/tileset.json", &[]);
+    assert_eq!(st, 200);
+    assert!(!h3.contains_key("content-encoding"));
+    assert_ne!(h3["etag"], etag);
+    assert_eq!(serde_json::from_slice::<Tileset>(&body).unwrap(), ts);
+    let mut first_uri = None;
+    ts.root.walk(0, &mut |t, _| {
+        if first_uri.is_none() {
+            first_uri = t.content.as_ref().map(|c| c.uri.clone());
+        }
+    });
+    let uri = first_uri.unwrap();
+    let (st, h, body) = raw_get(base, &format!("/3dtiles/shenyang/{uri}"), &[("Accept-Encoding", "gzip, br")]);
+    assert_eq!(st, 200);
+    assert_eq!(h["content-type"], "model/gltf-binary");
+    assert_eq!(h["content-encoding"], "gzip");
+    assert!(h["cache-control"].contains("max-age"));
+    assert_eq!(&gunzip(&body)[..4], b"glTF");
+    let (st, h) = raw_request(base, "OPTIONS", &format!("/3dtiles/shenyang/{uri}"));
+    assert_eq!(st, 204);
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert!(h["access-control-allow-methods"].contains("GET"));
+    for bad in [
+        "/3dtiles/shenyang/../manifest.json",
+        "/3dtiles/shenyang/content/../../manifest.json",
+        "/3dtiles/shenyang/%2e%2e/manifest.json",
+        "/3dtiles/shenyang/content/%2e%2e%2f%2e%2e%2fmanifest.json",
+        "/3dtiles/shenyang/..%2fmodel.bin",
+        "/3dtiles/shenyang/content/nope.glb",
+        "/3dtiles/porto/tileset.json",
+        "/3dtiles/shenyang/",
+    ] {
+        let (st, _, body) = raw_get(base, bad, &[]);
+        assert!(st == 404 || st == 400, "{bad}: status {st}");
+        assert!(!String::from_utf8_lossy(&body).contains("citytwin-model"), "{bad} leaked the manifest");
+    }
+
+    // 4. CesiumJS: load from the server, draw, pick a known building
+    let (_, near) = get_json(&format!("{base}/api/buildings?bbox=123.428,41.803,123.435,41.808&limit=5000"));
+    let target = near["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by(|a, b| a["properties"]["height"].as_f64().partial_cmp(&b["properties"]["height"].as_f64()).unwrap())
+        .expect("buildings near 市府广场")
+        .clone();
+    let ring = target["geometry"]["coordinates"][0][0].as_array().unwrap();
+    let pts = &ring[..ring.len() - 1];
+    let lon = pts.iter().map(|p| p[0].as_f64().unwrap()).sum::<f64>() / pts.len() as f64;
+    let lat = pts.iter().map(|p| p[1].as_f64().unwrap()).sum::<f64>() / pts.len() as f64;
+    let (st, at) = get_json(&format!("{base}/api/pick?lon={lon}&lat={lat}"));
+    assert_eq!(st, 200);
+    let id = at["properties"]["id"].as_u64().unwrap();
+    let cam_h = at["properties"]["height"].as_f64().unwrap() + 400.0;
+    let shot = tmp.path().join("cesium.png");
+    let o = Command::new("node")
+        .arg(js_dir().join("cesium_tileset.mjs"))
+        .arg(format!("{base}/3dtiles/shenyang/tileset.json"))
+        .args([lon.to_string(), lat.to_string(), cam_h.to_string()])
+        .arg(&shot)
+        .current_dir(js_dir())
+        .output()
+        .expect("node");
+    assert!(o.status.success(), "cesium run failed: {}", String::from_utf8_lossy(&o.stderr));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    assert_eq!(r["pageErrors"], serde_json::json!([]), "{r}");
+    assert_eq!(r["blocked"], serde_json::json!([]), "requests left 127.0.0.1: {r}");
+    assert_eq!(r["failed"], 0, "failed tiles: {}", r["failures"]);
+    assert!(r["loaded"].as_u64().unwrap() >= 1 && r["tilesLoaded"] == true, "{r}");
+    let drawn = r["nonBackground"].as_f64().unwrap() / r["pixels"].as_f64().unwrap();
+    assert!(drawn > 0.05, "only {:.1} % of the screen drawn: {r}", drawn * 100.0);
+    let picked = &r["picked"];
+    assert_eq!(picked["id"].as_u64(), Some(id), "Cesium picked {picked}, the server says building {id} is at the centre");
+    let (st, api) = get_json(&format!("{base}/api/buildings/{id}"));
+    assert_eq!(st, 200);
+    let p = &api["properties"];
+    assert!((picked["height"].as_f64().unwrap() - p["height"].as_f64().unwrap()).abs() < 1e-3, "{picked} vs {p}");
+    assert_eq!(picked["use"], p["use"]);
+    assert_eq!(picked["district"], p["district"]);
+    assert_eq!(picked["name"], p["name"]);
+    assert_eq!(picked["level"], "L2");
+    // Cesium's depth buffer at the centre: the roof, height metres above the ellipsoid (the
+    // block stands up, on the ground, in the right frame)
+    let roof = r["pickedHeight"].as_f64().expect("pickPosition");
+    assert!((roof - p["height"].as_f64().unwrap()).abs() < 0.5, "surface at the centre at {roof} m, building height {}", p["height"]);
+    assert_eq!(picked["floors"].as_u64(), p["levels"].as_u64());
+}
+
+#[test]
+fn real_data_tilesets_are_contained_and_validator_clean() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, args) in [
+        ("lyon", vec!["--source".to_string(), data("buildings/lyon1_bdtopo.geojson")]),
+        ("denhaag", vec!["--source".to_string(), data("cim/cityjson/DenHaag_01_v2.city.json")]),
+        ("rotterdam", vec!["--source".to_string(), data("cim/cityjson/rotterdam_3-20-DELFSHAVEN_v2.city.json")]),
+    ] {
+        let dir = tmp.path().join(name);
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let m = build(&dir, &a);
+        let t3 = &m["tiles3d"];
+        let n = m["layers"]["buildings"].as_u64().unwrap();
+        let skipped: u64 = t3["skipped"].as_object().unwrap().values().map(|t| t["count"].as_u64().unwrap()).sum();
+        assert_eq!(t3["buildings"].as_u64().unwrap() + skipped, n, "{name}: {t3}");
+        assert!(t3["buildings"].as_u64().unwrap() * 100 >= n * 99, "{name}: too many skipped: {t3}");
+        if name == "rotterdam" {
+            // two LoD2 buildings have self-intersecting ground surfaces: repaired, not skipped
+            assert_eq!(skipped, 0, "{t3}");
+            assert_eq!(t3["repaired"][scenes::threed::REPAIRED_REASON]["count"], 2, "{t3}");
+        }
+        let (_, c) = check_tileset(&dir);
+        assert_eq!(c.features as u64, t3["buildings"].as_u64().unwrap());
+        let model = scenes::store::read_model(&dir).unwrap();
+        for b in &model.buildings {
+            if let Some((lo, hi)) = c.heights.get(&b.id) {
+                assert!((lo - b.min_height as f64).abs() < 0.15 && (hi - b.height as f64).abs() < 0.15, "{name}: building {} spans {lo}..{hi}, model {}..{}", b.id, b.min_height, b.height);
+            }
+        }
+        let v = validate_glbs(&dir.join("3dtiles"));
+        assert_eq!(v["files"].as_u64().unwrap() as usize, c.tiles, "{v}");
+        assert_eq!(v["errors"], 0, "{name}: glTF-Validator errors: {}", v["failed"]);
+    }
+}
+
+#[test]
+fn bad_buildings_are_reported_per_feature_and_no_3dtiles_skips_the_tileset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("bad.geojson");
+    let sq = |x: f64| format!("[[[{x},41.8],[{},41.8],[{},41.8005],[{x},41.8005],[{x},41.8]]]", x + 0.0005, x + 0.0005);
+    let feats = [
+        format!(r#"{{"type":"Feature","properties":{{"id":"ok","building":"yes","height":12}},"geometry":{{"type":"Polygon","coordinates":{}}}}}"#, sq(123.40)),
+        format!(r#"{{"type":"Feature","properties":{{"id":"flat","building":"yes","height":10,"min_height":10}},"geometry":{{"type":"Polygon","coordinates":{}}}}}"#, sq(123.41)),
+        format!(r#"{{"type":"Feature","properties":{{"id":"ok2","building":"yes","height":30,"min_height":6}},"geometry":{{"type":"Polygon","coordinates":{}}}}}"#, sq(123.42)),
+    ];
+    std::fs::write(&src, format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, feats.join(","))).unwrap();
+    let dir = tmp.path().join("m");
+    let m = build(&dir, &["--source", src.to_str().unwrap()]);
+    assert_eq!(m["layers"]["buildings"], 3);
+    let t3 = &m["tiles3d"];
+    assert_eq!(t3["buildings"], 2, "{t3}");
+    let sk = &t3["skipped"]["height not above min_height"];
+    assert_eq!(sk["count"], 1, "{t3}");
+    assert!(sk["examples"][0]["feature"].as_str().unwrap().starts_with("flat"), "{sk}");
+    let (_, c) = check_tileset(&dir);
+    assert_eq!(c.features, 2);
+    // the raised block starts at 6 m
+    let model = scenes::store::read_model(&dir).unwrap();
+    let ok2 = model.buildings.iter().find(|b| b.source.id == "ok2").unwrap();
+    assert!((c.heights[&ok2.id].0 - 6.0).abs() < 0.15);
+
+    // only bad buildings: the build succeeds, reports them, and writes no tileset
+    let only_bad = tmp.path().join("only_bad.geojson");
+    std::fs::write(&only_bad, format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, feats[1])).unwrap();
+    let dir3 = tmp.path().join("b");
+    let m3 = build(&dir3, &["--source", only_bad.to_str().unwrap()]);
+    assert_eq!(m3["tiles3d"]["tiles"], 0);
+    assert_eq!(m3["tiles3d"]["skipped"]["height not above min_height"]["count"], 1);
+    assert!(!dir3.join("3dtiles").exists() && m3["files"].get("3dtiles").is_none());
+
+    let dir2 = tmp.path().join("n");
+    let o = twin(&["build", "--source", src.to_str().unwrap(), "--no-3dtiles", "--out", dir2.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!dir2.join("3dtiles").exists());
+    let m2 = manifest(&dir2);
+    assert!(m2.get("tiles3d").is_none() && m2["files"].get("3dtiles").is_none());
+}
