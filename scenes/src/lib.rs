@@ -7,6 +7,7 @@ pub mod geodesy;
 pub mod index;
 pub mod ingest;
 pub mod model;
+pub mod publish;
 pub mod report;
 pub mod shenyang;
 pub mod store;
