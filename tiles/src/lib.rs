@@ -3,6 +3,9 @@
 //! Only Web Mercator tile math lives here so far; MVT, tile archives and
 //! 3D Tiles/glTF writing arrive with their issues. No GDAL, no Bevy.
 
+pub mod mvt;
+pub mod pmtiles;
+
 use serde::{Deserialize, Serialize};
 
 /// Mean Earth radius used by Web Mercator (EPSG:3857), metres.
