@@ -1,7 +1,11 @@
 //! `twin-server`: builds the city model and serves it.
 
 mod cli;
+mod glyphs;
 mod server;
+mod state;
+mod styles;
+mod tiles_http;
 
 use anyhow::Result;
 
