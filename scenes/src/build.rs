@@ -29,6 +29,8 @@ pub struct BuildOptions {
     pub boundaries: Option<PathBuf>,
     /// Model name (default: "shenyang" for the built-in city, else the first source's stem).
     pub name: Option<String>,
+    /// Vector tile pyramid written to `tiles/<name>.pmtiles`; `None` (`--no-tiles`) skips it.
+    pub tiles: Option<crate::vector_tiles::TileOptions>,
 }
 
 /// Feature counts per layer.
@@ -124,6 +126,9 @@ pub struct Manifest {
     pub built_up_area_km2: f64,
     pub built_up_definition: String,
     pub files: BTreeMap<String, String>,
+    /// The vector tile pyramid (absent for `--no-tiles` and for models built before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector_tiles: Option<crate::vector_tiles::TileSummary>,
 }
 
 /// Area of the 100 m grid cells holding a building centroid (km²).
@@ -170,6 +175,20 @@ fn height_counts(m: &CityModel) -> HeightCounts {
         }
     }
     h
+}
+
+/// The tileset (and archive file) name of a model: its name with anything but letters, digits,
+/// `-`, `_` and `.` replaced by `_`.
+pub fn tileset_name(model_name: &str) -> String {
+    let s: String = model_name
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .collect();
+    if s.is_empty() || s.starts_with('.') {
+        format!("model{s}")
+    } else {
+        s
+    }
 }
 
 /// Runs a build. On error nothing is left at `opts.out` that was not there before.
@@ -267,6 +286,17 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
     let mut files = BTreeMap::new();
     files.insert("model".to_string(), store::MODEL_FILE.to_string());
     files.insert("index".to_string(), store::INDEX_FILE.to_string());
+
+    let vector_tiles = match &opts.tiles {
+        Some(topts) => {
+            let rel = format!("tiles/{}.pmtiles", tileset_name(&model.info.name));
+            let summary = crate::vector_tiles::write_pmtiles(&model, &tmp.path().join(&rel), topts)
+                .context("vector tiles")?;
+            files.insert("vector_tiles".to_string(), rel.clone());
+            Some(crate::vector_tiles::TileSummary { file: rel, ..summary })
+        }
+        None => None,
+    };
     let manifest = Manifest {
         format: "citytwin-model".into(),
         format_version: crate::model::MODEL_FORMAT_VERSION,
@@ -289,6 +319,7 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
         built_up_area_km2,
         built_up_definition,
         files,
+        vector_tiles,
     };
     let mjson = serde_json::to_vec_pretty(&manifest)?;
     {

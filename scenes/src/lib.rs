@@ -11,6 +11,7 @@ pub mod publish;
 pub mod report;
 pub mod shenyang;
 pub mod store;
+pub mod vector_tiles;
 
 pub use model::CityModel;
 pub use report::{BuildReport, IngestError};

@@ -5,6 +5,8 @@
 
 pub mod mvt;
 pub mod pmtiles;
+#[cfg(feature = "mbtiles")]
+pub mod mbtiles;
 
 use serde::{Deserialize, Serialize};
 

@@ -16,6 +16,15 @@ pub struct Command {
 pub enum Action {
     Build(BuildOptions),
     Serve(ServeOptions),
+    Export(ExportOptions),
+}
+
+/// `twin-server export`: copies of a model's vector tile archive.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub model: PathBuf,
+    pub mbtiles: Option<PathBuf>,
+    pub pmtiles: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,7 +66,24 @@ fn clap_command() -> ClapCommand {
                 .arg(Arg::new("out").long("out").required(true).value_name("DIR").help("Model directory to write (replaced atomically)"))
                 .arg(Arg::new("seed").long("seed").value_parser(clap::value_parser!(u64)).help("Seed of the built-in city generator"))
                 .arg(Arg::new("boundaries").long("boundaries").value_name("DIR").help("Directory of the Shenyang cnmaps boundary files"))
-                .arg(Arg::new("name").long("name").help("Model name")),
+                .arg(Arg::new("name").long("name").help("Model name"))
+                .arg(
+                    Arg::new("max-zoom")
+                        .long("max-zoom")
+                        .value_name("N")
+                        .value_parser(clap::value_parser!(u8).range(0..=18))
+                        .default_value("16")
+                        .help("Highest zoom of the vector tile pyramid (0..=18)"),
+                )
+                .arg(Arg::new("no-tiles").long("no-tiles").action(ArgAction::SetTrue).help("Do not build the vector tile pyramid")),
+        )
+        .subcommand(
+            ClapCommand::new("export")
+                .about("Export a built model's vector tiles as MBTiles (for GDAL/QGIS) and/or a PMTiles copy")
+                .arg(Arg::new("model").long("model").required(true).value_name("DIR"))
+                .arg(Arg::new("mbtiles").long("mbtiles").value_name("OUT.mbtiles"))
+                .arg(Arg::new("pmtiles").long("pmtiles").value_name("OUT.pmtiles"))
+                .group(clap::ArgGroup::new("what").args(["mbtiles", "pmtiles"]).required(true).multiple(true)),
         )
         .subcommand(
             ClapCommand::new("serve")
@@ -119,6 +145,10 @@ fn build_options(m: &ArgMatches) -> Result<BuildOptions, clap::Error> {
         seed: m.get_one::<u64>("seed").copied().unwrap_or(scenes::shenyang::DEFAULT_SEED),
         boundaries: m.get_one::<String>("boundaries").map(PathBuf::from),
         name: m.get_one::<String>("name").cloned(),
+        tiles: (!m.get_flag("no-tiles")).then(|| scenes::vector_tiles::TileOptions {
+            max_zoom: m.get_one::<u8>("max-zoom").copied().unwrap_or(16),
+            ..Default::default()
+        }),
     })
 }
 
@@ -147,6 +177,11 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
                 fonts: sm.get_one::<String>("fonts").map(PathBuf::from),
             })
         }
+        Some(("export", sm)) => Action::Export(ExportOptions {
+            model: PathBuf::from(sm.get_one::<String>("model").expect("required")),
+            mbtiles: sm.get_one::<String>("mbtiles").map(PathBuf::from),
+            pmtiles: sm.get_one::<String>("pmtiles").map(PathBuf::from),
+        }),
         _ => unreachable!("subcommand_required"),
     };
     Ok(Command { log_format, action })

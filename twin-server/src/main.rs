@@ -56,9 +56,34 @@ fn run(cmd: cli::Command) -> Result<()> {
             );
             Ok(())
         }
+        cli::Action::Export(opts) => export(&opts),
         cli::Action::Serve(opts) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(server::serve(opts))
         }
     }
+}
+
+/// The model's archive: `files.vector_tiles` of its manifest.
+fn export(opts: &cli::ExportOptions) -> Result<()> {
+    use anyhow::Context;
+    let manifest_path = opts.model.join(scenes::store::MANIFEST_FILE);
+    let manifest: scenes::build::Manifest = serde_json::from_slice(
+        &std::fs::read(&manifest_path).with_context(|| format!("cannot read {}", manifest_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a model manifest", manifest_path.display()))?;
+    let rel = manifest.files.get("vector_tiles").with_context(|| {
+        format!("{} has no vector tiles (built with --no-tiles?); rebuild it without --no-tiles", opts.model.display())
+    })?;
+    let src = opts.model.join(rel);
+    let reader = tiles::pmtiles::Reader::open(&src)?;
+    if let Some(out) = &opts.pmtiles {
+        std::fs::copy(&src, out).with_context(|| format!("cannot copy {} to {}", src.display(), out.display()))?;
+        println!("wrote {} ({} tiles)", out.display(), reader.tile_count());
+    }
+    if let Some(out) = &opts.mbtiles {
+        let n = tiles::mbtiles::write_from_pmtiles(&reader, out).map_err(anyhow::Error::msg)?;
+        println!("wrote {} ({n} tiles)", out.display());
+    }
+    Ok(())
 }
