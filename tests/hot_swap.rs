@@ -42,7 +42,7 @@ fn rebuild_under_load_switches_atomically() {
     buildings(&b, 5);
     buildings(&c, 7);
     let out = tmp.path().join("model");
-    let id_a = build(&out, &["--source", a.to_str().unwrap()])["build_id"].as_str().unwrap().to_string();
+    let id_a = build(&out, &["--name", "city", "--source", a.to_str().unwrap()])["build_id"].as_str().unwrap().to_string();
     assert!(std::fs::symlink_metadata(&out).unwrap().file_type().is_symlink(), "--out is a symlink to the build");
     let s = serve(&out);
 
@@ -50,7 +50,29 @@ fn rebuild_under_load_switches_atomically() {
     // (build id, buildings in /api/model, buildings in /api/buildings) per answer; errors.
     let seen: Arc<Mutex<Vec<(String, u64, u64)>>> = Arc::default();
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    // (build id, tile body) of the z14 tile holding the buildings.
+    let tiles_seen: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let t = tiles::TileId::containing(123.431, 41.8052, 14);
+    let tile_path = format!("/tiles/city/14/{}/{}.mvt", t.x, t.y);
     let mut clients = vec![];
+    for k in 0..2 {
+        let (stop, tiles_seen, errors, url) = (stop.clone(), tiles_seen.clone(), errors.clone(), format!("{}{tile_path}", s.base));
+        clients.push(std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+            while !stop.load(Ordering::Relaxed) {
+                let r = agent.get(&url).header("Accept-Encoding", if k == 0 { "gzip" } else { "gzip, br" }).call();
+                match r {
+                    Ok(mut r) if r.status() == 200 => {
+                        let id = r.headers().get("x-build-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                        let body = r.body_mut().read_to_vec().unwrap();
+                        tiles_seen.lock().unwrap().push((id, body));
+                    }
+                    Ok(r) => errors.lock().unwrap().push(format!("{url}: {}", r.status())),
+                    Err(e) => errors.lock().unwrap().push(format!("{url}: {e}")),
+                }
+            }
+        }));
+    }
     for k in 0..4 {
         let (stop, seen, errors, base) = (stop.clone(), seen.clone(), errors.clone(), s.base.clone());
         clients.push(std::thread::spawn(move || {
@@ -75,7 +97,7 @@ fn rebuild_under_load_switches_atomically() {
         }));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let id_b = build(&out, &["--source", b.to_str().unwrap()])["build_id"].as_str().unwrap().to_string();
+    let id_b = build(&out, &["--name", "city", "--source", b.to_str().unwrap()])["build_id"].as_str().unwrap().to_string();
     let built = Instant::now();
     assert_ne!(id_a, id_b);
     let switched = loop {
@@ -102,11 +124,33 @@ fn rebuild_under_load_switches_atomically() {
         if id == &id_a { na += 1 } else { nb += 1 }
     }
     assert!(na > 10 && nb > 10, "both builds were served under load: {na} / {nb} answers");
+    // Every tile answer is byte-identical to the tile in the archive of the build it names.
+    let builds_dir = tmp.path().join(".model.builds");
+    let archive = |id: &str| tiles::pmtiles::Reader::open(builds_dir.join(id).join("tiles/city.pmtiles")).unwrap();
+    let (ra, rb) = (archive(&id_a), archive(&id_b));
+    let (ta, tb) = (ra.get(14, t.x, t.y).unwrap().expect("tile in A"), rb.get(14, t.x, t.y).unwrap().expect("tile in B"));
+    assert_ne!(ta, tb, "the two builds must differ in this tile for the test to mean anything");
+    let tiles_seen = tiles_seen.lock().unwrap();
+    let (mut ta_n, mut tb_n) = (0, 0);
+    for (id, body) in tiles_seen.iter() {
+        if id == &id_a {
+            assert!(body[..] == ta[..], "a tile answered as {id_a} is not that build's tile");
+            ta_n += 1;
+        } else {
+            assert_eq!(id, &id_b, "unknown build id on a tile");
+            assert!(body[..] == tb[..], "a tile answered as {id_b} is not that build's tile");
+            tb_n += 1;
+        }
+    }
+    assert!(ta_n > 10 && tb_n > 10, "tiles of both builds were served: {ta_n} / {tb_n}");
     assert!(switched < Duration::from_secs(3), "switched after {switched:?}");
-    eprintln!("hot swap: {} answers ({na} old, {nb} new), switched {switched:?} after the build finished", seen.len());
+    eprintln!(
+        "hot swap: {} API answers ({na} old, {nb} new), {} tiles ({ta_n} old, {tb_n} new), switched {switched:?} after the build finished",
+        seen.len(),
+        tiles_seen.len()
+    );
 
     // The current and the previous build are kept.
-    let builds_dir = tmp.path().join(".model.builds");
     let mut kept: Vec<String> = std::fs::read_dir(&builds_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     kept.sort();
     let mut want = vec![id_a.clone(), id_b.clone()];
@@ -125,7 +169,7 @@ fn rebuild_under_load_switches_atomically() {
     assert_eq!((st, body["build_id"].as_str()), (200, Some(id_b.as_str())), "a failed reload must keep the old build");
     // A good build after the broken one is picked up.
     std::fs::remove_dir_all(&broken).unwrap();
-    let id_c = build(&out, &["--source", c.to_str().unwrap()])["build_id"].as_str().unwrap().to_string();
+    let id_c = build(&out, &["--name", "city", "--source", c.to_str().unwrap()])["build_id"].as_str().unwrap().to_string();
     let t0 = Instant::now();
     loop {
         let (_, body) = get_json(&format!("{}/api/model", s.base));

@@ -50,9 +50,9 @@ pub fn render(name: &str, base: &str, tileset: &str, lang: &str) -> Option<Value
 
 /// The tileset a style uses by default: the one named like the model, else the first.
 fn default_tileset(b: &Build) -> Option<String> {
-    let name = &b.loaded.model.info.name;
-    if b.tilesets.contains_key(name) {
-        return Some(name.clone());
+    let name = scenes::build::tileset_name(&b.loaded.model.info.name);
+    if b.tilesets.contains_key(&name) {
+        return Some(name);
     }
     b.tilesets.keys().next().cloned()
 }
