@@ -64,3 +64,7 @@ No peer is named for this step; the vector-tile and 3D Tiles issues compare with
 tippecanoe and tyler where they apply.
 MD
 echo "bench: wrote docs/BENCHMARKS.md"
+
+# Tile serving, twin-server vs martin: its own section of docs/BENCHMARKS.md (kept across the
+# rewrite above by regenerating it here).
+bash "$ROOT/scripts/bench-serve.sh"
