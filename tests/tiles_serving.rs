@@ -254,7 +254,7 @@ fn styles_pass_gl_style_validate() {
     assert!(!style_validate(&bad).0);
     for name in ["command", "planning"] {
         for lang in ["zh", "en"] {
-            let r = req("GET", &format!("{}/styles/{name}.json?lang={lang}", s.base), &[]);
+            let r = req("GET", &format!("{}/styles/{name}.json?lang={lang}&tileset=test", s.base), &[]);
             assert_eq!(r.status, 200, "{name} {lang}");
             let v = r.json();
             let f = tmp.path().join(format!("{name}-{lang}.json"));
@@ -262,6 +262,8 @@ fn styles_pass_gl_style_validate() {
             let (ok, out) = style_validate(&f);
             assert!(ok, "{name}?lang={lang} fails gl-style-validate:\n{out}");
             assert_eq!(v["sources"]["citytwin"]["url"], format!("{}/tiles/test.json", s.base));
+            // An ingested model's style opens at its tileset's centre.
+            assert_eq!((v["center"][0].as_f64(), v["center"][1].as_f64(), v["zoom"].as_f64()), (Some(123.4315), Some(41.8057), Some(13.0)));
             assert_eq!(v["glyphs"], format!("{}/fonts/{{fontstack}}/{{range}}.pbf", s.base));
             let layers = v["layers"].as_array().unwrap();
             let used: std::collections::BTreeSet<&str> = layers.iter().filter_map(|l| l["source-layer"].as_str()).collect();
@@ -275,6 +277,10 @@ fn styles_pass_gl_style_validate() {
             assert_eq!(b["type"], if name == "command" { "fill-extrusion" } else { "fill" });
         }
     }
+    // Without ?tileset the style uses the model's own tileset (named after the model).
+    let d = req("GET", &format!("{}/styles/planning.json", s.base), &[]).json();
+    assert_eq!(d["sources"]["citytwin"]["url"], format!("{}/tiles/one.json", s.base));
+    assert_eq!(req("GET", &format!("{}/styles/planning.json?tileset=nope", s.base), &[]).status, 404);
     assert_eq!(req("GET", &format!("{}/styles/nope.json", s.base), &[]).status, 404);
     assert_eq!(req("GET", &format!("{}/styles/command.json?lang=fr", s.base), &[]).status, 400);
 }

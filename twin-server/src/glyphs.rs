@@ -22,6 +22,9 @@ pub const SIZE: f64 = 24.0;
 pub const BUFFER: i32 = 3;
 pub const RADIUS: f64 = 8.0;
 pub const CUTOFF: f64 = 0.25;
+/// At most this many fonts in a fontstack (after removing repeats), and cached ranges.
+pub const MAX_STACK: usize = 8;
+pub const MAX_CACHED: usize = 4096;
 
 pub struct FontFile {
     pub name: String,
@@ -31,7 +34,8 @@ pub struct FontFile {
 #[derive(Default)]
 pub struct Fonts {
     pub fonts: Vec<FontFile>,
-    cache: Mutex<HashMap<(String, u32), bytes::Bytes>>,
+    /// (resolved font indices, range start) → encoded range.
+    cache: Mutex<HashMap<(Vec<usize>, u32), bytes::Bytes>>,
 }
 
 /// "Family Subfamily" from the name table (typographic names preferred).
@@ -78,26 +82,32 @@ impl Fonts {
         self.fonts.iter().map(|f| f.name.as_str()).collect()
     }
 
-    /// Resolves a fontstack to font indices; Err(name) for the first unknown name.
+    /// Resolves a fontstack to font indices (repeats dropped, at most [`MAX_STACK`]);
+    /// Err(name) for the first unknown name.
     pub fn resolve(&self, stack: &str) -> Result<Vec<usize>, String> {
-        stack
-            .split(',')
-            .map(|n| n.trim())
-            .filter(|n| !n.is_empty())
-            .map(|n| self.fonts.iter().position(|f| f.name == n).ok_or_else(|| n.to_string()))
-            .collect::<Result<Vec<_>, _>>()
-            .and_then(|v| if v.is_empty() { Err(stack.to_string()) } else { Ok(v) })
+        let mut out: Vec<usize> = Vec::new();
+        for n in stack.split(',').map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            let i = self.fonts.iter().position(|f| f.name == n).ok_or_else(|| n.to_string())?;
+            if !out.contains(&i) && out.len() < MAX_STACK {
+                out.push(i);
+            }
+        }
+        if out.is_empty() {
+            return Err(stack.to_string());
+        }
+        Ok(out)
     }
 
-    pub fn cached(&self, stack: &str, start: u32) -> Option<bytes::Bytes> {
-        self.cache.lock().unwrap().get(&(stack.to_string(), start)).cloned()
+    pub fn cached(&self, fonts: &[usize], start: u32) -> Option<bytes::Bytes> {
+        self.cache.lock().unwrap().get(&(fonts.to_vec(), start)).cloned()
     }
 
     /// Renders (or returns the cached) range `start..start+255` of a resolved stack.
-    pub fn range(&self, stack: &str, fonts: &[usize], start: u32) -> bytes::Bytes {
-        if let Some(b) = self.cached(stack, start) {
+    pub fn range(&self, fonts: &[usize], start: u32) -> bytes::Bytes {
+        if let Some(b) = self.cached(fonts, start) {
             return b;
         }
+        let stack = fonts.iter().map(|&i| self.fonts[i].name.as_str()).collect::<Vec<_>>().join(",");
         let faces: Vec<ttf_parser::Face> =
             fonts.iter().map(|&i| ttf_parser::Face::parse(&self.fonts[i].data, 0).expect("checked at load")).collect();
         let mut glyphs = Vec::new();
@@ -107,8 +117,11 @@ impl Fonts {
                 glyphs.push(g);
             }
         }
-        let b = bytes::Bytes::from(encode(stack, start, &glyphs));
-        self.cache.lock().unwrap().insert((stack.to_string(), start), b.clone());
+        let b = bytes::Bytes::from(encode(&stack, start, &glyphs));
+        let mut c = self.cache.lock().unwrap();
+        if c.len() < MAX_CACHED {
+            c.insert((fonts.to_vec(), start), b.clone());
+        }
         b
     }
 }

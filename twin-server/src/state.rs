@@ -47,6 +47,8 @@ impl Tileset {
 pub struct Build {
     /// The manifest's `build_id` (`legacy-<built_at_unix>` for a model built before versioning).
     pub id: String,
+    /// `id` as a header value (`X-Build-Id`), made once.
+    pub id_header: Option<HeaderValue>,
     /// The canonical (symlink-free) build directory everything was read from.
     pub dir: PathBuf,
     pub loaded: LoadedModel,
@@ -81,7 +83,8 @@ pub fn load_build(model: &Path, extra: &[Arc<Tileset>]) -> Result<Build> {
             tracing::warn!(tileset = %t.name, file = %t.path.display(), "--tileset overrides the model's tileset of the same name");
         }
     }
-    Ok(Build { id, dir, loaded, tilesets })
+    let id_header = HeaderValue::from_str(&id).ok();
+    Ok(Build { id, id_header, dir, loaded, tilesets })
 }
 
 /// Shared server state.
@@ -194,7 +197,7 @@ pub async fn snapshot_mw(State(s): State<AppState>, mut req: Request, next: Next
         return r;
     }
     let build = s.current.load_full();
-    let id = HeaderValue::from_str(&build.id).ok();
+    let id = build.id_header.clone();
     req.extensions_mut().insert(build);
     let mut r = next.run(req).await;
     let h = r.headers_mut();

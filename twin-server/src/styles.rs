@@ -33,8 +33,9 @@ fn fill(v: &mut Value, vars: &[(&str, &str)], label: &Value) {
     }
 }
 
-/// The style `name` with absolute URLs under `base`, for tileset `tileset` and language `lang`.
-pub fn render(name: &str, base: &str, tileset: &str, lang: &str) -> Option<Value> {
+/// The style `name` with absolute URLs under `base`, for tileset `tileset` and language `lang`,
+/// opening at `center` (`[lon, lat, zoom]`, the tileset's centre) when given.
+pub fn render(name: &str, base: &str, tileset: &str, lang: &str, center: Option<[f64; 3]>) -> Option<Value> {
     let tpl = STYLES.iter().find(|(n, _)| *n == name)?.1;
     let mut v: Value = serde_json::from_str(tpl).expect("bundled style templates are valid JSON");
     let label = if lang == "en" {
@@ -45,6 +46,10 @@ pub fn render(name: &str, base: &str, tileset: &str, lang: &str) -> Option<Value
     let tilejson = format!("{base}/tiles/{tileset}.json");
     let glyphs = format!("{base}/fonts/{{fontstack}}/{{range}}.pbf");
     fill(&mut v, &[("tilejson", &tilejson), ("glyphs", &glyphs), ("lang", lang)], &label);
+    if let Some([lon, lat, z]) = center {
+        v["center"] = json!([lon, lat]);
+        v["zoom"] = json!(z);
+    }
     Some(v)
 }
 
@@ -80,7 +85,17 @@ pub async fn style(
             None => return e(StatusCode::NOT_FOUND, "this model has no tilesets (build it with tiles)".into()),
         },
     };
-    match render(name, &base_url(&s, &headers), &tileset, lang) {
+    // Open where the data is: the model's built-in centre for the built-in city (市府广场),
+    // else the archive's centre.
+    let center = if b.loaded.model.info.generated {
+        None
+    } else {
+        b.tilesets.get(&tileset).map(|t| {
+            let h = t.reader.header();
+            [h.center[0], h.center[1], h.center_zoom.clamp(h.min_zoom, h.max_zoom) as f64]
+        })
+    };
+    match render(name, &base_url(&s, &headers), &tileset, lang, center) {
         Some(v) => {
             let mut r = Json(v).into_response();
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -104,11 +119,11 @@ pub async fn glyph_range(State(s): State<AppState>, Path((stack, file)): Path<(S
         Ok(v) => v,
         Err(m) => return e(StatusCode::BAD_REQUEST, m),
     };
-    let body = match s.fonts.cached(&stack, start) {
+    let body = match s.fonts.cached(&fonts, start) {
         Some(b) => b,
         None => {
             let s2 = s.clone();
-            match tokio::task::spawn_blocking(move || s2.fonts.range(&stack, &fonts, start)).await {
+            match tokio::task::spawn_blocking(move || s2.fonts.range(&fonts, start)).await {
                 Ok(b) => b,
                 Err(err) => return e(StatusCode::INTERNAL_SERVER_ERROR, format!("glyph rendering failed: {err}")),
             }

@@ -207,9 +207,10 @@ pub async fn tile(Extension(b): Extension<Arc<Build>>, Path((name, zs, xs, file)
     } else {
         (data, stored.content_encoding(), format!("\"{hash:016x}\""))
     };
-    let mut r = if etag_matches(&headers, &etag) { StatusCode::NOT_MODIFIED.into_response() } else { body.into_response() };
+    let not_modified = etag_matches(&headers, &etag);
+    let mut r = if not_modified { StatusCode::NOT_MODIFIED.into_response() } else { body.into_response() };
     let hm = r.headers_mut();
-    if r_is_ok(hm) {
+    if !not_modified {
         hm.insert(header::CONTENT_TYPE, HeaderValue::from_static(h.tile_type.content_type()));
         if let Some(enc) = encoding {
             hm.insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
@@ -219,11 +220,6 @@ pub async fn tile(Extension(b): Extension<Arc<Build>>, Path((name, zs, xs, file)
     hm.insert(header::CACHE_CONTROL, HeaderValue::from_static(TILE_CACHE_CONTROL));
     hm.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     r
-}
-
-/// True unless this is a 304 (which has no body, so no content type or encoding).
-fn r_is_ok(h: &HeaderMap) -> bool {
-    h.get(header::CONTENT_TYPE).is_some() || h.get(header::CONTENT_LENGTH).is_some()
 }
 
 fn no_content() -> Response {
