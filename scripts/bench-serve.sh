@@ -14,8 +14,10 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/citytwin/target}"
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 bash scripts/fetch-boundaries.sh >/dev/null
-cargo build --release --locked -p twin-server
-BIN="$CARGO_TARGET_DIR/release/twin-server"
+if [ -n "${TWIN_BIN:-}" ]; then BIN="$TWIN_BIN"; else
+  cargo build --release --locked -p twin-server
+  BIN="$CARGO_TARGET_DIR/release/twin-server"
+fi
 TMP="$(mktemp -d)"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
