@@ -6,7 +6,7 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-PKGS=(build-essential pkg-config curl libgdal-dev gdal-bin python3-pip unzip
+PKGS=(build-essential pkg-config curl libgdal-dev libsqlite3-dev gdal-bin python3-pip unzip
       postgresql-15 postgresql-15-postgis-3 postgresql-client-15)
 missing=()
 for p in "${PKGS[@]}"; do
