@@ -30,7 +30,7 @@ for c in "${CASES[@]}"; do
   for i in $(seq 1 "$RUNS"); do
     rm -rf "$TMP/m"
     # shellcheck disable=SC2086
-    /usr/bin/time -f "%e %M" -o "$TMP/time" "$BIN" build $args --out "$TMP/m" >/dev/null 2>"$TMP/log"
+    /usr/bin/time -f "%e %M" -o "$TMP/time" "$BIN" build $args --no-tiles --out "$TMP/m" >/dev/null 2>"$TMP/log"
     read -r wall rss <"$TMP/time"
     walls+=("$wall"); rsss+=("$rss")
     feats=$(python3 -c "import json;m=json.load(open('$TMP/m/manifest.json'))['layers'];print(sum(m[k] for k in '$what'.split('+')))")
@@ -50,7 +50,7 @@ cat > docs/BENCHMARKS.md <<MD
 
 Command: \`scripts/bench.sh $RUNS\` — release build, each input built $RUNS times from scratch
 (ingest or generation, district assignment, spatial index, writing \`model.bin\`/\`index.bin\`/
-\`manifest.json\`), wall time and peak RSS measured by GNU time around the whole process; medians.
+\`manifest.json\`; \`--no-tiles\`: the vector tile pyramid is measured below), wall time and peak RSS measured by GNU time around the whole process; medians.
 
 Machine: $CPU, $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, $(date -u +%Y-%m-%d).
 
@@ -63,6 +63,7 @@ Goal (foundation issue): default city ingest + index under 60 s with peak RSS un
 No peer is named for this step; the vector-tile and 3D Tiles issues compare with martin,
 tippecanoe and tyler where they apply.
 MD
+bash scripts/bench-tiles.sh "$BIN" "$RUNS" >> docs/BENCHMARKS.md
 echo "bench: wrote docs/BENCHMARKS.md"
 
 # Tile serving, twin-server vs martin: its own section of docs/BENCHMARKS.md (kept across the

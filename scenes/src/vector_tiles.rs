@@ -562,7 +562,11 @@ fn split(g: WorldGeom, r: [u32; 4], e: f64, buf: f64, out: &mut Vec<(u32, u32, G
                 if c.is_empty() {
                     return;
                 }
-                Geometry::Polygons(c.iter().map(|p| p.iter().map(|r| quantize(r, ox, oy)).collect()).collect())
+                let q = make_valid(c.iter().map(|p| p.iter().map(|r| quantize(r, ox, oy)).collect()).collect());
+                if q.is_empty() {
+                    return;
+                }
+                Geometry::Polygons(q)
             }
         };
         out.push((tx0, ty0, geom));
@@ -595,6 +599,50 @@ fn split(g: WorldGeom, r: [u32; 4], e: f64, buf: f64, out: &mut Vec<(u32, u32, G
         };
         split(part, h, e, buf, out);
     }
+}
+
+/// Makes quantized polygons OGC-valid on the integer grid: rounding can make a ring touch or
+/// cross itself or another ring, and Sutherland–Hodgman leaves zero-width connections along the
+/// clip edge for concave shapes. i_overlay's integer simplification (even-odd fill of the rings
+/// as drawn, OGC extraction) resolves these without leaving the grid; rings that collapse vanish.
+/// Orientation is left to the MVT encoder.
+fn make_valid(polys: Vec<Vec<Vec<[i64; 2]>>>) -> Vec<Vec<Vec<[i64; 2]>>> {
+    use i_overlay::core::fill_rule::FillRule;
+    use i_overlay::core::overlay::IntOverlayOptions;
+    use i_overlay::core::simplify::Simplify;
+    use i_overlay::i_float::int::point::IntPoint;
+    let opts = IntOverlayOptions { ogc: true, ..Default::default() };
+    let mut out = Vec::with_capacity(polys.len());
+    for p in polys {
+        let shape: Vec<Vec<IntPoint>> = p
+            .iter()
+            .map(|r| {
+                let mut c: Vec<IntPoint> = Vec::with_capacity(r.len());
+                for q in r {
+                    let ip = IntPoint::new(q[0] as i32, q[1] as i32);
+                    if c.last() != Some(&ip) {
+                        c.push(ip);
+                    }
+                }
+                while c.len() > 1 && c.first() == c.last() {
+                    c.pop();
+                }
+                c
+            })
+            .filter(|c| c.len() >= 3)
+            .collect();
+        if shape.is_empty() {
+            continue;
+        }
+        for s in shape.simplify(FillRule::EvenOdd, opts) {
+            let rings: Vec<Vec<[i64; 2]>> =
+                s.iter().filter(|c| c.len() >= 3).map(|c| c.iter().map(|q| [q.x as i64, q.y as i64]).collect()).collect();
+            if !rings.is_empty() {
+                out.push(rings);
+            }
+        }
+    }
+    out
 }
 
 fn to_ls(r: &[[f64; 2]]) -> LineString<f64> {
@@ -874,6 +922,66 @@ fn _traits(mp: &MultiPolygon<f64>) -> Option<geo_types::Rect<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::model::{Building, BuildingUse, HeightSource, Level, SourceRef};
+
+    /// `n` square buildings of growing size on a row inside one z16 tile near 市府广场.
+    fn model_with_buildings(n: usize) -> CityModel {
+        let mut m = CityModel::empty("limits");
+        let b = tiles::TileId::containing(123.4300, 41.8050, 16).bounds();
+        let (lon0, lat0) = (b[0] + 0.0003, b[1] + 0.0003);
+        for i in 0..n {
+            let side = 0.00001 * (1.0 + i as f64 * 0.1); // ~0.8 m growing
+            let x = lon0 + (i % 10) as f64 * 0.0002;
+            let y = lat0 + (i / 10) as f64 * 0.0002;
+            let ring = vec![(x, y), (x + side, y), (x + side, y + side), (x, y + side), (x, y)];
+            m.buildings.push(Building {
+                id: i as u32,
+                source: SourceRef { source: 0, id: format!("b{i}") },
+                footprint: MultiPolygon(vec![Polygon::new(LineString::from(ring), vec![])]),
+                height: 10.0,
+                min_height: 0.0,
+                height_source: HeightSource::Generated,
+                levels: None,
+                use_: BuildingUse::Residential,
+                names: Names::default(),
+                district: None,
+                level: Level::L2,
+                roof_shape: None,
+                solid: None,
+                cim_model: None,
+            });
+        }
+        m
+    }
+
+    #[test]
+    fn density_limits_drop_the_smallest_buildings_and_report_every_tile() {
+        let m = model_with_buildings(60);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pmtiles");
+        let opts = TileOptions { max_zoom: 16, max_tile_features: 25, ..Default::default() };
+        let s = write_pmtiles(&m, &path, &opts).unwrap();
+        // Every zoom 12..=16 draws its buildings in one tile (the row spans ~0.002°, inside one
+        // z16 tile of ~0.0055°); generalisation removes the sub-pixel ones below z16 first.
+        assert!(!s.limits_hit.is_empty());
+        let r = tiles::pmtiles::Reader::open(&path).unwrap();
+        let listed = r.metadata()["citytwin"]["limits_hit"].as_array().unwrap().clone();
+        assert_eq!(listed.len(), s.limits_hit.len());
+        let z16: Vec<&LimitHit> = s.limits_hit.iter().filter(|h| h.z == 16).collect();
+        assert_eq!(z16.len(), 1, "{:?}", s.limits_hit);
+        let h = z16[0];
+        assert_eq!((h.limit.as_str(), h.features_before), ("features", 60));
+        let data = r.get(16, h.x, h.y).unwrap().unwrap();
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&data[..]), &mut raw).unwrap();
+        let t = mvt::decode(&raw).unwrap();
+        let ids: Vec<u64> = t.layer("buildings").unwrap().features.iter().map(|f| f.id.unwrap()).collect();
+        assert!(ids.len() <= 25);
+        assert_eq!(h.features_dropped, 60 - ids.len() as u64);
+        // The largest buildings (highest ids here) are the ones kept.
+        assert!(ids.iter().all(|&i| i >= 60 - ids.len() as u64), "{ids:?}");
+    }
 
     #[test]
     fn sutherland_hodgman_clips_a_square_to_the_box() {

@@ -25,6 +25,8 @@ pub struct ExportOptions {
     pub model: PathBuf,
     pub mbtiles: Option<PathBuf>,
     pub pmtiles: Option<PathBuf>,
+    /// Buildings as line-delimited GeoJSON (for tippecanoe and other tools).
+    pub geojson: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -83,7 +85,8 @@ fn clap_command() -> ClapCommand {
                 .arg(Arg::new("model").long("model").required(true).value_name("DIR"))
                 .arg(Arg::new("mbtiles").long("mbtiles").value_name("OUT.mbtiles"))
                 .arg(Arg::new("pmtiles").long("pmtiles").value_name("OUT.pmtiles"))
-                .group(clap::ArgGroup::new("what").args(["mbtiles", "pmtiles"]).required(true).multiple(true)),
+                .arg(Arg::new("geojson").long("geojson").value_name("OUT.geojsonl").help("The model's buildings as line-delimited GeoJSON"))
+                .group(clap::ArgGroup::new("what").args(["mbtiles", "pmtiles", "geojson"]).required(true).multiple(true)),
         )
         .subcommand(
             ClapCommand::new("serve")
@@ -181,6 +184,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
             model: PathBuf::from(sm.get_one::<String>("model").expect("required")),
             mbtiles: sm.get_one::<String>("mbtiles").map(PathBuf::from),
             pmtiles: sm.get_one::<String>("pmtiles").map(PathBuf::from),
+            geojson: sm.get_one::<String>("geojson").map(PathBuf::from),
         }),
         _ => unreachable!("subcommand_required"),
     };

@@ -67,6 +67,12 @@ fn run(cmd: cli::Command) -> Result<()> {
 /// The model's archive: `files.vector_tiles` of its manifest.
 fn export(opts: &cli::ExportOptions) -> Result<()> {
     use anyhow::Context;
+    if let Some(out) = &opts.geojson {
+        export_buildings_geojson(&opts.model, out)?;
+        if opts.mbtiles.is_none() && opts.pmtiles.is_none() {
+            return Ok(());
+        }
+    }
     let manifest_path = opts.model.join(scenes::store::MANIFEST_FILE);
     let manifest: scenes::build::Manifest = serde_json::from_slice(
         &std::fs::read(&manifest_path).with_context(|| format!("cannot read {}", manifest_path.display()))?,
@@ -85,5 +91,40 @@ fn export(opts: &cli::ExportOptions) -> Result<()> {
         let n = tiles::mbtiles::write_from_pmtiles(&reader, out).map_err(anyhow::Error::msg)?;
         println!("wrote {} ({n} tiles)", out.display());
     }
+    Ok(())
+}
+
+/// One GeoJSON Feature per line: footprint and `id, height, min_height, use, name`.
+fn export_buildings_geojson(model_dir: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    let model = scenes::store::read_model(model_dir)?;
+    let f = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    for b in &model.buildings {
+        let polys: Vec<serde_json::Value> = b
+            .footprint
+            .0
+            .iter()
+            .map(|p| {
+                std::iter::once(p.exterior())
+                    .chain(p.interiors())
+                    .map(|r| r.0.iter().map(|c| [c.x, c.y]).collect::<Vec<_>>())
+                    .collect::<Vec<_>>()
+                    .into()
+            })
+            .collect();
+        let mut props = serde_json::json!({"id": b.id, "height": b.height, "min_height": b.min_height, "use": b.use_.as_str()});
+        if let Some(n) = b.names.display() {
+            props["name"] = n.into();
+        }
+        // "type" first: GDAL recognises line-delimited GeoJSON (GeoJSONSeq) by it.
+        write!(w, "{{\"type\":\"Feature\",\"id\":{},\"properties\":{},\"geometry\":", b.id, props)?;
+        serde_json::to_writer(&mut w, &serde_json::json!({"type": "MultiPolygon", "coordinates": polys}))?;
+        w.write_all(b"}")?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    println!("wrote {} ({} buildings)", out.display(), model.buildings.len());
     Ok(())
 }
