@@ -107,7 +107,7 @@ fn rebuild_under_load_switches_atomically() {
         assert!(built.elapsed() < Duration::from_secs(10), "server did not switch to {id_b} within 10 s");
         std::thread::sleep(Duration::from_millis(20));
     };
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(600));
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.join().expect("client thread");
