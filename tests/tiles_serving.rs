@@ -282,6 +282,13 @@ fn styles_pass_gl_style_validate() {
     assert_eq!(d["sources"]["citytwin"]["url"], format!("{}/tiles/one.json", s.base));
     assert_eq!(req("GET", &format!("{}/styles/planning.json?tileset=nope", s.base), &[]).status, 404);
     assert_eq!(req("GET", &format!("{}/styles/nope.json", s.base), &[]).status, 404);
+    // --public-url sets the base of every absolute URL, whatever the Host.
+    let p = serve_with(&model, &["--tileset", &spec, "--public-url", "https://maps.example.org/ct/"]);
+    let st = req("GET", &format!("{}/styles/command.json?tileset=test", p.base), &[]).json();
+    assert_eq!(st["sources"]["citytwin"]["url"], "https://maps.example.org/ct/tiles/test.json");
+    assert_eq!(st["glyphs"], "https://maps.example.org/ct/fonts/{fontstack}/{range}.pbf");
+    let tj = req("GET", &format!("{}/tiles/test.json", p.base), &[]).json();
+    assert_eq!(tj["tiles"][0], "https://maps.example.org/ct/tiles/test/{z}/{x}/{y}.mvt");
     assert_eq!(req("GET", &format!("{}/styles/command.json?lang=fr", s.base), &[]).status, 400);
 }
 
