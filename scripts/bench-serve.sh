@@ -3,8 +3,12 @@
 # DIR/tiles/shenyang.pmtiles), wrk with the same realistic tile mix, concurrency and duration.
 # Rewrites the "Tile serving" section of docs/BENCHMARKS.md (between the serve-bench markers).
 #   scripts/bench-serve.sh [DURATION_S] [CONNECTIONS]
-# Needs: wrk (Debian package, installed if missing), martin (`cargo install martin --version
-# 1.14.0 --locked`; 1.16 needs rustc 1.98). Without martin, only twin-server is measured.
+# Needs: wrk (Debian package, installed if missing) and martin:
+#   cargo install martin --version 1.14.0 --locked --no-default-features \
+#     --features fonts,lambda,mbtiles,metrics,passthrough,pmtiles,postgres,sprites,styles,geojson,mlt
+# (1.16 needs rustc 1.98; the default `rendering` feature clones maplibre-native from GitHub in its
+# build script, which fails offline; `webui` is left out too). Without martin, only twin-server is
+# measured.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -133,7 +137,7 @@ if [ -n "$MARTIN" ]; then
   rows+="$(fmt "$MARTIN" "$(best "${RES[m1]}" "${RES[m2]}")")"$'\n'
   MNOTE="Both servers answered the first tile of the mix with $SAME bytes (gzip as stored)."
 else
-  MNOTE="martin was not installed (\`cargo install martin --version 1.14.0 --locked\`), so only twin-server was measured."
+  MNOTE="martin was not installed (see the header of scripts/bench-serve.sh for the install command that works offline), so only twin-server was measured."
 fi
 
 CPU="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
