@@ -184,3 +184,7 @@ $TYLER_NOTE
 MD
 bash scripts/bench-tiles.sh "$BIN" "$RUNS" >> docs/BENCHMARKS.md
 echo "bench: wrote docs/BENCHMARKS.md"
+
+# Tile serving, twin-server vs martin: its own section of docs/BENCHMARKS.md (kept across the
+# rewrite above by regenerating it here).
+bash "$ROOT/scripts/bench-serve.sh"

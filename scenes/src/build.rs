@@ -1,15 +1,17 @@
 //! The build pipeline: ingest every source (or generate the built-in Shenyang), finish the model
 //! (districts, ids), index it, and write the model directory atomically.
 //!
-//! The directory is written to a sibling temporary directory and renamed into place only when
-//! everything succeeded, so a failed build leaves no partial model and a previous model at the
-//! same path stays intact until the new one is complete.
+//! Each build is written into its own immutable directory `.<name>.builds/<build_id>/` beside the
+//! output path, and `--out DIR` is then switched atomically to it (a symlink renamed over DIR; see
+//! [`crate::publish`]), so a failed build leaves no partial model, the previous model stays intact
+//! until the new one is complete, and a running server never sees a half-written model.
 
 use crate::index::SpatialIndex;
 use crate::ingest::{ingest_source, SourceSpec};
 use crate::model::CityModel;
 use crate::report::{BuildReport, Progress};
 use crate::store;
+use crate::publish;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -100,6 +102,10 @@ pub struct HeightCounts {
 pub struct Manifest {
     pub format: String,
     pub format_version: u32,
+    /// Identifies this build: `YYYYMMDDTHHMMSSZ-<pid hex>-<random hex>` (UTC); the name of its
+    /// immutable directory under `.<name>.builds/`. Served as `X-Build-Id`.
+    #[serde(default)]
+    pub build_id: String,
     pub name: String,
     pub generated: bool,
     pub label: String,
@@ -193,6 +199,8 @@ pub fn tileset_name(model_name: &str) -> String {
 /// Runs a build. On error nothing is left at `opts.out` that was not there before.
 pub fn build(opts: &BuildOptions) -> Result<Manifest> {
     let t0 = Instant::now();
+    // Refuse an unusable --out before any work.
+    let target = publish::Target::check(&opts.out)?;
     let mut report = BuildReport::default();
     let mut sources_out = Vec::new();
     let mut model = if opts.sources.is_empty() {
@@ -257,17 +265,11 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
         None => (built_up_from_buildings(&model), "area of the 100 m × 100 m cells holding at least one building centroid".to_string()),
     };
 
-    // Write everything to a sibling temp dir, then rename into place.
+    // Write everything into a new immutable build directory beside DIR, then point DIR at it.
     let out = &opts.out;
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.building-", out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()))
-        .tempdir_in(&parent)
-        .with_context(|| format!("cannot create a temporary directory in {}", parent.display()))?;
+    let build_id = publish::new_build_id();
+    let staging = target.staging_dir(&build_id)?;
+    let tmp = &staging;
     // Placed glTF/IFC models are copied in, so the directory is self-contained and immutable.
     if !model.cim_models.is_empty() {
         let cim_dir = tmp.path().join("cim");
@@ -312,6 +314,7 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
     let manifest = Manifest {
         format: "citytwin-model".into(),
         format_version: crate::model::MODEL_FORMAT_VERSION,
+        build_id: build_id.clone(),
         name: model.info.name.clone(),
         generated: model.info.generated,
         label: model.info.label.clone(),
@@ -341,26 +344,10 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
         f.sync_all()?;
     }
 
-    let staged = tmp.keep();
-    if out.exists() {
-        let old = parent.join(format!(
-            ".{}.old-{}",
-            out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
-            std::process::id()
-        ));
-        std::fs::rename(out, &old).with_context(|| format!("cannot move the previous model at {} aside", out.display()))?;
-        if let Err(e) = std::fs::rename(&staged, out) {
-            let _ = std::fs::rename(&old, out);
-            let _ = std::fs::remove_dir_all(&staged);
-            return Err(e).with_context(|| format!("cannot move the new model into {}", out.display()));
-        }
-        let _ = std::fs::remove_dir_all(&old);
-    } else if let Err(e) = std::fs::rename(&staged, out) {
-        let _ = std::fs::remove_dir_all(&staged);
-        return Err(e).with_context(|| format!("cannot move the new model into {}", out.display()));
-    }
+    target.publish(staging, &build_id)?;
     tracing::info!(
         out = %out.display(),
+        build_id = %build_id,
         buildings = manifest.layers.buildings,
         roads = manifest.layers.roads,
         pois = manifest.layers.pois,

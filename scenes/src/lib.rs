@@ -8,6 +8,7 @@ pub mod index;
 pub mod ingest;
 pub mod l3;
 pub mod model;
+pub mod publish;
 pub mod report;
 pub mod shenyang;
 pub mod store;

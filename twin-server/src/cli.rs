@@ -33,6 +33,12 @@ pub struct ExportOptions {
 pub struct ServeOptions {
     pub model: PathBuf,
     pub addr: SocketAddr,
+    /// Extra tile archives `(name, file)` served beside the model's own.
+    pub tilesets: Vec<(String, PathBuf)>,
+    /// Base of absolute URLs in TileJSON and styles (default: from the request's Host).
+    pub public_url: Option<String>,
+    /// Extra glyph fonts (*.ttf, *.otf) beside the bundled one.
+    pub fonts: Option<PathBuf>,
 }
 
 fn clap_command() -> ClapCommand {
@@ -87,7 +93,10 @@ fn clap_command() -> ClapCommand {
             ClapCommand::new("serve")
                 .about("Serve a built model directory over HTTP")
                 .arg(Arg::new("model").long("model").required(true).value_name("DIR"))
-                .arg(Arg::new("addr").long("addr").default_value("127.0.0.1:8080").value_name("HOST:PORT")),
+                .arg(Arg::new("addr").long("addr").default_value("127.0.0.1:8080").value_name("HOST:PORT"))
+                .arg(Arg::new("tileset").long("tileset").action(ArgAction::Append).value_name("NAME=FILE.pmtiles").help("Also serve this PMTiles archive as tileset NAME; repeatable"))
+                .arg(Arg::new("public-url").long("public-url").value_name("URL").help("Base URL for absolute links in TileJSON and styles (default: from the request's Host header)"))
+                .arg(Arg::new("fonts").long("fonts").value_name("DIR").help("Directory of extra glyph fonts (*.ttf, *.otf) beside the bundled Noto Sans CJK SC subset")),
         )
 }
 
@@ -158,7 +167,20 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
             let addr = addr_s.parse().map_err(|e| {
                 clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("--addr {addr_s}: {e} (expected HOST:PORT, e.g. 127.0.0.1:8080)\n"))
             })?;
-            Action::Serve(ServeOptions { model: PathBuf::from(sm.get_one::<String>("model").expect("required")), addr })
+            let mut tilesets = Vec::new();
+            for t in sm.get_many::<String>("tileset").into_iter().flatten() {
+                tilesets.push(
+                    crate::state::parse_tileset_arg(t)
+                        .map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n")))?,
+                );
+            }
+            Action::Serve(ServeOptions {
+                model: PathBuf::from(sm.get_one::<String>("model").expect("required")),
+                addr,
+                tilesets,
+                public_url: sm.get_one::<String>("public-url").cloned(),
+                fonts: sm.get_one::<String>("fonts").map(PathBuf::from),
+            })
         }
         Some(("export", sm)) => Action::Export(ExportOptions {
             model: PathBuf::from(sm.get_one::<String>("model").expect("required")),

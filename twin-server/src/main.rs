@@ -1,8 +1,12 @@
 //! `twin-server`: builds the city model and serves it.
 
 mod cli;
+mod glyphs;
 mod server;
+mod state;
+mod styles;
 mod threed_http;
+mod tiles_http;
 
 use anyhow::Result;
 

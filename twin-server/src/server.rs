@@ -15,13 +15,13 @@
 
 use crate::cli::ServeOptions;
 use anyhow::{Context, Result};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use scenes::model::{Building, CityModel, PoiKind};
-use scenes::store::LoadedModel;
+use crate::state::{AppState, Build, Shared, Tileset};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -29,10 +29,6 @@ use std::sync::Arc;
 
 pub const MAX_LIMIT: usize = 10_000;
 
-#[derive(Clone)]
-pub struct AppState {
-    pub loaded: Arc<LoadedModel>,
-}
 
 struct ApiError(StatusCode, String);
 
@@ -112,11 +108,11 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn model_manifest(State(s): State<AppState>) -> Json<Value> {
+async fn model_manifest(Extension(s): Extension<Arc<Build>>) -> Json<Value> {
     Json(s.loaded.manifest.clone())
 }
 
-async fn districts(State(s): State<AppState>) -> Json<Value> {
+async fn districts(Extension(s): Extension<Arc<Build>>) -> Json<Value> {
     let m = &s.loaded.model;
     let feats: Vec<Value> = m
         .districts
@@ -135,7 +131,7 @@ struct BboxQuery {
     limit: Option<String>,
 }
 
-async fn buildings(State(s): State<AppState>, Query(q): Query<BboxQuery>) -> Result<Json<Value>, ApiError> {
+async fn buildings(Extension(s): Extension<Arc<Build>>, Query(q): Query<BboxQuery>) -> Result<Json<Value>, ApiError> {
     let bbox_s = q.bbox.ok_or_else(|| bad("missing query parameter 'bbox' (west,south,east,north)"))?;
     let parts: Vec<f64> = bbox_s
         .split(',')
@@ -159,14 +155,14 @@ async fn buildings(State(s): State<AppState>, Query(q): Query<BboxQuery>) -> Res
     Ok(Json(json!({"type": "FeatureCollection", "total": total, "truncated": total > limit, "features": feats})))
 }
 
-async fn building_by_id(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn building_by_id(Extension(s): Extension<Arc<Build>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let m = &s.loaded.model;
     let i: usize = id.parse().map_err(|_| bad(format!("building id must be a non-negative integer: '{id}'")))?;
     let b = m.buildings.get(i).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no building {i}")))?;
     Ok(Json(building_feature(m, b)))
 }
 
-async fn pick(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+async fn pick(Extension(s): Extension<Arc<Build>>, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
     let (lon, lat) = parse_lonlat(&q)?;
     let m = &s.loaded.model;
     match s.loaded.index.pick_building(m, lon, lat) {
@@ -193,7 +189,7 @@ fn poi_kind(s: &str) -> Option<PoiKind> {
     .find(|k| k.as_str() == s)
 }
 
-async fn nearest(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+async fn nearest(Extension(s): Extension<Arc<Build>>, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
     let (lon, lat) = parse_lonlat(&q)?;
     let k = match q.get("k") {
         None => 5,
@@ -243,26 +239,46 @@ pub fn router(state: AppState) -> Router {
         .route("/api/buildings/{id}", get(building_by_id))
         .route("/api/pick", get(pick))
         .route("/api/nearest", get(nearest))
+        .route("/tiles", get(crate::tiles_http::list))
+        .route("/tiles/{file}", get(crate::tiles_http::tilejson_route))
+        .route("/tiles/{name}/{z}/{x}/{y}", get(crate::tiles_http::tile))
+        .route("/styles/{file}", get(crate::styles::style))
+        .route("/fonts/{stack}/{range}", get(crate::styles::glyph_range))
+        .route("/3dtiles/{name}/{*path}", axum::routing::any(crate::threed_http::handle))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::state::snapshot_mw))
         .with_state(state)
 }
 
 pub async fn serve(opts: ServeOptions) -> Result<()> {
-    let dir = opts.model.clone();
     let t0 = std::time::Instant::now();
-    let loaded = tokio::task::spawn_blocking(move || scenes::store::load(&dir)).await??;
+    let o = opts.clone();
+    let (build, extra, fonts) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut extra = Vec::new();
+        for (name, path) in &o.tilesets {
+            extra.push(Arc::new(Tileset::open(name, path)?));
+        }
+        let build = crate::state::load_build(&o.model, &extra)?;
+        let fonts = crate::glyphs::Fonts::load(o.fonts.as_deref())?;
+        Ok((build, extra, fonts))
+    })
+    .await??;
     tracing::info!(
         model = %opts.model.display(),
-        buildings = loaded.model.buildings.len(),
+        dir = %build.dir.display(),
+        build_id = %build.id,
+        buildings = build.loaded.model.buildings.len(),
+        tilesets = ?build.tilesets.keys().collect::<Vec<_>>(),
         secs = format!("{:.2}", t0.elapsed().as_secs_f64()),
         "model loaded"
     );
-    let name = loaded.model.info.name.clone();
-    let state = AppState { loaded: Arc::new(loaded) };
+    let name = build.loaded.model.info.name.clone();
+    let state = Shared::new(build, opts.model.clone(), extra, opts.public_url.clone(), fonts);
+    crate::state::spawn_watchers(state.clone());
     let listener = tokio::net::TcpListener::bind(opts.addr).await.with_context(|| format!("cannot listen on {}", opts.addr))?;
     let local = listener.local_addr()?;
-    println!("CityTwin serving model '{name}' at http://{local}/  (try http://{local}/api/model)");
+    println!("CityTwin serving model '{name}' at http://{local}/  (try http://{local}/api/model, /tiles, /styles/command.json)");
     tracing::info!(addr = %local, "listening");
-    let app = router(state).merge(crate::threed_http::router(crate::threed_http::ThreeD::new(&name, &opts.model)));
+    let app = router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -2,7 +2,8 @@
 //! (content `content/<key>.glb`), where `name` is the model's name (`shenyang` for the built-in
 //! city).
 //!
-//! Files are read from the model directory's `3dtiles/`; a request for `P` is answered from
+//! Files are read from the `3dtiles/` of the request's build snapshot (its canonical, immutable
+//! directory); a request for `P` is answered from
 //! `P.gz` when that exists (the build stores content gzip-compressed): sent as is with
 //! `Content-Encoding: gzip` when the client accepts gzip, inflated otherwise. Every answer has a
 //! strong `ETag` (a hash of the bytes sent, so the gzip and identity representations differ),
@@ -13,31 +14,14 @@
 //! path with an empty, `.` or `..` segment or a character outside `[A-Za-z0-9._-]`, get 404.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use crate::state::Build;
+use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
-use axum::routing::any;
-use axum::Router;
+use axum::Extension;
 use std::hash::Hasher;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// What the routes serve: the model's name and its `3dtiles` directory.
-#[derive(Clone)]
-pub struct ThreeD {
-    pub name: Arc<str>,
-    pub root: Arc<PathBuf>,
-}
-
-impl ThreeD {
-    pub fn new(name: &str, model_dir: &std::path::Path) -> Self {
-        ThreeD { name: name.into(), root: Arc::new(model_dir.join(scenes::threed::DIR)) }
-    }
-}
-
-pub fn router(state: ThreeD) -> Router {
-    Router::new().route("/3dtiles/{name}/{*path}", any(handle)).with_state(state)
-}
 
 fn cors(h: &mut HeaderMap) {
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
@@ -84,7 +68,9 @@ fn accepts_gzip(h: &HeaderMap) -> bool {
     })
 }
 
-async fn handle(State(s): State<ThreeD>, method: Method, Path((name, path)): Path<(String, String)>, headers: HeaderMap) -> Response {
+/// The route handler; `b` is the request's build snapshot (`state::snapshot_mw`), so a tileset
+/// and its content always come from one build, even across a hot swap.
+pub async fn handle(Extension(b): Extension<Arc<Build>>, method: Method, Path((name, path)): Path<(String, String)>, headers: HeaderMap) -> Response {
     if method == Method::OPTIONS {
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NO_CONTENT;
@@ -103,13 +89,13 @@ async fn handle(State(s): State<ThreeD>, method: Method, Path((name, path)): Pat
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
         return r;
     }
-    if name != *s.name {
+    if name != scenes::build::tileset_name(&b.loaded.model.info.name) {
         return plain(StatusCode::NOT_FOUND, format!("no 3D tileset named '{name}'"));
     }
     let Some(rel) = safe_path(&path) else {
         return plain(StatusCode::NOT_FOUND, format!("no such 3D Tiles resource '{path}'"));
     };
-    let full = s.root.join(&rel);
+    let full = b.dir.join(scenes::threed::DIR).join(&rel);
     let gz_path = {
         let mut p = full.clone().into_os_string();
         p.push(".gz");
