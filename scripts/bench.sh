@@ -131,6 +131,9 @@ NOTE
 fi
 
 CPU="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
+# The L3 geometry section is measured by hand (`cargo run --release -p scenes --example l3_bench`)
+# until L3 is part of the build; keep it across the rewrite.
+L3_SECTION=$(awk '/^## L3 geometry/{p=1} /^## / && !/^## L3 geometry/{p=0} p' docs/BENCHMARKS.md 2>/dev/null || true)
 cat > docs/BENCHMARKS.md <<MD
 # Benchmarks
 
@@ -182,6 +185,7 @@ this compares the two tiling pipelines end to end, not the same geometry.
 $ours_rows$tyler_rows
 $TYLER_NOTE
 MD
+if [ -n "$L3_SECTION" ]; then printf '\n%s\n' "$L3_SECTION" >> docs/BENCHMARKS.md; fi
 bash scripts/bench-tiles.sh "$BIN" "$RUNS" >> docs/BENCHMARKS.md
 echo "bench: wrote docs/BENCHMARKS.md"
 
