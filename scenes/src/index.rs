@@ -165,20 +165,8 @@ mod tests {
         let mut m = CityModel::empty("t");
         for fp in footprints {
             m.buildings.push(Building {
-                id: 0,
-                source: SourceRef { source: 0, id: String::new() },
-                footprint: fp,
-                height: 10.0,
-                min_height: 0.0,
                 height_source: HeightSource::Estimated,
-                levels: None,
-                use_: BuildingUse::Unknown,
-                names: Names::default(),
-                district: None,
-                level: Level::L2,
-                roof_shape: None,
-                solid: None,
-                cim_model: None,
+                ..Building::block(SourceRef { source: 0, id: String::new() }, fp, 10.0, BuildingUse::Unknown)
             });
         }
         m.renumber();

@@ -199,6 +199,29 @@ pub struct Building {
     pub cim_model: Option<u32>,
 }
 
+impl Building {
+    /// A plain L2 block (id 0, base at the terrain, no levels, names, district, roof or solid):
+    /// the starting point for generators and test fixtures, which then set what they need.
+    pub fn block(source: SourceRef, footprint: MultiPolygon<f64>, height: f32, use_: BuildingUse) -> Building {
+        Building {
+            id: 0,
+            source,
+            footprint,
+            height,
+            min_height: 0.0,
+            height_source: HeightSource::Generated,
+            levels: None,
+            use_,
+            names: Names::default(),
+            district: None,
+            level: Level::L2,
+            roof_shape: None,
+            solid: None,
+            cim_model: None,
+        }
+    }
+}
+
 /// Road class, OSM `highway` vocabulary reduced to what styles and routing need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

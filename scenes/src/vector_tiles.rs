@@ -924,7 +924,7 @@ fn _traits(mp: &MultiPolygon<f64>) -> Option<geo_types::Rect<f64>> {
 mod tests {
     use super::*;
 
-    use crate::model::{Building, BuildingUse, HeightSource, Level, SourceRef};
+    use crate::model::{Building, BuildingUse, SourceRef};
 
     /// `n` square buildings of growing size on a row inside one z16 tile near 市府广场.
     fn model_with_buildings(n: usize) -> CityModel {
@@ -938,19 +938,12 @@ mod tests {
             let ring = vec![(x, y), (x + side, y), (x + side, y + side), (x, y + side), (x, y)];
             m.buildings.push(Building {
                 id: i as u32,
-                source: SourceRef { source: 0, id: format!("b{i}") },
-                footprint: MultiPolygon(vec![Polygon::new(LineString::from(ring), vec![])]),
-                height: 10.0,
-                min_height: 0.0,
-                height_source: HeightSource::Generated,
-                levels: None,
-                use_: BuildingUse::Residential,
-                names: Names::default(),
-                district: None,
-                level: Level::L2,
-                roof_shape: None,
-                solid: None,
-                cim_model: None,
+                ..Building::block(
+                    SourceRef { source: 0, id: format!("b{i}") },
+                    MultiPolygon(vec![Polygon::new(LineString::from(ring), vec![])]),
+                    10.0,
+                    BuildingUse::Residential,
+                )
             });
         }
         m

@@ -23,22 +23,12 @@ fn city() -> CityModel {
             let (lon, lat) = (LON0 + x / mx, LAT0 + y / my);
             let (dx, dy) = (20.0 / mx, 20.0 / my);
             let fp = polygon![(x: lon, y: lat), (x: lon + dx, y: lat), (x: lon + dx, y: lat + dy), (x: lon, y: lat + dy)];
-            m.buildings.push(Building {
-                id: 0,
-                source: SourceRef { source: 0, id: format!("{i}-{j}") },
-                footprint: MultiPolygon(vec![fp]),
-                height: 10.0 + ((i * 7 + j * 3) % 31) as f32,
-                min_height: 0.0,
-                height_source: HeightSource::Generated,
-                levels: None,
-                use_: BuildingUse::ALL[(i + j) % 12],
-                names: Names::default(),
-                district: None,
-                level: Level::L2,
-                roof_shape: None,
-                solid: None,
-                cim_model: None,
-            });
+            m.buildings.push(Building::block(
+                SourceRef { source: 0, id: format!("{i}-{j}") },
+                MultiPolygon(vec![fp]),
+                10.0 + ((i * 7 + j * 3) % 31) as f32,
+                BuildingUse::ALL[(i + j) % 12],
+            ));
         }
     }
     m.renumber();

@@ -495,7 +495,7 @@ fn centroid(r: &[[f64; 2]]) -> [f64; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{HeightSource, Level, Names, SourceRef};
+    use crate::model::{Level, SourceRef};
     use geo::{Contains, Distance, Euclidean, Point};
 
     /// w × l rectangle (l along the rotated x axis) rotated by `rot` radians about (ox, oy).
@@ -845,20 +845,9 @@ mod tests {
 
     fn building(use_: BuildingUse, height: f32, roof: Option<&str>) -> Building {
         Building {
-            id: 0,
-            source: SourceRef { source: 0, id: String::new() },
-            footprint: geo_types::MultiPolygon(vec![]),
-            height,
-            min_height: 0.0,
-            height_source: HeightSource::Generated,
-            levels: None,
-            use_,
-            names: Names::default(),
-            district: None,
             level: Level::L3,
             roof_shape: roof.map(str::to_string),
-            solid: None,
-            cim_model: None,
+            ..Building::block(SourceRef { source: 0, id: String::new() }, geo_types::MultiPolygon(vec![]), height, use_)
         }
     }
 

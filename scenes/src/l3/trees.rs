@@ -189,7 +189,7 @@ pub fn trees_mesh(trees: &[Tree], ground: impl Fn(&Tree) -> f64) -> Mesh {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AreaFeature, Building, BuildingUse, HeightSource, Level, Names, Road, SourceRef};
+    use crate::model::{AreaFeature, Building, BuildingUse, Names, Road, SourceRef};
     use geo::Area;
     use geo_types::{LineString, MultiPolygon};
 
@@ -208,22 +208,7 @@ mod tests {
         let mut m = CityModel::empty("t");
         m.landuse.push(AreaFeature { id: 0, source: sref(), class: "park".into(), geometry: MultiPolygon(vec![rect(0.0, 0.0, 300.0, 200.0)]), names: Names::default() });
         m.landuse.push(AreaFeature { id: 1, source: sref(), class: "industrial".into(), geometry: MultiPolygon(vec![rect(400.0, 0.0, 500.0, 100.0)]), names: Names::default() });
-        m.buildings.push(Building {
-            id: 0,
-            source: sref(),
-            footprint: MultiPolygon(vec![rect(100.0, 50.0, 140.0, 80.0)]),
-            height: 9.0,
-            min_height: 0.0,
-            height_source: HeightSource::Generated,
-            levels: None,
-            use_: BuildingUse::Public,
-            names: Names::default(),
-            district: None,
-            level: Level::L2,
-            roof_shape: None,
-            solid: None,
-            cim_model: None,
-        });
+        m.buildings.push(Building::block(sref(), MultiPolygon(vec![rect(100.0, 50.0, 140.0, 80.0)]), 9.0, BuildingUse::Public));
         m.roads.push(Road {
             id: 0,
             source: sref(),

@@ -338,25 +338,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn building(fp: MultiPolygon<f64>, h: f32, mh: f32) -> Building {
-        Building {
-            id: 7,
-            source: SourceRef {
-                source: 0,
-                id: "t".into(),
-            },
-            footprint: fp,
-            height: h,
-            min_height: mh,
-            height_source: HeightSource::Generated,
-            levels: None,
-            use_: BuildingUse::Office,
-            names: Names::default(),
-            district: None,
-            level: Level::L2,
-            roof_shape: None,
-            solid: None,
-            cim_model: None,
-        }
+        Building { id: 7, min_height: mh, ..Building::block(SourceRef { source: 0, id: "t".into() }, fp, h, BuildingUse::Office) }
     }
 
     fn metres_to_deg(lon0: f64, lat0: f64, pts: &[(f64, f64)]) -> Vec<(f64, f64)> {
