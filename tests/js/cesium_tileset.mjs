@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium, listenLocal } from './chromium.mjs';
 
 const [url, lonS, latS, hS, shot] = process.argv.slice(2);
 if (!url || !lonS || !latS || !hS) {
@@ -45,15 +45,9 @@ const server = http.createServer((req, res) => {
   res.writeHead(404);
   res.end();
 });
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const port = server.address().port;
+const port = await listenLocal(server);
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader', '--use-angle=swiftshader'],
-});
+const browser = await launchChromium();
 const out = { blocked: [], pageErrors: [], console: [] };
 try {
   const p = await browser.newPage({ viewport: { width: 800, height: 600 } });

@@ -12,7 +12,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium, listenLocal } from './chromium.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.join(here, 'node_modules/maplibre-gl/dist');
@@ -77,14 +77,9 @@ const server = http.createServer((req, res) => {
   res.writeHead(404);
   res.end();
 });
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const port = server.address().port;
+const port = await listenLocal(server);
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader', '--use-angle=swiftshader'],
-});
+const browser = await launchChromium();
 const results = [];
 const errors = [];
 try {
