@@ -1,5 +1,6 @@
 //! Hot swap: rebuilding the model while the server is under load switches it atomically — every
-//! answer belongs to exactly one build (its `X-Build-Id` matches its content), there are no
+//! answer (API, vector tile, 3D Tiles tileset.json and content) belongs to exactly one build (its
+//! `X-Build-Id` matches its content), there are no
 //! errors, and the new build is served within seconds. A broken build keeps the old one serving.
 
 mod common;
@@ -33,6 +34,23 @@ fn get(agent: &ureq::Agent, url: &str) -> Result<(u16, String, Vec<u8>), String>
     let body = r.body_mut().with_config().limit(64 << 20).read_to_vec().map_err(|e| e.to_string())?;
     Ok((r.status().as_u16(), id, body))
 }
+
+/// The first `content.uri` of a tileset, depth first.
+fn first_content_uri(tile: &serde_json::Value) -> Option<String> {
+    if let Some(u) = tile["content"]["uri"].as_str() {
+        return Some(u.to_string());
+    }
+    tile["children"].as_array()?.iter().find_map(first_content_uri)
+}
+
+fn gunzip(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(b), &mut out).expect("gzip stream");
+    out
+}
+
+/// One 3D Tiles answer: (build id, path under /3dtiles/city/, Content-Encoding, body as received).
+type ThreeD = (String, String, Option<String>, Vec<u8>);
 
 #[test]
 fn rebuild_under_load_switches_atomically() {
@@ -69,6 +87,47 @@ fn rebuild_under_load_switches_atomically() {
                     }
                     Ok(r) => errors.lock().unwrap().push(format!("{url}: {}", r.status())),
                     Err(e) => errors.lock().unwrap().push(format!("{url}: {e}")),
+                }
+            }
+        }));
+    }
+    // 3D Tiles: tileset.json, then the first content it references, from the same client; one
+    // client accepts gzip (stored .gz bytes sent as is), the other not (inflated by the server).
+    let threed_seen: Arc<Mutex<Vec<ThreeD>>> = Arc::default();
+    for k in 0..2 {
+        let (stop, threed_seen, errors, base) = (stop.clone(), threed_seen.clone(), errors.clone(), s.base.clone());
+        clients.push(std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+            let fetch = |rel: &str| -> Result<ThreeD, String> {
+                let url = format!("{base}/3dtiles/city/{rel}");
+                let mut req = agent.get(&url);
+                if k == 0 {
+                    req = req.header("Accept-Encoding", "gzip");
+                }
+                let mut r = req.call().map_err(|e| format!("{url}: {e}"))?;
+                if r.status() != 200 {
+                    return Err(format!("{url}: {}", r.status()));
+                }
+                let id = r.headers().get("x-build-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let enc = r.headers().get("content-encoding").and_then(|v| v.to_str().ok()).map(str::to_string);
+                let body = r.body_mut().with_config().limit(64 << 20).read_to_vec().map_err(|e| format!("{url}: {e}"))?;
+                Ok((id, rel.to_string(), enc, body))
+            };
+            while !stop.load(Ordering::Relaxed) {
+                let ts = match fetch("tileset.json") {
+                    Ok(a) => a,
+                    Err(e) => {
+                        errors.lock().unwrap().push(e);
+                        continue;
+                    }
+                };
+                let json = if ts.2.as_deref() == Some("gzip") { gunzip(&ts.3) } else { ts.3.clone() };
+                let v: serde_json::Value = serde_json::from_slice(&json).expect("tileset.json is JSON");
+                let uri = first_content_uri(&v["root"]).expect("tileset references a content");
+                threed_seen.lock().unwrap().push(ts);
+                match fetch(&uri) {
+                    Ok(a) => threed_seen.lock().unwrap().push(a),
+                    Err(e) => errors.lock().unwrap().push(e),
                 }
             }
         }));
@@ -143,11 +202,50 @@ fn rebuild_under_load_switches_atomically() {
         }
     }
     assert!(ta_n > 10 && tb_n > 10, "tiles of both builds were served: {ta_n} / {tb_n}");
+    // Every 3D Tiles answer is the file of the build it names: as stored (`P.gz`) when sent
+    // gzip-encoded, else its inflated content (or `P` itself when there is no `P.gz`).
+    let stored = |id: &str, rel: &str| -> (Option<Vec<u8>>, Vec<u8>) {
+        let p = builds_dir.join(id).join("3dtiles").join(rel);
+        match std::fs::read(format!("{}.gz", p.display())) {
+            Ok(gz) => {
+                let plain = gunzip(&gz);
+                if let Ok(f) = std::fs::read(&p) {
+                    assert!(f == plain, "{id}: 3dtiles/{rel} and its .gz differ");
+                }
+                (Some(gz), plain)
+            }
+            Err(_) => (None, std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))),
+        }
+    };
+    let threed_seen = threed_seen.lock().unwrap();
+    let mut threed_n: std::collections::BTreeMap<(bool, &str, bool), usize> = Default::default();
+    for (id, rel, enc, body) in threed_seen.iter() {
+        assert!(id == &id_a || id == &id_b, "unknown build id {id:?} on /3dtiles/city/{rel}");
+        let (gz, plain) = stored(id, rel);
+        match enc.as_deref() {
+            Some("gzip") => assert!(gz.as_deref() == Some(&body[..]), "/3dtiles/city/{rel} answered gzip as {id} is not that build's {rel}.gz"),
+            None => assert!(plain == *body, "/3dtiles/city/{rel} answered as {id} is not that build's {rel}"),
+            Some(e) => panic!("unexpected Content-Encoding {e} on {rel}"),
+        }
+        *threed_n.entry((id == &id_b, rel.as_str(), enc.is_some())).or_default() += 1;
+    }
+    // Both builds, both files, both encodings answered; and the builds differ in both files.
+    let files: std::collections::BTreeSet<&str> = threed_n.keys().map(|k| k.1).collect();
+    assert_eq!(files.len(), 2, "tileset.json and one content: {files:?}");
+    for rel in &files {
+        for new in [false, true] {
+            for enc in [false, true] {
+                assert!(threed_n.get(&(new, *rel, enc)).copied().unwrap_or(0) > 0, "no answer for {rel} of the {} build, gzip {enc}: {threed_n:?}", if new { "new" } else { "old" });
+            }
+        }
+        assert_ne!(stored(&id_a, rel).1, stored(&id_b, rel).1, "{rel} must differ between the builds for the test to mean anything");
+    }
     assert!(switched < Duration::from_secs(3), "switched after {switched:?}");
     eprintln!(
-        "hot swap: {} API answers ({na} old, {nb} new), {} tiles ({ta_n} old, {tb_n} new), switched {switched:?} after the build finished",
+        "hot swap: {} API answers ({na} old, {nb} new), {} tiles ({ta_n} old, {tb_n} new), {} 3D Tiles answers {threed_n:?} (new build, file, gzip), switched {switched:?} after the build finished",
         seen.len(),
-        tiles_seen.len()
+        tiles_seen.len(),
+        threed_seen.len()
     );
 
     // The current and the previous build are kept.

@@ -2,7 +2,8 @@
 //! every tile, decode EVERY tile with @mapbox/vector-tile (tests/js/decode_tiles.mjs) and with our
 //! strict decoder, and compare with the model and with independently measured counts
 //! (shared/data/README.md): building ids at the max zoom, areas, attributes; then export MBTiles
-//! and read it with GDAL's `ogrinfo`; finally feed the reader corrupt and truncated archives.
+//! and read it with GDAL's `ogrinfo`; read the archive with the crates.io `pmtiles` reader and
+//! compare every tile byte for byte; finally feed the reader corrupt and truncated archives.
 
 mod common;
 
@@ -287,4 +288,93 @@ fn corrupt_or_truncated_archives_are_refused_by_the_reader_and_export() {
     assert!(!dir2.join("tiles").exists());
     let o = twin(&["export", "--model", dir2.to_str().unwrap(), "--mbtiles", tmp.path().join("y.mbtiles").to_str().unwrap()]);
     assert!(!o.status.success() && stderr(&o).contains("--no-tiles"), "{}", stderr(&o));
+}
+
+/// Issue 3: the archive is "a single file that the `pmtiles` crate and martin read". Open the
+/// archive of a real build with the crates.io `pmtiles` reader (memory-mapped local file, no
+/// network backends) and check header, metadata and every tile byte for byte against ours.
+#[test]
+fn pmtiles_crate_reads_the_archive_byte_identically() {
+    // Porto to z16: a few hundred tiles (z16 is the zoom the pyramid is built to by default).
+    const MAXZ: u8 = 16;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    let out = twin(&["build", "--source", &data("osm/porto.osm.pbf"), "--out", dir.to_str().unwrap(), "--max-zoom", &MAXZ.to_string(), "--no-3dtiles"]);
+    assert!(out.status.success(), "build failed: {}", stderr(&out));
+    let manifest = manifest(&dir);
+    let rel = manifest["files"]["vector_tiles"].as_str().expect("files.vector_tiles");
+    let path = dir.join(rel);
+    assert!(std::fs::metadata(&path).unwrap().is_file(), "the archive is one plain file");
+    let ours = tiles::pmtiles::Reader::open(&path).unwrap();
+    let oh = ours.header().clone();
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use futures_util::TryStreamExt;
+        let theirs = std::sync::Arc::new(pmtiles::AsyncPmTilesReader::new_with_path(&path).await.expect("pmtiles crate opens the archive"));
+        let h = theirs.get_header();
+        assert_eq!((h.min_zoom, h.max_zoom), (oh.min_zoom, MAXZ));
+        assert_eq!(h.tile_type, pmtiles::TileType::Mvt);
+        assert_eq!(h.tile_compression, pmtiles::Compression::Gzip);
+        assert_eq!(h.internal_compression(), pmtiles::Compression::Gzip);
+        assert!(h.clustered());
+        // Bounds and center are stored as degrees × 10⁷: both readers decode the same integers.
+        let bounds = [h.min_longitude, h.min_latitude, h.max_longitude, h.max_latitude];
+        for (a, b) in bounds.iter().zip(oh.bounds) {
+            assert!((a - b).abs() < 1e-9, "bounds: crate {bounds:?}, ours {:?}", oh.bounds);
+        }
+        // The extract covers central Porto (Avenida dos Aliados, 8.611 W 41.148 N) and is a city, not a country.
+        assert!(bounds[0] < -8.611 && bounds[2] > -8.611 && bounds[1] < 41.148 && bounds[3] > 41.148, "{bounds:?}");
+        assert!(bounds[2] - bounds[0] < 0.5 && bounds[3] - bounds[1] < 0.5, "{bounds:?}");
+        assert!((h.center_longitude - oh.center[0]).abs() < 1e-9 && (h.center_latitude - oh.center[1]).abs() < 1e-9);
+        assert_eq!(h.n_addressed_tiles().map(|n| n.get()), Some(ours.tile_count()));
+
+        let meta: serde_json::Value = serde_json::from_str(&theirs.get_metadata().await.unwrap()).expect("metadata is JSON");
+        assert_eq!(&meta, ours.metadata());
+        let layers: Vec<&str> = meta["vector_layers"].as_array().expect("vector_layers").iter().map(|l| l["id"].as_str().unwrap()).collect();
+        assert_eq!(layers, ["districts", "water", "landuse", "roads", "buildings", "pois", "labels"]);
+
+        // The crate's own directory walk (root + leaves) lists exactly our tiles.
+        let mut listed: Vec<u64> = Vec::new();
+        let mut entries = theirs.clone().entries();
+        while let Some(e) = entries.try_next().await.expect("directory entry") {
+            listed.extend(e.iter_coords().map(|t| t.value()));
+        }
+        let mine: Vec<u64> = ours.tiles().map(|(z, x, y)| tiles::pmtiles::zxy_to_tile_id(z, x, y)).collect();
+        assert_eq!(listed, mine, "tile ids listed by the pmtiles crate vs ours");
+
+        // Every tile: byte-identical.
+        let mut per_zoom = [0u64; MAXZ as usize + 1];
+        let mut bytes = 0usize;
+        for (z, x, y) in ours.tiles() {
+            let a = ours.get(z, x, y).unwrap().unwrap();
+            let coord = pmtiles::TileCoord::new(z, x, y).unwrap();
+            let b = theirs.get_tile(coord).await.unwrap_or_else(|e| panic!("{z}/{x}/{y}: {e}")).unwrap_or_else(|| panic!("{z}/{x}/{y} missing in the pmtiles crate"));
+            assert!(a == b, "tile {z}/{x}/{y} differs: ours {} bytes, crate {} bytes", a.len(), b.len());
+            // And the crate's own decompression yields a valid MVT.
+            let raw = theirs.get_tile_decompressed(coord).await.unwrap().unwrap();
+            tiles::mvt::decode(&raw).unwrap_or_else(|e| panic!("{z}/{x}/{y}: {e}"));
+            per_zoom[z as usize] += 1;
+            bytes += a.len();
+        }
+        assert_eq!(per_zoom.iter().sum::<u64>(), ours.tile_count());
+        assert_eq!(per_zoom.iter().map(|n| serde_json::Value::from(*n)).collect::<Vec<_>>(), manifest["vector_tiles"]["tiles_per_zoom"].as_array().unwrap()[..]);
+        assert!(per_zoom[MAXZ as usize] > 100, "{per_zoom:?}");
+        // The header's min zoom is the lowest zoom that holds a tile.
+        assert_eq!(Some(h.min_zoom as usize), per_zoom.iter().position(|&n| n > 0), "{per_zoom:?}");
+
+        // Addresses without a tile: absent in both readers.
+        let t = tiles::TileId::containing(-8.611, 41.148, MAXZ);
+        let mut absent = 0;
+        for (z, x, y) in [(MAXZ, 0, 0), (MAXZ, t.x + 200, t.y), (10, 0, 1023), (3, 7, 0), (MAXZ, t.x, t.y + 300)] {
+            assert_eq!(ours.get(z, x, y).unwrap(), None, "{z}/{x}/{y} should be empty");
+            assert_eq!(theirs.get_tile(pmtiles::TileCoord::new(z, x, y).unwrap()).await.unwrap(), None, "{z}/{x}/{y}");
+            absent += 1;
+        }
+        eprintln!(
+            "pmtiles crate: {} tiles ({} bytes) byte-identical, per zoom {per_zoom:?}; {absent} empty addresses None in both",
+            ours.tile_count(),
+            bytes
+        );
+    });
 }
