@@ -257,4 +257,21 @@ mod tests {
         assert_eq!((x.mbtiles.as_deref(), x.pmtiles.as_deref()), (Some(std::path::Path::new("a.mbtiles")), None));
         assert!(parse(args("twin-server export --model m")).is_err());
     }
+
+    #[test]
+    fn terrain_options() {
+        let Action::Build(o) = parse(args("twin-server build --out d")).unwrap().action else { panic!() };
+        assert_eq!((o.dem, o.dem_ellipsoidal, o.ground_height), (None, false, None));
+        let Action::Build(o) = parse(args("twin-server build --out d --dem t.tif --dem-ellipsoidal")).unwrap().action else { panic!() };
+        assert_eq!((o.dem, o.dem_ellipsoidal), (Some(PathBuf::from("t.tif")), true));
+        let Action::Build(o) = parse(args("twin-server build --out d --ground-height 48.5")).unwrap().action else { panic!() };
+        assert_eq!(o.ground_height, Some(48.5));
+        let e = parse(args("twin-server build --out d --ground-height 1e6")).err().unwrap().to_string();
+        assert!(e.contains("--ground-height 1000000"), "{e}");
+        let e = parse(args("twin-server build --out d --ground-height high")).err().unwrap().to_string();
+        assert!(e.contains("--ground-height") && e.contains("high"), "{e}");
+        // a DEM and a flat height contradict each other; --dem-ellipsoidal needs --dem
+        assert!(parse(args("twin-server build --out d --dem t.tif --ground-height 5")).is_err());
+        assert!(parse(args("twin-server build --out d --dem-ellipsoidal")).is_err());
+    }
 }
