@@ -3,8 +3,10 @@
 //! computed independently from the DEM's raw cells read with `gdallocationinfo` (bilinear between
 //! cell centres, minimum over the footprint's exterior vertices) plus the EGM96 undulation given
 //! by PROJ's `cs2cs` (EPSG:4326+5773 → EPSG:4979); the GLBs pass the Khronos glTF-Validator; bad
-//! DEMs fail the build with an error naming the file, and a DEM that does not cover the model
-//! reports every building and falls back to flat ground.
+//! DEMs fail the build with an error naming the file; a DEM covering part of the model reports
+//! the rest and stands them on the DEM's mean (checked against the cells dumped by
+//! `gdal_translate -of XYZ`); a DEM that does not cover the model reports every building and
+//! falls back to flat ground.
 
 mod common;
 
@@ -232,4 +234,66 @@ fn bad_dems_fail_the_build_and_an_uncovering_dem_falls_back_flat() {
             assert!((lo - (50.0 + n_c + b.min_height as f64)).abs() < 0.1, "building {} base {lo}", b.id);
         }
     }
+}
+
+#[test]
+fn a_dem_covering_part_of_the_model_reports_the_rest_on_its_mean() {
+    let tmp = tempfile::tempdir().unwrap();
+    // the Monaco SRTM tile cut at 7.425° E: the city's eastern part is outside
+    let cut = tmp.path().join("cut.tif");
+    let st = Command::new("gdal_translate").args(["-q", "-projwin", "7.35", "43.80", "7.425", "43.70", &data("dem/srtm3_N43E007.tif")]).arg(&cut).status().unwrap();
+    assert!(st.success());
+    let cut_s = cut.to_str().unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&Command::new("gdalinfo").args(["-json", cut_s]).output().unwrap().stdout).unwrap();
+    let gt: Vec<f64> = info["geoTransform"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let east = gt[0] + gt[1] * info["size"][0].as_f64().unwrap();
+    let dir = tmp.path().join("m");
+    let m = build(&dir, &["--source", &data("osm/monaco.osm.pbf"), "--dem", cut_s, "--no-tiles"]);
+    let terr = &m["tiles3d"]["terrain"];
+    let model = scenes::store::read_model(&dir).unwrap();
+    // outside: a building with an exterior vertex east of the cut (independently from the footprints)
+    let is_out = |b: &scenes::model::Building| b.footprint.0.iter().any(|p| p.exterior().coords().any(|c| c.x > east));
+    let n_out = model.buildings.iter().filter(|b| is_out(b)).count() as u64;
+    assert!(n_out > 100 && n_out < model.buildings.len() as u64 - 100, "{n_out}");
+    assert_eq!(terr["outside"][scenes::terrain::OUTSIDE_REASON]["count"].as_u64().unwrap(), n_out, "{terr}");
+    assert_eq!(terr["sampled"].as_u64().unwrap(), model.buildings.len() as u64 - n_out);
+    // fallback: mean of the cells (gdal_translate -of XYZ) whose centres lie in the model's bbox
+    // clipped to the cut, + N (cs2cs) at the clip's centre; void cells (−32768) are left out here
+    // and filled in the build: ±0.5 m
+    let bb: Vec<f64> = m["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let clip = [bb[0], bb[1], east.min(bb[2]), bb[3]];
+    let xyz = tmp.path().join("cut.xyz");
+    assert!(Command::new("gdal_translate").args(["-q", "-of", "XYZ", cut_s]).arg(&xyz).status().unwrap().success());
+    let (mut sum, mut cnt) = (0.0, 0);
+    for l in std::fs::read_to_string(&xyz).unwrap().lines() {
+        let v: Vec<f64> = l.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        if v[0] > clip[0] && v[0] < clip[2] && v[1] > clip[1] && v[1] < clip[3] && v[2] > -1000.0 {
+            sum += v[2];
+            cnt += 1;
+        }
+    }
+    assert!(cnt > 500, "{cnt}");
+    let n_c: f64 = pipe("cs2cs", &["-f", "%.4f", "EPSG:4326+5773", "EPSG:4979"], &format!("{} {} 0\n", (clip[1] + clip[3]) / 2.0, (clip[0] + clip[2]) / 2.0))[0]
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let fallback = terr["fallback_height"].as_f64().unwrap();
+    assert!((fallback - (sum / cnt as f64 + n_c)).abs() < 0.5, "fallback {fallback} vs cells' mean {} + N {n_c}", sum / cnt as f64);
+    // the outside buildings stand on it; the others on their own ground
+    let heights = tileset_heights(&dir);
+    let (mut on_fallback, mut own) = (0, 0);
+    for b in &model.buildings {
+        let Some(&(lo, _)) = heights.get(&b.id) else { continue };
+        let g = lo - b.min_height as f64;
+        if is_out(b) {
+            assert!((g - fallback).abs() < 0.1, "building {} outside the DEM: ground {g}, fallback {fallback}", b.id);
+            on_fallback += 1;
+        } else if (g - fallback).abs() > 0.5 {
+            own += 1;
+        }
+    }
+    assert_eq!(on_fallback, n_out);
+    assert!(own > 500, "{own} covered buildings on their own ground");
 }
