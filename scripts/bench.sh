@@ -134,6 +134,7 @@ CPU="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
 # The L3 geometry section is measured by hand (`cargo run --release -p scenes --example l3_bench`)
 # until L3 is part of the build; keep it across the rewrite.
 L3_SECTION=$(awk '/^## L3 geometry/{p=1} /^## / && !/^## L3 geometry/{p=0} p' docs/BENCHMARKS.md 2>/dev/null || true)
+TERRAIN_SECTION=$(awk '/^## Terrain in the build/{p=1} /^## / && !/^## Terrain in the build/{p=0} p' docs/BENCHMARKS.md 2>/dev/null || true)
 cat > docs/BENCHMARKS.md <<MD
 # Benchmarks
 
@@ -186,6 +187,7 @@ $ours_rows$tyler_rows
 $TYLER_NOTE
 MD
 if [ -n "$L3_SECTION" ]; then printf '\n%s\n' "$L3_SECTION" >> docs/BENCHMARKS.md; fi
+if [ -n "$TERRAIN_SECTION" ]; then printf '\n%s\n' "$TERRAIN_SECTION" >> docs/BENCHMARKS.md; fi
 bash scripts/bench-tiles.sh "$BIN" "$RUNS" >> docs/BENCHMARKS.md
 echo "bench: wrote docs/BENCHMARKS.md"
 

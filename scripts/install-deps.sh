@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what CityTwin needs on Debian 12, idempotently: GDAL (library + tools), PostgreSQL 15
-# with PostGIS 3 (for the PostGIS tests), and cargo-nextest. Rust itself comes from rustup.
+# with PostGIS 3 (for the PostGIS tests), PROJ tools and grids (cs2cs, egm96_15.gtx for --dem), and
+# cargo-nextest. Rust itself comes from rustup.
 set -euo pipefail
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-PKGS=(build-essential pkg-config curl libgdal-dev libsqlite3-dev gdal-bin python3-pip unzip
+PKGS=(build-essential pkg-config curl libgdal-dev libsqlite3-dev gdal-bin proj-bin proj-data python3-pip unzip
       postgresql-15 postgresql-15-postgis-3 postgresql-client-15)
 missing=()
 for p in "${PKGS[@]}"; do

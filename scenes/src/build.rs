@@ -33,6 +33,14 @@ pub struct BuildOptions {
     pub tiles: Option<crate::vector_tiles::TileOptions>,
     /// Write the 3D Tiles tileset (`DIR/3dtiles/`); `--no-3dtiles` turns it off.
     pub tiles3d: bool,
+    /// DEM raster for the buildings' ground (`--dem`); read by GDAL, any CRS.
+    pub dem: Option<PathBuf>,
+    /// The DEM's heights are already WGS-84 ellipsoidal (`--dem-ellipsoidal`); default: EGM96
+    /// orthometric (SRTM), converted with PROJ's egm96_15.gtx.
+    pub dem_ellipsoidal: bool,
+    /// Flat ground in metres above mean sea level (EGM96) where no DEM is given
+    /// (`--ground-height`); default: 0 m above the WGS-84 ellipsoid.
+    pub ground_height: Option<f64>,
 }
 
 /// Feature counts per layer.
@@ -196,11 +204,51 @@ pub fn tileset_name(model_name: &str) -> String {
     }
 }
 
+/// Ground heights (m above the WGS-84 ellipsoid) per building, from the DEM or flat.
+fn ground_for(
+    model: &CityModel,
+    dem: Option<&crate::terrain::Dem>,
+    opts: &BuildOptions,
+    report: &mut BuildReport,
+) -> Result<(Vec<f64>, crate::terrain::TerrainSummary)> {
+    use crate::terrain::Geoid;
+    let need_geoid = (dem.is_some() && !opts.dem_ellipsoidal) || (dem.is_none() && opts.ground_height.is_some());
+    let geoid = if need_geoid { Some(Geoid::egm96().map_err(|e| anyhow::anyhow!("terrain: {e}"))?) } else { None };
+    let (flat, flat_vertical) = match (opts.ground_height, &geoid, model.bbox()) {
+        (Some(h), Some(g), Some(b)) => {
+            let (x, y) = ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0);
+            let n = g.undulation(x, y).map_err(|e| anyhow::anyhow!("terrain: {e}"))?;
+            (h + n, format!("--ground-height {h} m above mean sea level (EGM96) + EGM96 undulation {n:.2} m at the model's centre"))
+        }
+        (Some(h), _, _) => (h, format!("--ground-height {h} m (no model extent: used as ellipsoidal)")),
+        (None, _, _) => (0.0, "default: flat at 0 m above the WGS-84 ellipsoid (no --dem, no --ground-height)".to_string()),
+    };
+    let (ground, t) = crate::terrain::ground_heights(model, dem, geoid.as_ref(), flat, &flat_vertical).map_err(|e| anyhow::anyhow!("terrain: {e}"))?;
+    if let Some(o) = t.outside.get(crate::terrain::OUTSIDE_REASON) {
+        report.warn(format!(
+            "terrain: {} buildings outside the DEM {} stand on {:.2} m (the DEM's mean over the model's extent, or the flat height)",
+            o.count,
+            t.dem.as_deref().unwrap_or(""),
+            t.fallback_height
+        ));
+    }
+    Ok((ground, t))
+}
+
 /// Runs a build. On error nothing is left at `opts.out` that was not there before.
 pub fn build(opts: &BuildOptions) -> Result<Manifest> {
     let t0 = Instant::now();
     // Refuse an unusable --out before any work.
     let target = publish::Target::check(&opts.out)?;
+    // The DEM is opened (and checked) before any work; a bad one fails the build here.
+    let dem = match (&opts.dem, opts.tiles3d) {
+        (Some(path), true) => Some(crate::terrain::Dem::open(&path.to_string_lossy()).map_err(|e| anyhow::anyhow!("--dem: {e}"))?),
+        (Some(_), false) => {
+            tracing::warn!("--dem is ignored with --no-3dtiles");
+            None
+        }
+        _ => None,
+    };
     let mut report = BuildReport::default();
     let mut sources_out = Vec::new();
     let mut model = if opts.sources.is_empty() {
@@ -289,7 +337,11 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
     wp.finish();
     let tiles3d = if opts.tiles3d {
         let dir = tmp.path().join(crate::threed::DIR);
-        Some(crate::threed::write(&model, &dir, &crate::threed::Options::default())?)
+        let (ground, terrain) = ground_for(&model, dem.as_ref(), opts, &mut report)?;
+        let topts = crate::threed::Options { base_height: terrain.fallback_height, ground: Some(ground), ..Default::default() };
+        let mut s = crate::threed::write(&model, &dir, &topts)?;
+        s.terrain = Some(terrain);
+        Some(s)
     } else {
         None
     };

@@ -17,6 +17,7 @@
 use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
 use geo::{BoundingRect, Contains, InteriorPoint};
 use geo_types::{MultiPolygon, Point};
+use std::collections::BTreeMap;
 
 /// A loaded DEM with voids filled. Not `Send` (it holds GDAL coordinate transformations):
 /// sample on one thread.
@@ -230,6 +231,220 @@ impl Dem {
         let p = mp.interior_point().ok_or_else(|| format!("{}: polygon has no interior point", self.path))?;
         self.elevation(p.x(), p.y())
     }
+}
+
+/// EGM96 geoid undulation through PROJ (`EPSG:4326+5773` → `EPSG:4979`, grid `egm96_15.gtx`,
+/// Debian package `proj-data`). Not `Send`.
+pub struct Geoid {
+    ct: CoordTransform,
+}
+
+/// EGM96 undulation at (0°, 0°) (`echo 0 0 0 | cs2cs EPSG:4326+5773 EPSG:4979` → 17.162 m): the
+/// self-check that PROJ really applies the grid (without it PROJ falls back to a "ballpark"
+/// transformation with N = 0 and no error).
+const EGM96_N_AT_0_0: f64 = 17.162;
+
+impl Geoid {
+    pub fn egm96() -> Result<Geoid, String> {
+        let mut src = SpatialRef::from_definition("EPSG:4326+5773").map_err(|e| format!("cannot create EPSG:4326+5773 (WGS-84 + EGM96 height): {e}"))?;
+        src.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+        let mut dst = SpatialRef::from_epsg(4979).map_err(|e| format!("cannot create EPSG:4979: {e}"))?;
+        dst.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+        let ct = CoordTransform::new(&src, &dst).map_err(|e| format!("no transformation EGM96 height → WGS-84 ellipsoidal height: {e}"))?;
+        let g = Geoid { ct };
+        let n = g.undulation(0.0, 0.0)?;
+        if (n - EGM96_N_AT_0_0).abs() > 0.01 {
+            return Err(format!(
+                "PROJ does not apply the EGM96 grid (undulation at 0°,0° is {n:.3} m, expected {EGM96_N_AT_0_0} m): is egm96_15.gtx installed (Debian: proj-data)?"
+            ));
+        }
+        Ok(g)
+    }
+
+    /// Height of the EGM96 geoid above the WGS-84 ellipsoid at a lon/lat (m).
+    pub fn undulation(&self, lon: f64, lat: f64) -> Result<f64, String> {
+        let (mut x, mut y, mut z) = ([lon], [lat], [0.0]);
+        self.ct.transform_coords(&mut x, &mut y, &mut z).map_err(|e| format!("EGM96 undulation at ({lon}, {lat}): {e}"))?;
+        Ok(z[0])
+    }
+}
+
+/// Reason of the per-feature report entry for a building whose footprint is not inside the DEM.
+pub const OUTSIDE_REASON: &str = "outside the DEM";
+
+/// `tiles3d.terrain` in manifest.json: where the buildings' ground heights came from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TerrainSummary {
+    /// `dem` (per building from `dem`) or `flat` (every building on `fallback_height`).
+    pub source: String,
+    /// The DEM file (`--dem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dem: Option<String>,
+    /// The DEM's CRS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crs: Option<String>,
+    /// DEM cells that were nodata in the file and were filled (and the filling passes).
+    pub voids_filled: u64,
+    pub fill_passes: u64,
+    /// How DEM / `--ground-height` values became heights above the WGS-84 ellipsoid.
+    pub vertical: String,
+    /// How a building's ground is taken from the DEM.
+    pub sampling: String,
+    /// Buildings whose ground was sampled from the DEM.
+    pub sampled: u64,
+    /// reason (`outside the DEM`) → buildings on `fallback_height` instead (count, examples).
+    pub outside: BTreeMap<String, crate::report::Tally>,
+    /// Ground (m above the ellipsoid) of buildings not sampled: the DEM's mean over the model's
+    /// bbox (clipped to the DEM), or the flat height.
+    pub fallback_height: f64,
+    /// Ground used, over all buildings (m above the WGS-84 ellipsoid).
+    pub ground_min: f64,
+    pub ground_max: f64,
+    pub ground_mean: f64,
+    /// Range of the EGM96 undulation added (m), when converted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geoid_undulation: Option<[f64; 2]>,
+}
+
+/// Sampling rule, as reported.
+pub const SAMPLING: &str = "minimum of the bilinear DEM elevation at the footprint's exterior-ring vertices (the base is at or below the terrain at every corner, so no building floats on a slope)";
+
+/// Per-building ground heights above the WGS-84 ellipsoid, indexed like `model.buildings`.
+///
+/// With a DEM: the minimum of [`Dem::elevation`] over the vertices of the footprint's exterior
+/// rings, plus the EGM96 undulation at the footprint's first vertex when `geoid` is given (the
+/// DEM's heights are EGM96, as SRTM's); a building with a vertex outside the DEM gets the DEM's
+/// mean over the model's bbox clipped to the DEM (or `flat` when they do not overlap) and an
+/// `outside the DEM` entry. Without a DEM every building gets `flat`.
+pub fn ground_heights(
+    model: &crate::model::CityModel,
+    dem: Option<&Dem>,
+    geoid: Option<&Geoid>,
+    flat: f64,
+    flat_vertical: &str,
+) -> Result<(Vec<f64>, TerrainSummary), String> {
+    let n = model.buildings.len();
+    let Some(dem) = dem else {
+        let summary = TerrainSummary {
+            source: "flat".into(),
+            dem: None,
+            crs: None,
+            voids_filled: 0,
+            fill_passes: 0,
+            vertical: flat_vertical.to_string(),
+            sampling: "none: every building on fallback_height".into(),
+            sampled: 0,
+            outside: BTreeMap::new(),
+            fallback_height: flat,
+            ground_min: flat,
+            ground_max: flat,
+            ground_mean: flat,
+            geoid_undulation: None,
+        };
+        return Ok((vec![flat; n], summary));
+    };
+    let mut p = crate::report::Progress::new("terrain: sample DEM per building", Some(n as u64));
+    let mut ground = vec![f64::NAN; n];
+    let mut outside: BTreeMap<String, crate::report::Tally> = BTreeMap::new();
+    let (mut nmin, mut nmax) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut sampled = 0u64;
+    for (i, b) in model.buildings.iter().enumerate() {
+        let mut lo = f64::INFINITY;
+        let mut first = None;
+        let mut inside = true;
+        'rings: for poly in &b.footprint.0 {
+            for c in poly.exterior().coords() {
+                match dem.elevation(c.x, c.y) {
+                    Ok(h) => {
+                        lo = lo.min(h);
+                        first.get_or_insert((c.x, c.y));
+                    }
+                    Err(_) => {
+                        inside = false;
+                        break 'rings;
+                    }
+                }
+            }
+        }
+        match (inside, first) {
+            (true, Some((x, y))) if lo.is_finite() => {
+                let nu = match geoid {
+                    Some(g) => g.undulation(x, y)?,
+                    None => 0.0,
+                };
+                nmin = nmin.min(nu);
+                nmax = nmax.max(nu);
+                ground[i] = lo + nu;
+                sampled += 1;
+            }
+            _ => {
+                let t = outside.entry(OUTSIDE_REASON.to_string()).or_default();
+                t.count += 1;
+                if t.examples.len() < crate::report::EXAMPLES_PER_REASON {
+                    let source = model.sources.get(b.source.source as usize).map(|s| s.path.clone()).unwrap_or_default();
+                    t.examples.push(crate::report::FeatureRef { source, feature: format!("{} (building {})", b.source.id, b.id) });
+                }
+            }
+        }
+        if i % 4096 == 4095 {
+            p.inc(4096);
+        }
+    }
+    p.inc(n as u64 % 4096);
+    p.finish();
+    // fallback: the DEM's mean over the model's bbox clipped to the DEM
+    let mut fallback = flat;
+    if sampled < n as u64 {
+        let db = dem.bounds_wgs84();
+        if let Some(mb) = model.bbox() {
+            let clip = [mb[0].max(db[0]), mb[1].max(db[1]), mb[2].min(db[2]), mb[3].min(db[3])];
+            if clip[0] < clip[2] && clip[1] < clip[3] {
+                if let Ok(m) = dem.mean_over_bbox(clip) {
+                    let (cx, cy) = ((clip[0] + clip[2]) / 2.0, (clip[1] + clip[3]) / 2.0);
+                    fallback = m + match geoid {
+                        Some(g) => g.undulation(cx, cy)?,
+                        None => 0.0,
+                    };
+                }
+            }
+        }
+        let count = outside.values().map(|t| t.count).sum::<u64>();
+        tracing::warn!(count, dem = %dem.path, fallback = format!("{fallback:.2}"), "terrain: buildings outside the DEM stand on the fallback height");
+    }
+    for g in ground.iter_mut().filter(|g| g.is_nan()) {
+        *g = fallback;
+    }
+    let (mut gmin, mut gmax, mut sum) = (f64::INFINITY, f64::NEG_INFINITY, 0.0);
+    for &g in &ground {
+        gmin = gmin.min(g);
+        gmax = gmax.max(g);
+        sum += g;
+    }
+    if n == 0 {
+        (gmin, gmax) = (fallback, fallback);
+    }
+    let vertical = match geoid {
+        Some(_) => "DEM heights taken as EGM96 orthometric, converted to WGS-84 ellipsoidal heights by adding the EGM96 undulation (PROJ EPSG:4326+5773 → EPSG:4979, egm96_15.gtx)".to_string(),
+        None => "DEM heights used as WGS-84 ellipsoidal heights (--dem-ellipsoidal)".to_string(),
+    };
+    let summary = TerrainSummary {
+        source: "dem".into(),
+        dem: Some(dem.path.clone()),
+        crs: Some(dem.crs.clone()),
+        voids_filled: dem.voids as u64,
+        fill_passes: dem.fill_passes as u64,
+        vertical,
+        sampling: SAMPLING.into(),
+        sampled,
+        outside,
+        fallback_height: fallback,
+        ground_min: gmin,
+        ground_max: gmax,
+        ground_mean: if n > 0 { sum / n as f64 } else { fallback },
+        geoid_undulation: (geoid.is_some() && nmin.is_finite()).then_some([nmin, nmax]),
+    };
+    tracing::info!(sampled, min = format!("{gmin:.1}"), max = format!("{gmax:.1}"), "terrain: ground heights from {}", dem.path);
+    Ok((ground, summary))
 }
 
 /// Fills voids in place by iterative 8-neighbour averaging; returns the number of passes.

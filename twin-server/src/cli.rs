@@ -78,7 +78,17 @@ fn clap_command() -> ClapCommand {
                         .help("Highest zoom of the vector tile pyramid (0..=18)"),
                 )
                 .arg(Arg::new("no-tiles").long("no-tiles").action(ArgAction::SetTrue).help("Do not build the vector tile pyramid"))
-                .arg(Arg::new("no-3dtiles").long("no-3dtiles").action(ArgAction::SetTrue).help("Do not write the 3D Tiles tileset (DIR/3dtiles)")),
+                .arg(Arg::new("no-3dtiles").long("no-3dtiles").action(ArgAction::SetTrue).help("Do not write the 3D Tiles tileset (DIR/3dtiles)"))
+                .arg(Arg::new("dem").long("dem").value_name("FILE").help("DEM raster (any GDAL format and CRS; heights EGM96 as SRTM): each building stands on the minimum of the DEM at its footprint's corners"))
+                .arg(Arg::new("dem-ellipsoidal").long("dem-ellipsoidal").action(ArgAction::SetTrue).requires("dem").help("The DEM's heights are already above the WGS-84 ellipsoid (no EGM96 conversion)"))
+                .arg(
+                    Arg::new("ground-height")
+                        .long("ground-height")
+                        .value_name("M")
+                        .value_parser(clap::value_parser!(f64))
+                        .conflicts_with("dem")
+                        .help("Without --dem: flat ground at M metres above mean sea level (EGM96), e.g. the city's mean elevation (default: 0 m above the ellipsoid)"),
+                ),
         )
         .subcommand(
             ClapCommand::new("export")
@@ -154,6 +164,14 @@ fn build_options(m: &ArgMatches) -> Result<BuildOptions, clap::Error> {
             ..Default::default()
         }),
         tiles3d: !m.get_flag("no-3dtiles"),
+        dem: m.get_one::<String>("dem").map(PathBuf::from),
+        dem_ellipsoidal: m.get_flag("dem-ellipsoidal"),
+        ground_height: match m.get_one::<f64>("ground-height").copied() {
+            Some(h) if !h.is_finite() || !(-500.0..=9000.0).contains(&h) => {
+                return Err(err(format!("--ground-height {h}: expected metres above sea level between -500 and 9000")))
+            }
+            h => h,
+        },
     })
 }
 
@@ -238,5 +256,22 @@ mod tests {
         let Action::Export(x) = parse(args("twin-server export --model m --mbtiles a.mbtiles")).unwrap().action else { panic!() };
         assert_eq!((x.mbtiles.as_deref(), x.pmtiles.as_deref()), (Some(std::path::Path::new("a.mbtiles")), None));
         assert!(parse(args("twin-server export --model m")).is_err());
+    }
+
+    #[test]
+    fn terrain_options() {
+        let Action::Build(o) = parse(args("twin-server build --out d")).unwrap().action else { panic!() };
+        assert_eq!((o.dem, o.dem_ellipsoidal, o.ground_height), (None, false, None));
+        let Action::Build(o) = parse(args("twin-server build --out d --dem t.tif --dem-ellipsoidal")).unwrap().action else { panic!() };
+        assert_eq!((o.dem, o.dem_ellipsoidal), (Some(PathBuf::from("t.tif")), true));
+        let Action::Build(o) = parse(args("twin-server build --out d --ground-height 48.5")).unwrap().action else { panic!() };
+        assert_eq!(o.ground_height, Some(48.5));
+        let e = parse(args("twin-server build --out d --ground-height 1e6")).err().unwrap().to_string();
+        assert!(e.contains("--ground-height 1000000"), "{e}");
+        let e = parse(args("twin-server build --out d --ground-height high")).err().unwrap().to_string();
+        assert!(e.contains("--ground-height") && e.contains("high"), "{e}");
+        // a DEM and a flat height contradict each other; --dem-ellipsoidal needs --dem
+        assert!(parse(args("twin-server build --out d --dem t.tif --ground-height 5")).is_err());
+        assert!(parse(args("twin-server build --out d --dem-ellipsoidal")).is_err());
     }
 }

@@ -46,8 +46,12 @@ pub struct Options {
     pub positions: PositionEncoding,
     /// gzip level 0–9.
     pub gzip_level: u32,
-    /// Height of the terrain above the WGS-84 ellipsoid (flat; a DEM hook comes with terrain).
+    /// Height of the terrain above the WGS-84 ellipsoid where `ground` gives none (flat).
     pub base_height: f64,
+    /// Per-building ground height above the WGS-84 ellipsoid (m), indexed like
+    /// `model.buildings` (from a DEM, `build --dem`); a building's block stands on its own value.
+    /// `None`: every building on `base_height`.
+    pub ground: Option<Vec<f64>>,
     pub sse: SseModel,
     /// Write flat normals (own vertices per face) — only for the size measurement.
     pub normals: bool,
@@ -60,6 +64,7 @@ impl Default for Options {
             positions: PositionEncoding::Int16,
             gzip_level: 6,
             base_height: 0.0,
+            ground: None,
             sse: SseModel::default(),
             normals: false,
         }
@@ -92,6 +97,9 @@ pub struct Tiles3dSummary {
     /// reason → buildings whose footprint was repaired for their block (count and examples).
     #[serde(default)]
     pub repaired: BTreeMap<String, Tally>,
+    /// Where the buildings' ground heights came from (DEM or flat); set by the build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terrain: Option<crate::terrain::TerrainSummary>,
 }
 
 /// Colour per use (linear RGB).
@@ -111,6 +119,13 @@ pub fn use_colour(u: BuildingUse) -> [f32; 4] {
         BuildingUse::Unknown => (0.70, 0.70, 0.70),
     };
     [r, g, b, 1.0]
+}
+
+impl Options {
+    /// Ground height (m above the ellipsoid) of building `i` of the model.
+    pub fn base_of(&self, i: usize) -> f64 {
+        self.ground.as_ref().and_then(|g| g.get(i).copied()).filter(|h| h.is_finite()).unwrap_or(self.base_height)
+    }
 }
 
 struct LeafOut {
@@ -212,6 +227,7 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
             geometric_errors: ge,
             skipped,
             repaired,
+            terrain: None,
         });
     }
     std::fs::create_dir_all(&content_dir)
@@ -263,13 +279,15 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
             bb[3].max(b[3]),
         ];
     }
+    // (with per-building ground: on the lowest ground, so the frame lies at or below every base)
+    let root_base = ok.iter().map(|&i| opts.base_of(i)).fold(f64::INFINITY, f64::min);
     let root_frame = if ok.is_empty() {
         crate::geodesy::Enu::new(0.0, 0.0, 0.0)
     } else {
         crate::geodesy::Enu::new(
             (bb[0] + bb[2]) / 2.0,
             (bb[1] + bb[3]) / 2.0,
-            opts.base_height,
+            root_base,
         )
     };
     let root_m = root_frame.to_ecef_matrix();
@@ -367,6 +385,7 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
         geometric_errors: ge,
         skipped,
         repaired,
+        terrain: None,
     };
     tracing::info!(
         tiles = summary.tiles,
@@ -478,7 +497,6 @@ fn write_leaf(
     // order features by use so each material's primitive holds a contiguous run of ids
     let mut items: Vec<usize> = items.to_vec();
     items.sort_by_key(|&i| (model.buildings[i].use_, i));
-    let base = opts.base_height;
     let mut reg = [
         f64::INFINITY,
         f64::INFINITY,
@@ -494,10 +512,11 @@ fn write_leaf(
             reg[1].min(p.bbox[1]),
             reg[2].max(p.bbox[2]),
             reg[3].max(p.bbox[3]),
-            reg[4].min(base + p.bottom),
-            reg[5].max(base + p.top),
+            reg[4].min(opts.base_of(i) + p.bottom),
+            reg[5].max(opts.base_of(i) + p.top),
         ];
     }
+    let base = items.iter().map(|&i| opts.base_of(i)).fold(f64::INFINITY, f64::min);
     let frame = crate::geodesy::Enu::new((reg[0] + reg[2]) / 2.0, (reg[1] + reg[3]) / 2.0, base);
     let transform = tileset::mat_mul(root_inv, &frame.to_ecef_matrix());
 
@@ -547,7 +566,7 @@ fn write_leaf(
             current = Some(b.use_);
         }
         let p = prepared[i].as_ref().unwrap();
-        triangles += ex.extrude(p, base, &frame, fid as u32, &mut buf) as u64;
+        triangles += ex.extrude(p, opts.base_of(i), &frame, fid as u32, &mut buf) as u64;
         ids.push(b.id);
         names.push(b.names.display().unwrap_or("").to_string());
         heights.push(b.height);
