@@ -33,6 +33,9 @@ pub struct BuildOptions {
     pub tiles: Option<crate::vector_tiles::TileOptions>,
     /// Write the 3D Tiles tileset (`DIR/3dtiles/`); `--no-3dtiles` turns it off.
     pub tiles3d: bool,
+    /// Buildings with L3 tiles (`--l3-districts`); `None`: 和平区 and 沈河区 for the built-in city,
+    /// none for ingested data.
+    pub l3_districts: Option<crate::threed::L3Districts>,
 }
 
 /// Feature counts per layer.
@@ -289,7 +292,14 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
     wp.finish();
     let tiles3d = if opts.tiles3d {
         let dir = tmp.path().join(crate::threed::DIR);
-        Some(crate::threed::write(&model, &dir, &crate::threed::Options::default())?)
+        let l3 = opts.l3_districts.clone().unwrap_or_else(|| {
+            if opts.sources.is_empty() {
+                crate::threed::L3Districts::builtin_default()
+            } else {
+                crate::threed::L3Districts::None
+            }
+        });
+        Some(crate::threed::write(&model, &dir, &crate::threed::Options { l3, ..Default::default() })?)
     } else {
         None
     };

@@ -78,7 +78,8 @@ fn clap_command() -> ClapCommand {
                         .help("Highest zoom of the vector tile pyramid (0..=18)"),
                 )
                 .arg(Arg::new("no-tiles").long("no-tiles").action(ArgAction::SetTrue).help("Do not build the vector tile pyramid"))
-                .arg(Arg::new("no-3dtiles").long("no-3dtiles").action(ArgAction::SetTrue).help("Do not write the 3D Tiles tileset (DIR/3dtiles)")),
+                .arg(Arg::new("no-3dtiles").long("no-3dtiles").action(ArgAction::SetTrue).help("Do not write the 3D Tiles tileset (DIR/3dtiles)"))
+                .arg(Arg::new("l3-districts").long("l3-districts").value_name("LIST").help("Districts whose buildings get L3 tiles (roofs, facades): comma-separated names or adcodes, `all` or `none` [default: 和平区,沈河区 for the built-in city, none otherwise]")),
         )
         .subcommand(
             ClapCommand::new("export")
@@ -154,6 +155,13 @@ fn build_options(m: &ArgMatches) -> Result<BuildOptions, clap::Error> {
             ..Default::default()
         }),
         tiles3d: !m.get_flag("no-3dtiles"),
+        l3_districts: match m.get_one::<String>("l3-districts") {
+            Some(v) => Some(
+                scenes::threed::L3Districts::parse(v)
+                    .map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n")))?,
+            ),
+            None => None,
+        },
     })
 }
 
