@@ -207,6 +207,7 @@ fn append_solid(b: &Building, s: &Solid3d, base: f64, frame: &Enu, fid: u32, out
     let (mut flat, mut holes, mut tri): (Vec<[f64; 2]>, Vec<u32>, Vec<u32>) = (vec![], vec![], vec![]);
     let mut added = 0usize;
     out.pad_uvs();
+    let starts: [(usize, usize); 3] = std::array::from_fn(|k| (out.bufs[k].positions.len(), out.bufs[k].indices.len()));
     for surf in &s.surfaces {
         let k = match surf.kind {
             SurfaceKind::Roof | SurfaceKind::OuterCeiling => ROOF,
@@ -273,6 +274,27 @@ fn append_solid(b: &Building, s: &Solid3d, base: f64, frame: &Enu, fid: u32, out
     }
     if added == 0 {
         return Err("solid has no surface that can be triangulated".into());
+    }
+    // A solid whose rings are clockwise seen from outside (negative signed volume) is turned
+    // inside out as a whole, so that clients cull the right faces.
+    let mut vol = 0.0f64;
+    for (k, &(_, i0)) in starts.iter().enumerate() {
+        let b = &out.bufs[k];
+        for t in b.indices[i0..].chunks_exact(3) {
+            let [a, bb, c] = [t[0], t[1], t[2]].map(|i| b.positions[i as usize].map(|x| x as f64));
+            vol += dot(a, cross(bb, c)) / 6.0;
+        }
+    }
+    if vol < 0.0 {
+        for (k, &(v0, i0)) in starts.iter().enumerate() {
+            let b = &mut out.bufs[k];
+            for t in b.indices[i0..].chunks_exact_mut(3) {
+                t.swap(1, 2);
+            }
+            for n in &mut b.normals[v0..] {
+                *n = n.map(|x| -x);
+            }
+        }
     }
     Ok(())
 }
