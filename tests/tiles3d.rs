@@ -48,6 +48,8 @@ struct Checked {
     l3_heights: HashMap<u32, (f64, f64)>,
     /// L2 tiles with L3 children
     refined: usize,
+    /// textured facade primitives in L3 tiles
+    textured: usize,
 }
 
 fn region_contains(outer: &[f64; 6], inner: &[f64; 6]) -> bool {
@@ -94,6 +96,17 @@ fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64;
             }
             for p in glb.json["meshes"][0]["primitives"].as_array().unwrap() {
                 assert!(p["attributes"]["NORMAL"].is_u64(), "{}: L3 primitive without normals", c.uri);
+                // textured facades: TEXCOORD_0 and an embedded PNG with a REPEAT sampler
+                let mat = &glb.json["materials"][p["material"].as_u64().unwrap() as usize];
+                if mat["name"] == "window_facade" {
+                    assert!(p["attributes"]["TEXCOORD_0"].is_u64(), "{}: facade without UVs", c.uri);
+                    let tex = &glb.json["textures"][mat["pbrMetallicRoughness"]["baseColorTexture"]["index"].as_u64().unwrap() as usize];
+                    let img = &glb.json["images"][tex["source"].as_u64().unwrap() as usize];
+                    assert_eq!(img["mimeType"], "image/png");
+                    let s = &glb.json["samplers"][tex["sampler"].as_u64().unwrap() as usize];
+                    assert_eq!((s["wrapS"].as_u64(), s["wrapT"].as_u64()), (Some(10497), Some(10497)));
+                    out.textured += 1;
+                }
             }
         } else {
             out.features += ids.len();
@@ -333,6 +346,7 @@ fn default_city_tileset_is_contained_valid_served_and_viewable_in_cesium() {
         }
     }
     assert_eq!(n_l3 as u64, t3["l3_buildings"].as_u64().unwrap());
+    assert!(c.textured >= c.l3_tiles, "{} textured facade primitives in {} L3 tiles", c.textured, c.l3_tiles);
 
     // 2. every GLB passes the Khronos glTF-Validator
     let v = validate_glbs(&dir.join("3dtiles"));

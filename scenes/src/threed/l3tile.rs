@@ -6,7 +6,7 @@
 
 use super::l2::{self, MeshBuf};
 use crate::geodesy::Enu;
-use crate::l3::{self, LocalFrame, Material};
+use crate::l3::{self, facade::FacadeVariant, LocalFrame, Material};
 use crate::model::{Building, CityModel, Solid3d, SurfaceKind};
 
 /// Which buildings get L3 tiles.
@@ -82,17 +82,30 @@ impl L3Districts {
     }
 }
 
-/// Primitive slots of an L3 tile.
+/// Primitive slots of an L3 tile: roof, wall, then window_facade once per facade variant
+/// (`WINDOW_FACADE + FacadeVariant::ALL` index), each with its own repeating texture.
 pub const ROOF: usize = 0;
 pub const WALL: usize = 1;
 pub const WINDOW_FACADE: usize = 2;
-pub const MATERIAL_NAMES: [&str; 3] = ["roof", "wall", "window_facade"];
+pub const SLOTS: usize = 6;
+pub const MATERIAL_NAMES: [&str; SLOTS] = ["roof", "wall", "window_facade", "window_facade", "window_facade", "window_facade"];
 
-/// Per-tile buffers: roof, wall, window_facade, all with normals, and UVs (window_facade).
+/// The facade variant of slot `k` (`None` for roof and wall).
+pub fn slot_variant(k: usize) -> Option<FacadeVariant> {
+    k.checked_sub(WINDOW_FACADE).and_then(|i| FacadeVariant::ALL.get(i).copied())
+}
+
+/// The facade textures (PNG), drawn once per process.
+pub fn facade_pngs() -> &'static [Vec<u8>; 4] {
+    static PNGS: std::sync::OnceLock<[Vec<u8>; 4]> = std::sync::OnceLock::new();
+    PNGS.get_or_init(|| FacadeVariant::ALL.map(crate::l3::facade::facade_png))
+}
+
+/// Per-tile buffers (see the slots above), all with normals, and UVs (used by the facades).
 #[derive(Debug, Default)]
 pub struct L3Bufs {
-    pub bufs: [MeshBuf; 3],
-    pub uvs: [Vec<[f32; 2]>; 3],
+    pub bufs: [MeshBuf; SLOTS],
+    pub uvs: [Vec<[f32; 2]>; SLOTS],
     /// [west, south, east, north] degrees, [min h, max h]
     pub region: [f64; 6],
 }
@@ -107,7 +120,7 @@ impl L3Bufs {
     }
     /// Pads UV lists to the vertex counts (fallback blocks and solids have no UVs).
     fn pad_uvs(&mut self) {
-        for k in 0..3 {
+        for k in 0..SLOTS {
             let n = self.bufs[k].positions.len();
             self.uvs[k].resize(n, [0.0, 0.0]);
         }
@@ -149,7 +162,7 @@ pub fn append_building(
         let lf = LocalFrame::new(p.centroid[0], p.centroid[1]);
         match l3::building_mesh(b, &lf, base) {
             Ok(m) => {
-                append_mesh(&m.mesh, &lf, frame, fid, out);
+                append_mesh(&m.mesh, FacadeVariant::for_use(b.use_), &lf, frame, fid, out);
                 Outcome::Generated
             }
             Err(e) => Outcome::Fallback(e),
@@ -165,19 +178,19 @@ pub fn append_building(
     outcome
 }
 
-fn slot(m: Material) -> Option<usize> {
+fn slot(m: Material, v: FacadeVariant) -> Option<usize> {
     match m {
         Material::Roof => Some(ROOF),
         Material::Wall | Material::Ground => Some(WALL),
-        Material::WindowFacade => Some(WINDOW_FACADE),
+        Material::WindowFacade => Some(WINDOW_FACADE + FacadeVariant::ALL.iter().position(|x| *x == v).unwrap_or(0)),
         Material::TreeCrown | Material::TreeTrunk => None,
     }
 }
 
-fn append_mesh(mesh: &l3::Mesh, lf: &LocalFrame, frame: &Enu, fid: u32, out: &mut L3Bufs) {
+fn append_mesh(mesh: &l3::Mesh, variant: FacadeVariant, lf: &LocalFrame, frame: &Enu, fid: u32, out: &mut L3Bufs) {
     out.pad_uvs();
     for (m, g) in &mesh.groups {
-        let Some(k) = slot(*m) else { continue };
+        let Some(k) = slot(*m, variant) else { continue };
         let v0 = out.bufs[k].positions.len() as u32;
         for ((p, n), uv) in g.positions.iter().zip(&g.normals).zip(&g.uvs) {
             let (lon, lat) = lf.to_lonlat(p[0] as f64, p[1] as f64);

@@ -638,6 +638,7 @@ fn write_leaf(
             base_color: use_colour(u),
             metallic: 0.0,
             roughness: 0.9,
+            texture: None,
         });
         let b = std::mem::take(buf);
         primitives.push(gltf::Primitive {
@@ -646,6 +647,7 @@ fn write_leaf(
             feature_ids: b.feature_ids,
             indices: b.indices,
             normals: b.normals,
+            uvs: vec![],
         });
     };
     for (fid, &i) in items.iter().enumerate() {
@@ -718,6 +720,7 @@ fn write_leaf(
                 ("level".into(), Column::U8(vec![2; n])),
             ],
         }),
+        images: vec![],
     };
     let glb = gltf::write_glb(&doc);
     let gz = gzip(&glb, opts.gzip_level)?;
@@ -854,20 +857,31 @@ fn write_l3_tile(
         };
         levels.push(level);
     }
-    let colours: [[f32; 4]; 3] = [[0.55, 0.30, 0.25, 1.0], [0.82, 0.78, 0.70, 1.0], [0.75, 0.75, 0.78, 1.0]];
+    // roof, plain wall; textured facades are white × their texture
+    let colours: [[f32; 4]; 2] = [[0.55, 0.30, 0.25, 1.0], [0.82, 0.78, 0.70, 1.0]];
     let mut materials = Vec::new();
     let mut primitives = Vec::new();
-    for (k, buf) in out.bufs.into_iter().enumerate() {
+    let mut images = Vec::new();
+    let l3tile::L3Bufs { bufs, uvs, region: reg, .. } = out;
+    for (k, (buf, uv)) in bufs.into_iter().zip(uvs).enumerate() {
         if buf.indices.is_empty() {
             continue;
         }
-        materials.push(gltf::Material { name: l3tile::MATERIAL_NAMES[k].into(), base_color: colours[k], metallic: 0.0, roughness: 0.9 });
+        let (base_color, texture, uvs) = match l3tile::slot_variant(k) {
+            Some(_) => {
+                images.push(l3tile::facade_pngs()[k - l3tile::WINDOW_FACADE].clone());
+                ([1.0, 1.0, 1.0, 1.0], Some(images.len() - 1), uv)
+            }
+            None => (colours[k], None, vec![]),
+        };
+        materials.push(gltf::Material { name: l3tile::MATERIAL_NAMES[k].into(), base_color, metallic: 0.0, roughness: 0.9, texture });
         primitives.push(gltf::Primitive {
             material: materials.len() - 1,
             positions: buf.positions,
             feature_ids: buf.feature_ids,
             indices: buf.indices,
             normals: buf.normals,
+            uvs,
         });
     }
     let triangles = primitives.iter().map(|p| p.indices.len() as u64 / 3).sum();
@@ -887,12 +901,12 @@ fn write_l3_tile(
         positions,
         schema: Some(schema.clone()),
         property_table: Some(property_table(model, &items, levels)),
+        images,
     };
     let glb = gltf::write_glb(&doc);
     let gz = gzip(&glb, opts.gzip_level)?;
     let path = content_dir.join(format!("{key}.glb.gz"));
     std::fs::write(&path, &gz).with_context(|| format!("cannot write {}", path.display()))?;
-    let reg = out.region;
     let (mx, my) = l2::ellipsoid_metres_per_degree((reg[1] + reg[3]) / 2.0);
     let (dx, dy) = (REGION_PAD_M / mx, REGION_PAD_M / my);
     let region = [
