@@ -50,6 +50,9 @@ struct Checked {
     refined: usize,
     /// textured facade primitives in L3 tiles
     textured: usize,
+    /// instanced tree tiles and their trees
+    tree_tiles: usize,
+    trees: usize,
 }
 
 fn region_contains(outer: &[f64; 6], inner: &[f64; 6]) -> bool {
@@ -72,6 +75,26 @@ fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64;
         let bytes = gunzip(&std::fs::read(dir.join(format!("{}.gz", c.uri))).unwrap_or_else(|e| panic!("{}: {e}", c.uri)));
         let glb = Glb::parse(&bytes).unwrap();
         let world = mat_mul(&m, &Y_UP_TO_Z_UP);
+        if c.uri.contains("trees-") {
+            // instanced trees: EXT_mesh_gpu_instancing (required), one translation, rotation and
+            // scale per tree, every tree's base inside the tile's region at the ground
+            assert!(glb.json["extensionsRequired"].as_array().unwrap().iter().any(|e| e == "EXT_mesh_gpu_instancing"), "{}", c.uri);
+            let a = &glb.json["nodes"][0]["extensions"]["EXT_mesh_gpu_instancing"]["attributes"];
+            let tr = glb.accessor(a["TRANSLATION"].as_u64().unwrap() as usize);
+            let rot = glb.accessor(a["ROTATION"].as_u64().unwrap() as usize);
+            let sc = glb.accessor(a["SCALE"].as_u64().unwrap() as usize);
+            assert!(!tr.is_empty() && rot.len() == tr.len() && sc.len() == tr.len(), "{}", c.uri);
+            for (t, s) in tr.iter().zip(&sc) {
+                let (lon, lat, h) = ecef_to_geodetic(mat_apply(&world, [t[0], t[1], t[2]]));
+                let (lon, lat) = (lon.to_radians(), lat.to_radians());
+                assert!(lon >= region[0] && lon <= region[2] && lat >= region[1] && lat <= region[3], "{}: tree outside its region", c.uri);
+                assert!((h - region[4] - 0.25).abs() < 0.01 && h + s[1] <= region[5] + 1e-3, "{}: tree at {h} m, height {}", c.uri, s[1]);
+                assert!((6.0..=12.0).contains(&s[1]), "tree height {}", s[1]);
+            }
+            out.trees += tr.len();
+            out.tree_tiles += 1;
+            return;
+        }
         let ids = glb.property("id").expect("id column");
         let heights = glb.property("height").expect("height column");
         let uses = glb.property("use").expect("use column");
@@ -347,12 +370,16 @@ fn default_city_tileset_is_contained_valid_served_and_viewable_in_cesium() {
     }
     assert_eq!(n_l3 as u64, t3["l3_buildings"].as_u64().unwrap());
     assert!(c.textured >= c.l3_tiles, "{} textured facade primitives in {} L3 tiles", c.textured, c.l3_tiles);
+    // trees in the parks of the focus districts
+    assert_eq!(c.tree_tiles as u64, t3["tree_tiles"].as_u64().unwrap());
+    assert_eq!(c.trees as u64, t3["trees"].as_u64().unwrap());
+    assert!(c.trees > 1000, "{} trees", c.trees);
 
     // 2. every GLB passes the Khronos glTF-Validator
     let v = validate_glbs(&dir.join("3dtiles"));
     assert_eq!(v["files"].as_u64().unwrap() as usize, c.tiles, "{v}");
     assert_eq!(v["errors"], 0, "glTF-Validator errors: {}", v["failed"]);
-    assert_eq!(v["extensionsUsed"], serde_json::json!(["EXT_mesh_features", "EXT_structural_metadata", "KHR_mesh_quantization"]));
+    assert_eq!(v["extensionsUsed"], serde_json::json!(["EXT_mesh_features", "EXT_mesh_gpu_instancing", "EXT_structural_metadata", "KHR_mesh_quantization"]));
 
     // 3. HTTP
     let srv = serve(&dir);

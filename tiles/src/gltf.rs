@@ -94,6 +94,17 @@ pub struct Document {
     pub property_table: Option<PropertyTable>,
     /// PNG images embedded in the binary chunk; image i is texture i (REPEAT sampler).
     pub images: Vec<Vec<u8>>,
+    /// Draw the mesh once per instance (`EXT_mesh_gpu_instancing` on the node; required).
+    pub instances: Option<Instances>,
+}
+
+/// Per-instance transforms in the node's frame (glTF y-up): translation, rotation quaternion
+/// (x, y, z, w), scale.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Instances {
+    pub translations: Vec<[f32; 3]>,
+    pub rotations: Vec<[f32; 4]>,
+    pub scales: Vec<[f32; 3]>,
 }
 
 /// The `building` metadata class used by CityTwin tiles (docs/MODEL.md, "3D Tiles metadata").
@@ -391,6 +402,23 @@ pub fn write_glb(doc: &Document) -> Vec<u8> {
         used.clear();
     }
     let mut node = json!({"mesh": 0});
+    if let Some(inst) = &doc.instances {
+        let n = inst.translations.len();
+        assert!(n > 0 && inst.rotations.len() == n && inst.scales.len() == n, "one rotation and scale per instance");
+        let mut attrs = Map::new();
+        let f = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let t: Vec<f32> = inst.translations.iter().flatten().copied().collect();
+        let r: Vec<f32> = inst.rotations.iter().flatten().copied().collect();
+        let sc: Vec<f32> = inst.scales.iter().flatten().copied().collect();
+        for (name, data, ty) in [("TRANSLATION", &t, "VEC3"), ("ROTATION", &r, "VEC4"), ("SCALE", &sc, "VEC3")] {
+            let bv = bin.view(&f(data), None, None);
+            accessors.push(json!({"bufferView": bv, "componentType": FLOAT, "count": n, "type": ty}));
+            attrs.insert(name.into(), json!(accessors.len() - 1));
+        }
+        node["extensions"] = json!({"EXT_mesh_gpu_instancing": {"attributes": attrs}});
+        used.push("EXT_mesh_gpu_instancing");
+        required.push("EXT_mesh_gpu_instancing");
+    }
     if doc.positions == PositionEncoding::Int16 {
         used.push("KHR_mesh_quantization");
         required.push("KHR_mesh_quantization");
@@ -691,6 +719,7 @@ mod tests {
             }],
             positions: enc,
             images: vec![],
+            instances: None,
             schema: Some(building_schema(&["residential", "unknown"])),
             property_table: Some(PropertyTable {
                 class: "building".into(),

@@ -44,9 +44,17 @@ impl L3Districts {
 
     /// One flag per building: does it get L3? Errors name a district that the model lacks.
     pub fn focus(&self, model: &CityModel) -> Result<Vec<bool>, String> {
+        Ok(match self.district_mask(model)? {
+            None => vec![true; model.buildings.len()],
+            Some(chosen) => model.buildings.iter().map(|b| b.district.is_some_and(|d| chosen.get(d as usize).copied().unwrap_or(false))).collect(),
+        })
+    }
+
+    /// One flag per district (`None`: everything is in focus).
+    pub fn district_mask(&self, model: &CityModel) -> Result<Option<Vec<bool>>, String> {
         match self {
-            L3Districts::None => Ok(vec![false; model.buildings.len()]),
-            L3Districts::All => Ok(vec![true; model.buildings.len()]),
+            L3Districts::None => Ok(Some(vec![false; model.districts.len()])),
+            L3Districts::All => Ok(None),
             L3Districts::Districts(names) => {
                 let mut chosen = vec![false; model.districts.len()];
                 for n in names {
@@ -76,7 +84,7 @@ impl L3Districts {
                         chosen[i] = true;
                     }
                 }
-                Ok(model.buildings.iter().map(|b| b.district.is_some_and(|d| chosen.get(d as usize).copied().unwrap_or(false))).collect())
+                Ok(Some(chosen))
             }
         }
     }
@@ -337,4 +345,26 @@ mod tests {
         );
         assert!(L3Districts::parse(" , ").is_err());
     }
+}
+
+/// The unit tree (1 m tall, `l3::trees::unit_tree`) as glTF primitives (y up): crown, trunk.
+pub fn unit_tree_gltf() -> Vec<(Material, MeshBuf)> {
+    let m = l3::trees::unit_tree();
+    m.groups
+        .iter()
+        .map(|(mat, g)| {
+            let buf = MeshBuf {
+                positions: g.positions.iter().map(|p| [p[0], p[2], -p[1]]).collect(),
+                feature_ids: vec![0; g.positions.len()],
+                indices: g.indices.clone(),
+                normals: g.normals.iter().map(|n| [n[0], n[2], -n[1]]).collect(),
+            };
+            (*mat, buf)
+        })
+        .collect()
+}
+
+/// glTF instance rotation (about +y, the up axis) for a heading counter-clockwise from east.
+pub fn heading_quaternion(heading: f64) -> [f32; 4] {
+    [0.0, (heading / 2.0).sin() as f32, 0.0, (heading / 2.0).cos() as f32]
 }

@@ -116,6 +116,11 @@ pub struct Tiles3dSummary {
     /// reason → focus-district buildings written as their L2 block in the L3 tile.
     #[serde(default)]
     pub l3_fallbacks: BTreeMap<String, Tally>,
+    /// Instanced tree tiles (parks of the focus districts) and their trees.
+    #[serde(default)]
+    pub tree_tiles: u64,
+    #[serde(default)]
+    pub trees: u64,
 }
 
 /// Colour per use (linear RGB).
@@ -241,6 +246,8 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
             l3_solids: 0,
             l3_bytes: 0,
             l3_fallbacks: BTreeMap::new(),
+            tree_tiles: 0,
+            trees: 0,
         });
     }
     std::fs::create_dir_all(&content_dir)
@@ -376,12 +383,44 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
         tracing::warn!(count = t.count, reason = %reason, "3d tiles: focus buildings written as their L2 block in L3 tiles");
     }
 
+    // 3c. trees in the parks of the focus districts: instanced tree tiles
+    let tree_tiles = if focus.iter().any(|f| *f) {
+        write_tree_tiles(model, opts, &root_inv, &content_dir, root_frame_lonlat(&bb), kx)?
+    } else {
+        vec![]
+    };
+
     // 4. tree → tileset.json
     let (mut nodes, mut depth) = (0u64, 0u64);
-    let children = match &tree {
+    let mut children = match &tree {
         Some(t) => vec![assemble(t, &by_key, &l3_by_parent, &ge, 1, &mut nodes, &mut depth)],
         None => vec![],
     };
+    let n_trees: u64 = tree_tiles.iter().map(|t| t.1).sum();
+    if !tree_tiles.is_empty() {
+        // A gate (ge of an L2 tile: refined within 500 m) over tree tiles with the L3 error.
+        let kids: Vec<Tile> = tree_tiles
+            .iter()
+            .map(|(t, _)| Tile {
+                bounding_volume: BoundingVolume::region(t.region),
+                geometric_error: ge.l3,
+                refine: Some(Refine::Replace),
+                transform: Some(t.transform),
+                content: Some(Content { uri: format!("content/{}.glb", t.key), bounding_volume: None }),
+                children: vec![],
+            })
+            .collect();
+        let region = kids.iter().filter_map(|c| c.bounding_volume.region).reduce(union).unwrap();
+        nodes += 1 + kids.len() as u64;
+        children.push(Tile {
+            bounding_volume: BoundingVolume::region(region),
+            geometric_error: ge.l2,
+            refine: Some(Refine::Replace),
+            transform: None,
+            content: None,
+            children: kids,
+        });
+    }
     let region = children
         .iter()
         .filter_map(|c| c.bounding_volume.region)
@@ -422,14 +461,14 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
 
     let summary = Tiles3dSummary {
         tileset: format!("{DIR}/{TILESET_FILE}"),
-        tiles: by_key.len() as u64 + l3_tiles,
+        tiles: by_key.len() as u64 + l3_tiles + tree_tiles.len() as u64,
         nodes,
         depth,
         buildings: ok.len() as u64,
-        triangles: by_key.values().map(|l| l.triangles).sum::<u64>() + l3_tris,
+        triangles: by_key.values().map(|l| l.triangles).sum::<u64>() + l3_tris + tree_tiles.iter().map(|t| t.0.triangles).sum::<u64>(),
         vertices: by_key.values().map(|l| l.vertices).sum::<u64>() + l3_verts,
         bytes_raw: by_key.values().map(|l| l.raw).sum::<u64>() + l3_raw + json.len() as u64,
-        bytes: by_key.values().map(|l| l.gz).sum::<u64>() + l3_bytes + gz.len() as u64,
+        bytes: by_key.values().map(|l| l.gz).sum::<u64>() + l3_bytes + tree_tiles.iter().map(|t| t.0.gz).sum::<u64>() + gz.len() as u64,
         seconds: t0.elapsed().as_secs_f64(),
         max_features_per_tile: opts.max_features_per_tile as u64,
         position_encoding: match opts.positions {
@@ -444,6 +483,8 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
         l3_solids: l3_stats.solids,
         l3_bytes,
         l3_fallbacks: l3_stats.fallbacks,
+        tree_tiles: tree_tiles.len() as u64,
+        trees: n_trees,
     };
     tracing::info!(
         l3_tiles = summary.l3_tiles,
@@ -721,6 +762,7 @@ fn write_leaf(
             ],
         }),
         images: vec![],
+        instances: None,
     };
     let glb = gltf::write_glb(&doc);
     let gz = gzip(&glb, opts.gzip_level)?;
@@ -902,6 +944,7 @@ fn write_l3_tile(
         schema: Some(schema.clone()),
         property_table: Some(property_table(model, &items, levels)),
         images,
+        instances: None,
     };
     let glb = gltf::write_glb(&doc);
     let gz = gzip(&glb, opts.gzip_level)?;
@@ -918,4 +961,115 @@ fn write_l3_tile(
         reg[5] + REGION_PAD_M,
     ];
     Ok((LeafOut { key: key.to_string(), region, transform, raw: glb.len() as u64, gz: gz.len() as u64, triangles, vertices }, st))
+}
+
+fn root_frame_lonlat(bb: &[f64; 4]) -> [f64; 2] {
+    [(bb[0] + bb[2]) / 2.0, (bb[1] + bb[3]) / 2.0]
+}
+
+/// At most this many trees per tree tile.
+pub const MAX_TREES_PER_TILE: usize = 5000;
+
+/// Places trees (`l3::trees::place_trees`) in the landuse areas of the focus districts (a tree
+/// counts when it stands inside a focus district; every tree with `L3Districts::All`) and writes
+/// them as instanced tiles `content/trees-<key>.glb` (EXT_mesh_gpu_instancing over the unit
+/// tree). Returns the tiles with their tree counts.
+fn write_tree_tiles(
+    model: &CityModel,
+    opts: &Options,
+    root_inv: &[f64; 16],
+    content_dir: &Path,
+    centre: [f64; 2],
+    kx: f64,
+) -> Result<Vec<(LeafOut, u64)>> {
+    use geo::Contains;
+    let mask = opts.l3.district_mask(model).map_err(anyhow::Error::msg)?;
+    let frame = crate::l3::LocalFrame::new(centre[0], centre[1]);
+    let all = crate::l3::trees::place_trees(model, &frame, 1);
+    let trees: Vec<crate::l3::trees::Tree> = all
+        .into_iter()
+        .filter(|t| match &mask {
+            None => true,
+            Some(m) => model
+                .districts
+                .iter()
+                .enumerate()
+                .any(|(i, d)| m[i] && d.geometry.contains(&geo_types::Point::new(t.lon, t.lat))),
+        })
+        .collect();
+    if trees.is_empty() {
+        return Ok(vec![]);
+    }
+    let pts: Vec<[f64; 2]> = trees.iter().map(|t| [t.lon * kx, t.lat]).collect();
+    let q = tileset::quadtree(&pts, (0..trees.len()).collect(), MAX_TREES_PER_TILE, 24);
+    let mut leaves = Vec::new();
+    q.leaves(&mut leaves);
+    let unit = l3tile::unit_tree_gltf();
+    let base = opts.base_height;
+    leaves
+        .par_iter()
+        .map(|(key, items)| {
+            let mut reg = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY, base, f64::NEG_INFINITY];
+            for &i in items.iter() {
+                let t = &trees[i];
+                let (mx, my) = l2::ellipsoid_metres_per_degree(t.lat);
+                let (dx, dy) = (t.crown_radius / mx, t.crown_radius / my);
+                reg = [reg[0].min(t.lon - dx), reg[1].min(t.lat - dy), reg[2].max(t.lon + dx), reg[3].max(t.lat + dy), base, reg[5].max(base + t.height)];
+            }
+            let tframe = crate::geodesy::Enu::new((reg[0] + reg[2]) / 2.0, (reg[1] + reg[3]) / 2.0, base);
+            let transform = tileset::mat_mul(root_inv, &tframe.to_ecef_matrix());
+            let mut inst = gltf::Instances::default();
+            for &i in items.iter() {
+                let t = &trees[i];
+                let e = tframe.from_geodetic(t.lon, t.lat, base);
+                inst.translations.push([e[0] as f32, e[2] as f32, (-e[1]) as f32]);
+                inst.rotations.push(l3tile::heading_quaternion(t.heading));
+                inst.scales.push([t.height as f32; 3]);
+            }
+            let mut materials = Vec::new();
+            let mut primitives = Vec::new();
+            for (m, buf) in &unit {
+                let colour = match m {
+                    crate::l3::Material::TreeCrown => [0.20, 0.45, 0.18, 1.0],
+                    _ => [0.40, 0.28, 0.18, 1.0],
+                };
+                materials.push(gltf::Material { name: m.as_str().into(), base_color: colour, metallic: 0.0, roughness: 0.9, texture: None });
+                primitives.push(gltf::Primitive {
+                    material: materials.len() - 1,
+                    positions: buf.positions.clone(),
+                    feature_ids: buf.feature_ids.clone(),
+                    indices: buf.indices.clone(),
+                    normals: buf.normals.clone(),
+                    uvs: vec![],
+                });
+            }
+            let triangles = items.len() as u64 * primitives.iter().map(|p| p.indices.len() as u64 / 3).sum::<u64>();
+            let doc = gltf::Document {
+                generator: format!("CityTwin twin-server {}", env!("CARGO_PKG_VERSION")),
+                materials,
+                primitives,
+                positions: PositionEncoding::Float,
+                schema: None,
+                property_table: None,
+                images: vec![],
+                instances: Some(inst),
+            };
+            let glb = gltf::write_glb(&doc);
+            let gz = gzip(&glb, opts.gzip_level)?;
+            let tkey = format!("trees-{key}");
+            let path = content_dir.join(format!("{tkey}.glb.gz"));
+            std::fs::write(&path, &gz).with_context(|| format!("cannot write {}", path.display()))?;
+            let (mx, my) = l2::ellipsoid_metres_per_degree((reg[1] + reg[3]) / 2.0);
+            let (dx, dy) = (REGION_PAD_M / mx, REGION_PAD_M / my);
+            let region = [
+                (reg[0] - dx).to_radians(),
+                (reg[1] - dy).to_radians(),
+                (reg[2] + dx).to_radians(),
+                (reg[3] + dy).to_radians(),
+                reg[4] - REGION_PAD_M,
+                reg[5] + REGION_PAD_M,
+            ];
+            Ok((LeafOut { key: tkey, region, transform, raw: glb.len() as u64, gz: gz.len() as u64, triangles, vertices: 0 }, items.len() as u64))
+        })
+        .collect()
 }
