@@ -335,6 +335,73 @@ fn normalize(a: [f64; 3]) -> [f64; 3] {
 mod tests {
     use super::*;
 
+    use crate::model::{BuildingUse, SourceRef, Surface};
+    use geo_types::{polygon, MultiPolygon};
+
+    /// A 10 × 10 × 6 m box solid (anchor on the ground), each face a quad; `cw` reverses every
+    /// ring (clockwise from outside, as some sources write them).
+    fn box_building(cw: bool) -> (Building, l2::Prepared) {
+        let (lon, lat) = (123.43, 41.80);
+        let (mx, my) = crate::geodesy::metres_per_degree(lat);
+        let (dx, dy) = (10.0 / mx, 10.0 / my);
+        let mut b = Building::block(
+            SourceRef { source: 0, id: "box".into() },
+            MultiPolygon(vec![polygon![(x: lon, y: lat), (x: lon + dx, y: lat), (x: lon + dx, y: lat + dy), (x: lon, y: lat + dy)]]),
+            6.0,
+            BuildingUse::Residential,
+        );
+        let c = |x: f32, y: f32, z: f32| [x, y, z];
+        let quads: Vec<(SurfaceKind, Vec<[f32; 3]>)> = vec![
+            (SurfaceKind::Ground, vec![c(0., 0., 0.), c(0., 10., 0.), c(10., 10., 0.), c(10., 0., 0.)]),
+            (SurfaceKind::Roof, vec![c(0., 0., 6.), c(10., 0., 6.), c(10., 10., 6.), c(0., 10., 6.)]),
+            (SurfaceKind::Wall, vec![c(0., 0., 0.), c(10., 0., 0.), c(10., 0., 6.), c(0., 0., 6.)]),
+            (SurfaceKind::Wall, vec![c(10., 0., 0.), c(10., 10., 0.), c(10., 10., 6.), c(10., 0., 6.)]),
+            (SurfaceKind::Wall, vec![c(10., 10., 0.), c(0., 10., 0.), c(0., 10., 6.), c(10., 10., 6.)]),
+            (SurfaceKind::Wall, vec![c(0., 10., 0.), c(0., 0., 0.), c(0., 0., 6.), c(0., 10., 6.)]),
+        ];
+        b.solid = Some(Solid3d {
+            lod: 2.0,
+            anchor: [lon, lat, 3.0],
+            surfaces: quads
+                .into_iter()
+                .map(|(kind, mut r)| {
+                    if cw {
+                        r.reverse();
+                    }
+                    Surface { kind, rings: vec![r] }
+                })
+                .collect(),
+        });
+        let p = l2::prepare(&b).unwrap();
+        (b, p)
+    }
+
+    #[test]
+    fn solids_are_triangulated_outward_and_placed_on_the_base() {
+        for cw in [false, true] {
+            let (b, p) = box_building(cw);
+            let frame = Enu::new(123.43, 41.80, 0.0);
+            let mut out = L3Bufs::new();
+            let mut ex = l2::Extruder::new(true);
+            assert_eq!(append_building(&b, &p, true, 0.0, &frame, 0, &mut ex, &mut out), Outcome::Solid);
+            // 6 quads → 12 triangles: 2 roof, 10 wall (walls + ground)
+            assert_eq!((out.bufs[ROOF].indices.len() / 3, out.bufs[WALL].indices.len() / 3), (2, 10));
+            // signed volume over both primitives = 600 m³ (outward), in glTF coordinates
+            let mut vol = 0.0;
+            for k in [ROOF, WALL] {
+                let bf = &out.bufs[k];
+                for t in bf.indices.chunks_exact(3) {
+                    let [a, bb, c] = [t[0], t[1], t[2]].map(|i| bf.positions[i as usize].map(|x| x as f64));
+                    vol += dot(a, cross(bb, c)) / 6.0;
+                }
+            }
+            assert!((vol - 600.0).abs() < 0.5, "cw {cw}: volume {vol}");
+            // roof normals point up (glTF +y); the solid stands on the base (anchor h ignored)
+            assert!(out.bufs[ROOF].normals.iter().all(|n| n[1] > 0.99), "cw {cw}");
+            assert!(out.region[4].abs() < 1e-3 && (out.region[5] - 6.0).abs() < 1e-3, "{:?}", out.region);
+        }
+    }
+
     #[test]
     fn parse_district_lists() {
         assert_eq!(L3Districts::parse("all").unwrap(), L3Districts::All);
