@@ -149,6 +149,7 @@ pub enum Outcome {
 }
 
 /// Appends building `b` (prepared block `p`) to `out` in `frame` (glTF y-up) as feature `fid`.
+#[allow(clippy::too_many_arguments)]
 pub fn append_building(
     b: &Building,
     p: &l2::Prepared,
@@ -245,7 +246,7 @@ fn append_solid(b: &Building, s: &Solid3d, base: f64, frame: &Enu, fid: u32, out
             n[2] += (a[0] - c[0]) * (a[1] + c[1]);
         }
         let l = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
-        if !(l > 1e-9) || ext.len() < 3 {
+        if l.is_nan() || l <= 1e-9 || ext.len() < 3 {
             continue;
         }
         let n = [n[0] / l, n[1] / l, n[2] / l];
