@@ -467,6 +467,24 @@ fn default_city_tileset_is_contained_valid_served_and_viewable_in_cesium() {
     assert_eq!(r["blocked"], serde_json::json!([]), "requests left 127.0.0.1: {r}");
     assert_eq!(r["failed"], 0, "failed tiles: {}", r["failures"]);
     assert!(r["loaded"].as_u64().unwrap() >= 1 && r["tilesLoaded"] == true, "{r}");
+    // 400 m above the roof, in an 800 × 600 view (L3 within 500 × 5/9 = 278 m): L2 only
+    assert_eq!(r["loadedByKind"]["l3"], 0, "{}", r["loadedByKind"]);
+    // 150 m above it: CesiumJS refines the L2 tile of this focus-district building to L3
+    // (and loads the trees gate's tiles in view), with no failed tile
+    let district = at["properties"]["district"].as_str().unwrap_or("").to_string();
+    assert!(["和平区", "沈河区"].contains(&district.as_str()), "target building in {district:?}");
+    let o = Command::new("node")
+        .arg(js_dir().join("cesium_tileset.mjs"))
+        .arg(format!("{base}/3dtiles/shenyang/tileset.json"))
+        .args([lon.to_string(), lat.to_string(), (cam_h - 250.0).to_string()])
+        .current_dir(js_dir())
+        .output()
+        .expect("node");
+    assert!(o.status.success(), "cesium run failed: {}", String::from_utf8_lossy(&o.stderr));
+    let r3: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    assert_eq!(r3["pageErrors"], serde_json::json!([]), "{r3}");
+    assert_eq!(r3["failed"], 0, "failed tiles: {}", r3["failures"]);
+    assert!(r3["loadedByKind"]["l3"].as_u64().unwrap() >= 1 && r3["tilesLoaded"] == true, "no L3 tile loaded: {}", r3["loadedByKind"]);
     let drawn = r["nonBackground"].as_f64().unwrap() / r["pixels"].as_f64().unwrap();
     assert!(drawn > 0.05, "only {:.1} % of the screen drawn: {r}", drawn * 100.0);
     let picked = &r["picked"];
