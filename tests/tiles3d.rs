@@ -38,8 +38,21 @@ struct Checked {
     vertices: usize,
     /// building id → (min h, max h) of its vertices above the ellipsoid
     heights: HashMap<u32, (f64, f64)>,
-    /// building id → property-table values
+    /// building id → property-table values (L2 tiles)
     props: HashMap<u32, (f64, String, String)>,
+    /// L3 content tiles (children of L2 tiles, `-l3-` in the URI)
+    l3_tiles: usize,
+    /// building id → level in the L3 tiles ("L3", or "L2" for a block)
+    l3_levels: HashMap<u32, String>,
+    /// building id → (min h, max h) of its L3 vertices
+    l3_heights: HashMap<u32, (f64, f64)>,
+    /// L2 tiles with L3 children
+    refined: usize,
+    /// textured facade primitives in L3 tiles
+    textured: usize,
+    /// instanced tree tiles and their trees
+    tree_tiles: usize,
+    trees: usize,
 }
 
 fn region_contains(outer: &[f64; 6], inner: &[f64; 6]) -> bool {
@@ -62,6 +75,26 @@ fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64;
         let bytes = gunzip(&std::fs::read(dir.join(format!("{}.gz", c.uri))).unwrap_or_else(|e| panic!("{}: {e}", c.uri)));
         let glb = Glb::parse(&bytes).unwrap();
         let world = mat_mul(&m, &Y_UP_TO_Z_UP);
+        if c.uri.contains("trees-") {
+            // instanced trees: EXT_mesh_gpu_instancing (required), one translation, rotation and
+            // scale per tree, every tree's base inside the tile's region at the ground
+            assert!(glb.json["extensionsRequired"].as_array().unwrap().iter().any(|e| e == "EXT_mesh_gpu_instancing"), "{}", c.uri);
+            let a = &glb.json["nodes"][0]["extensions"]["EXT_mesh_gpu_instancing"]["attributes"];
+            let tr = glb.accessor(a["TRANSLATION"].as_u64().unwrap() as usize);
+            let rot = glb.accessor(a["ROTATION"].as_u64().unwrap() as usize);
+            let sc = glb.accessor(a["SCALE"].as_u64().unwrap() as usize);
+            assert!(!tr.is_empty() && rot.len() == tr.len() && sc.len() == tr.len(), "{}", c.uri);
+            for (t, s) in tr.iter().zip(&sc) {
+                let (lon, lat, h) = ecef_to_geodetic(mat_apply(&world, [t[0], t[1], t[2]]));
+                let (lon, lat) = (lon.to_radians(), lat.to_radians());
+                assert!(lon >= region[0] && lon <= region[2] && lat >= region[1] && lat <= region[3], "{}: tree outside its region", c.uri);
+                assert!((h - region[4] - 0.25).abs() < 0.01 && h + s[1] <= region[5] + 1e-3, "{}: tree at {h} m, height {}", c.uri, s[1]);
+                assert!((6.0..=12.0).contains(&s[1]), "tree height {}", s[1]);
+            }
+            out.trees += tr.len();
+            out.tree_tiles += 1;
+            return;
+        }
         let ids = glb.property("id").expect("id column");
         let heights = glb.property("height").expect("height column");
         let uses = glb.property("use").expect("use column");
@@ -72,14 +105,69 @@ fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64;
             .map(|v| v["name"].as_str().unwrap().to_string())
             .collect();
         let levels = glb.property("level").expect("level column");
-        out.features += ids.len();
-        for (k, id) in ids.iter().enumerate() {
-            let id = id.as_f64().unwrap() as u32;
-            let prev = out.props.insert(
-                id,
-                (heights[k].as_f64().unwrap(), use_names[uses[k].as_f64().unwrap() as usize].clone(), format!("L{}", levels[k].as_f64().unwrap() as u32)),
-            );
-            assert!(prev.is_none(), "building {id} appears in two tiles");
+        let is_l3 = c.uri.contains("-l3-");
+        if is_l3 {
+            out.l3_tiles += 1;
+            for (k, id) in ids.iter().enumerate() {
+                let id = id.as_f64().unwrap() as u32;
+                let prev = out.l3_levels.insert(id, format!("L{}", levels[k].as_f64().unwrap() as u32));
+                assert!(prev.is_none(), "building {id} appears in two L3 tiles");
+            }
+            for (_, _, _, m) in glb.triangles() {
+                let name = glb.json["materials"][m]["name"].as_str().unwrap().to_string();
+                assert!(["roof", "wall", "window_facade"].contains(&name.as_str()), "{}: material {name}", c.uri);
+            }
+            for p in glb.json["meshes"][0]["primitives"].as_array().unwrap() {
+                assert!(p["attributes"]["NORMAL"].is_u64(), "{}: L3 primitive without normals", c.uri);
+                // textured facades: TEXCOORD_0 and an embedded PNG with a REPEAT sampler
+                let mat = &glb.json["materials"][p["material"].as_u64().unwrap() as usize];
+                if mat["name"] == "window_facade" {
+                    assert!(p["attributes"]["TEXCOORD_0"].is_u64(), "{}: facade without UVs", c.uri);
+                    let tex = &glb.json["textures"][mat["pbrMetallicRoughness"]["baseColorTexture"]["index"].as_u64().unwrap() as usize];
+                    let img = &glb.json["images"][tex["source"].as_u64().unwrap() as usize];
+                    assert_eq!(img["mimeType"], "image/png");
+                    let s = &glb.json["samplers"][tex["sampler"].as_u64().unwrap() as usize];
+                    assert_eq!((s["wrapS"].as_u64(), s["wrapT"].as_u64()), (Some(10497), Some(10497)));
+                    out.textured += 1;
+                }
+            }
+        } else {
+            out.features += ids.len();
+            for (k, id) in ids.iter().enumerate() {
+                let id = id.as_f64().unwrap() as u32;
+                let prev = out.props.insert(
+                    id,
+                    (heights[k].as_f64().unwrap(), use_names[uses[k].as_f64().unwrap() as usize].clone(), format!("L{}", levels[k].as_f64().unwrap() as u32)),
+                );
+                assert!(prev.is_none(), "building {id} appears in two tiles");
+            }
+            // REPLACE: L3 children hold exactly this tile's buildings
+            if !t.children.is_empty() {
+                out.refined += 1;
+                let mut mine: Vec<u32> = ids.iter().map(|v| v.as_f64().unwrap() as u32).collect();
+                let mut theirs: Vec<u32> = vec![];
+                for ch in &t.children {
+                    let cu = &ch.content.as_ref().expect("L3 child has content").uri;
+                    let cb = gunzip(&std::fs::read(dir.join(format!("{cu}.gz"))).unwrap());
+                    let cg = Glb::parse(&cb).unwrap();
+                    theirs.extend(cg.property("id").unwrap().iter().map(|v| v.as_f64().unwrap() as u32));
+                }
+                mine.sort_unstable();
+                theirs.sort_unstable();
+                assert_eq!(mine, theirs, "{}: feature ids of the L3 children differ from the L2 tile's", c.uri);
+            }
+        }
+        // per-feature signed volume over all primitives > 0 (outward winding)
+        let mut vol: HashMap<u32, f64> = HashMap::new();
+        for (pos, idx, fids, _) in glb.triangles() {
+            for tri in idx.chunks_exact(3) {
+                let (a, b, cc) = (pos[tri[0] as usize], pos[tri[1] as usize], pos[tri[2] as usize]);
+                let v = a[0] * (b[1] * cc[2] - b[2] * cc[1]) - a[1] * (b[0] * cc[2] - b[2] * cc[0]) + a[2] * (b[0] * cc[1] - b[1] * cc[0]);
+                *vol.entry(fids[tri[0] as usize]).or_default() += v / 6.0;
+            }
+        }
+        for (f, v) in vol {
+            assert!(v > 0.0, "{}: feature {f} has volume {v} (inward winding)", c.uri);
         }
         let eps_rad = 1e-3 / 6.37e6; // 1 mm
         for (pos, idx, fids, _) in glb.triangles() {
@@ -91,18 +179,12 @@ fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64;
                     *edges.entry((a, b)).or_default() += 1;
                 }
             }
-            for (&(a, b), &n) in &edges {
-                assert!(n == 1 && edges.get(&(b, a)) == Some(&1), "{}: edge {a}-{b} is not shared by exactly two triangles", c.uri);
-            }
-            // per-feature signed volume > 0 (outward winding)
-            let mut vol: HashMap<u32, f64> = HashMap::new();
-            for tri in idx.chunks_exact(3) {
-                let (a, b, cc) = (pos[tri[0] as usize], pos[tri[1] as usize], pos[tri[2] as usize]);
-                let v = a[0] * (b[1] * cc[2] - b[2] * cc[1]) - a[1] * (b[0] * cc[2] - b[2] * cc[0]) + a[2] * (b[0] * cc[1] - b[1] * cc[0]);
-                *vol.entry(fids[tri[0] as usize]).or_default() += v / 6.0;
-            }
-            for (f, v) in vol {
-                assert!(v > 0.0, "{}: feature {f} has volume {v} (inward winding)", c.uri);
+            // L2 blocks share vertices: closed per primitive (L3 meshes have per-face vertices
+            // and span several primitives)
+            if !is_l3 {
+                for (&(a, b), &n) in &edges {
+                    assert!(n == 1 && edges.get(&(b, a)) == Some(&1), "{}: edge {a}-{b} is not shared by exactly two triangles", c.uri);
+                }
             }
             for (v, f) in pos.iter().zip(&fids) {
                 out.vertices += 1;
@@ -116,7 +198,7 @@ fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64;
                 );
                 assert!(h >= region[4] - 1e-3 && h <= region[5] + 1e-3, "{}: vertex height {h} outside {region:?}", c.uri);
                 let id = ids[*f as usize].as_f64().unwrap() as u32;
-                let e = out.heights.entry(id).or_insert((f64::INFINITY, f64::NEG_INFINITY));
+                let e = if is_l3 { &mut out.l3_heights } else { &mut out.heights }.entry(id).or_insert((f64::INFINITY, f64::NEG_INFINITY));
                 e.0 = e.0.min(h);
                 e.1 = e.1.max(h);
             }
@@ -260,12 +342,44 @@ fn default_city_tileset_is_contained_valid_served_and_viewable_in_cesium() {
         }
     }
     assert!(far > 1000, "the check covered buildings > 10 km from the root origin ({far})");
+    // L3: the buildings of 和平区 and 沈河区 (the default focus districts) in the children of
+    // the L2 tiles holding them, standing on the ground and reaching their height
+    assert_eq!(c.l3_tiles as u64, t3["l3_tiles"].as_u64().unwrap());
+    assert!(c.refined > 0 && c.l3_tiles >= c.refined, "{} refined L2 tiles, {} L3 tiles", c.refined, c.l3_tiles);
+    let focus_district = |b: &scenes::model::Building| {
+        b.district
+            .and_then(|d| model_dir_model.districts.get(d as usize))
+            .is_some_and(|d| matches!(d.names.zh.as_deref(), Some("和平区") | Some("沈河区")))
+    };
+    let n_focus = model_dir_model.buildings.iter().filter(|b| focus_district(b)).count();
+    let fallbacks: u64 = t3["l3_fallbacks"].as_object().unwrap().values().map(|t| t["count"].as_u64().unwrap()).sum();
+    assert!(n_focus > 10_000, "{n_focus}");
+    assert_eq!(t3["l3_buildings"].as_u64().unwrap() + fallbacks, n_focus as u64, "{t3}");
+    assert!(fallbacks * 1000 <= n_focus as u64, "{fallbacks} L3 fallbacks: {}", t3["l3_fallbacks"]);
+    let mut n_l3 = 0;
+    for b in &model_dir_model.buildings {
+        if focus_district(b) {
+            assert!(c.l3_levels.contains_key(&b.id), "focus building {} missing from the L3 tiles", b.id);
+        }
+        if c.l3_levels.get(&b.id).map(String::as_str) == Some("L3") {
+            assert!(focus_district(b), "building {} outside the focus districts at L3", b.id);
+            n_l3 += 1;
+            let (lo, hi) = c.l3_heights[&b.id];
+            assert!((lo - b.min_height as f64).abs() < 0.15 && (hi - b.height as f64).abs() < 0.15, "L3 building {} spans {lo}..{hi}, model {}..{}", b.id, b.min_height, b.height);
+        }
+    }
+    assert_eq!(n_l3 as u64, t3["l3_buildings"].as_u64().unwrap());
+    assert!(c.textured >= c.l3_tiles, "{} textured facade primitives in {} L3 tiles", c.textured, c.l3_tiles);
+    // trees in the parks of the focus districts
+    assert_eq!(c.tree_tiles as u64, t3["tree_tiles"].as_u64().unwrap());
+    assert_eq!(c.trees as u64, t3["trees"].as_u64().unwrap());
+    assert!(c.trees > 1000, "{} trees", c.trees);
 
     // 2. every GLB passes the Khronos glTF-Validator
     let v = validate_glbs(&dir.join("3dtiles"));
     assert_eq!(v["files"].as_u64().unwrap() as usize, c.tiles, "{v}");
     assert_eq!(v["errors"], 0, "glTF-Validator errors: {}", v["failed"]);
-    assert_eq!(v["extensionsUsed"], serde_json::json!(["EXT_mesh_features", "EXT_structural_metadata", "KHR_mesh_quantization"]));
+    assert_eq!(v["extensionsUsed"], serde_json::json!(["EXT_mesh_features", "EXT_mesh_gpu_instancing", "EXT_structural_metadata", "KHR_mesh_quantization"]));
 
     // 3. HTTP
     let srv = serve(&dir);
@@ -353,6 +467,24 @@ fn default_city_tileset_is_contained_valid_served_and_viewable_in_cesium() {
     assert_eq!(r["blocked"], serde_json::json!([]), "requests left 127.0.0.1: {r}");
     assert_eq!(r["failed"], 0, "failed tiles: {}", r["failures"]);
     assert!(r["loaded"].as_u64().unwrap() >= 1 && r["tilesLoaded"] == true, "{r}");
+    // 400 m above the roof, in an 800 × 600 view (L3 within 500 × 5/9 = 278 m): L2 only
+    assert_eq!(r["loadedByKind"]["l3"], 0, "{}", r["loadedByKind"]);
+    // 150 m above it: CesiumJS refines the L2 tile of this focus-district building to L3
+    // (and loads the trees gate's tiles in view), with no failed tile
+    let district = at["properties"]["district"].as_str().unwrap_or("").to_string();
+    assert!(["和平区", "沈河区"].contains(&district.as_str()), "target building in {district:?}");
+    let o = Command::new("node")
+        .arg(js_dir().join("cesium_tileset.mjs"))
+        .arg(format!("{base}/3dtiles/shenyang/tileset.json"))
+        .args([lon.to_string(), lat.to_string(), (cam_h - 250.0).to_string()])
+        .current_dir(js_dir())
+        .output()
+        .expect("node");
+    assert!(o.status.success(), "cesium run failed: {}", String::from_utf8_lossy(&o.stderr));
+    let r3: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    assert_eq!(r3["pageErrors"], serde_json::json!([]), "{r3}");
+    assert_eq!(r3["failed"], 0, "failed tiles: {}", r3["failures"]);
+    assert!(r3["loadedByKind"]["l3"].as_u64().unwrap() >= 1 && r3["tilesLoaded"] == true, "no L3 tile loaded: {}", r3["loadedByKind"]);
     let drawn = r["nonBackground"].as_f64().unwrap() / r["pixels"].as_f64().unwrap();
     assert!(drawn > 0.05, "only {:.1} % of the screen drawn: {r}", drawn * 100.0);
     let picked = &r["picked"];
@@ -377,8 +509,8 @@ fn real_data_tilesets_are_contained_and_validator_clean() {
     let tmp = tempfile::tempdir().unwrap();
     for (name, args) in [
         ("lyon", vec!["--source".to_string(), data("buildings/lyon1_bdtopo.geojson")]),
-        ("denhaag", vec!["--source".to_string(), data("cim/cityjson/DenHaag_01_v2.city.json")]),
-        ("rotterdam", vec!["--source".to_string(), data("cim/cityjson/rotterdam_3-20-DELFSHAVEN_v2.city.json")]),
+        ("denhaag", vec!["--source".to_string(), data("cim/cityjson/DenHaag_01_v2.city.json"), "--l3-districts".into(), "all".into()]),
+        ("rotterdam", vec!["--source".to_string(), data("cim/cityjson/rotterdam_3-20-DELFSHAVEN_v2.city.json"), "--l3-districts".into(), "all".into()]),
     ] {
         let dir = tmp.path().join(name);
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -401,9 +533,31 @@ fn real_data_tilesets_are_contained_and_validator_clean() {
                 assert!((lo - b.min_height as f64).abs() < 0.15 && (hi - b.height as f64).abs() < 0.15, "{name}: building {} spans {lo}..{hi}, model {}..{}", b.id, b.min_height, b.height);
             }
         }
+        // L3: none by default for ingested data; with `--l3-districts all` every building, the
+        // CityJSON LoD2 solids triangulated as they are
+        let l3 = t3["l3_buildings"].as_u64().unwrap();
+        if name == "lyon" {
+            assert_eq!((t3["l3_tiles"].as_u64().unwrap(), l3, c.l3_tiles), (0, 0, 0), "{t3}");
+        } else {
+            let fallbacks: u64 = t3["l3_fallbacks"].as_object().unwrap().values().map(|t| t["count"].as_u64().unwrap()).sum();
+            assert_eq!(l3 + fallbacks, t3["buildings"].as_u64().unwrap(), "{name}: {t3}");
+            let solids = model.buildings.iter().filter(|b| b.solid.is_some() && c.heights.contains_key(&b.id)).count() as u64;
+            assert!(solids > 800, "{name}: {solids} solids");
+            assert_eq!(t3["l3_solids"].as_u64().unwrap() + fallbacks, solids, "{name}: {t3}");
+            assert_eq!(c.l3_levels.len() as u64, t3["buildings"].as_u64().unwrap(), "{name}: every building in an L3 tile");
+            assert_eq!(c.l3_levels.values().filter(|l| *l == "L3").count() as u64, l3);
+            assert_eq!(c.l3_tiles as u64, t3["l3_tiles"].as_u64().unwrap());
+            for b in &model.buildings {
+                if c.l3_levels.get(&b.id).map(String::as_str) == Some("L3") {
+                    let (lo, hi) = c.l3_heights[&b.id];
+                    assert!((lo - b.min_height as f64).abs() < 0.15 && (hi - b.height as f64).abs() < 0.15, "{name}: L3 building {} spans {lo}..{hi}, model {}..{}", b.id, b.min_height, b.height);
+                }
+            }
+        }
         let v = validate_glbs(&dir.join("3dtiles"));
         assert_eq!(v["files"].as_u64().unwrap() as usize, c.tiles, "{v}");
         assert_eq!(v["errors"], 0, "{name}: glTF-Validator errors: {}", v["failed"]);
+        assert_eq!(v["warnings"], 0, "{name}: glTF-Validator warnings: {}", v["issueCodes"]);
     }
 }
 

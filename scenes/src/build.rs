@@ -41,6 +41,9 @@ pub struct BuildOptions {
     /// Flat ground in metres above mean sea level (EGM96) where no DEM is given
     /// (`--ground-height`); default: 0 m above the WGS-84 ellipsoid.
     pub ground_height: Option<f64>,
+    /// Buildings with L3 tiles (`--l3-districts`); `None`: 和平区 and 沈河区 for the built-in city,
+    /// none for ingested data.
+    pub l3_districts: Option<crate::threed::L3Districts>,
 }
 
 /// Feature counts per layer.
@@ -337,8 +340,15 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
     wp.finish();
     let tiles3d = if opts.tiles3d {
         let dir = tmp.path().join(crate::threed::DIR);
+        let l3 = opts.l3_districts.clone().unwrap_or_else(|| {
+            if opts.sources.is_empty() {
+                crate::threed::L3Districts::builtin_default()
+            } else {
+                crate::threed::L3Districts::None
+            }
+        });
         let (ground, terrain) = ground_for(&model, dem.as_ref(), opts, &mut report)?;
-        let topts = crate::threed::Options { base_height: terrain.fallback_height, ground: Some(ground), ..Default::default() };
+        let topts = crate::threed::Options { base_height: terrain.fallback_height, ground: Some(ground), l3, ..Default::default() };
         let mut s = crate::threed::write(&model, &dir, &topts)?;
         s.terrain = Some(terrain);
         Some(s)

@@ -131,3 +131,157 @@ fn invalid_footprints_are_repaired_for_their_block_and_bad_heights_skipped() {
     assert_eq!(s.skipped["zero or negative height"].count, 1);
     assert_eq!(s.skipped["zero or negative height"].examples[0].feature, "0-1 (building 1)");
 }
+
+/// The grid city with one district, "中心区", holding the buildings within 1.5 km of the centre
+/// (x and y in [−1500, 1500) m), which gets L3 tiles.
+fn city_with_focus_district() -> (CityModel, Vec<bool>) {
+    let mut m = city();
+    let (mx, my) = scenes::geodesy::metres_per_degree(LAT0);
+    let (w, s, e, n) = (LON0 - 1500.0 / mx, LAT0 - 1500.0 / my, LON0 + 1500.0 / mx, LAT0 + 1500.0 / my);
+    m.districts.push(District {
+        id: 0,
+        source: SourceRef { source: 0, id: "centre".into() },
+        adcode: 999_001,
+        names: Names { zh: Some("中心区".into()), ..Default::default() },
+        geometry: MultiPolygon(vec![polygon![(x: w, y: s), (x: e, y: s), (x: e, y: n), (x: w, y: n)]]),
+        area_km2: 9.0,
+    });
+    let mut focus = vec![];
+    for b in &mut m.buildings {
+        let c = geo::Centroid::centroid(&b.footprint).unwrap();
+        let inside = c.x() >= w && c.x() < e && c.y() >= s && c.y() < n;
+        b.district = inside.then_some(0);
+        focus.push(inside);
+    }
+    (m, focus)
+}
+
+fn glb_at(dir: &std::path::Path, uri: &str) -> tiles::gltf::Glb {
+    use std::io::Read;
+    let gz = std::fs::read(dir.join(format!("{uri}.gz"))).unwrap();
+    let mut raw = vec![];
+    flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut raw).unwrap();
+    tiles::gltf::Glb::parse(&raw).unwrap()
+}
+
+fn ids_of(g: &tiles::gltf::Glb, col: &str) -> Vec<u64> {
+    g.property(col).unwrap().iter().map(|v| v.as_f64().unwrap() as u64).collect()
+}
+
+/// All content tiles with their parent content tile (if any).
+fn content_tiles<'a>(t: &'a Tile, parent: Option<&'a Tile>, out: &mut Vec<(&'a Tile, Option<&'a Tile>)>) {
+    let p = if t.content.is_some() {
+        out.push((t, parent));
+        Some(t)
+    } else {
+        parent
+    };
+    for c in &t.children {
+        content_tiles(c, p, out);
+    }
+}
+
+#[test]
+fn l3_tiles_replace_l2_tiles_of_focus_districts_with_the_same_buildings() {
+    let (m, focus) = city_with_focus_district();
+    let n_focus = focus.iter().filter(|f| **f).count();
+    assert_eq!(n_focus, 30 * 30);
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = Options {
+        max_features_per_tile: 400,
+        l3: threed::L3Districts::parse("中心区").unwrap(),
+        max_features_per_l3_tile: 100,
+        ..Default::default()
+    };
+    let s = threed::write(&m, tmp.path(), &opts).unwrap();
+    // every focus building is generated at L3 (simple rectangles never fall back)
+    assert_eq!(s.l3_buildings as usize, n_focus, "{:?}", s.l3_fallbacks);
+    assert!(s.l3_fallbacks.is_empty());
+    let ts: Tileset = serde_json::from_slice(&std::fs::read(tmp.path().join("tileset.json")).unwrap()).unwrap();
+    let mut all = vec![];
+    content_tiles(&ts.root, None, &mut all);
+    let l3: Vec<_> = all.iter().filter(|(_, p)| p.is_some()).collect();
+    assert_eq!(l3.len() as u64, s.l3_tiles);
+    let l2: Vec<&Tile> = all.iter().filter(|(_, p)| p.is_none()).map(|(t, _)| *t).collect();
+    let mut refined = 0;
+    for t in &l2 {
+        let g = glb_at(tmp.path(), &t.content.as_ref().unwrap().uri);
+        let mut ids = ids_of(&g, "id");
+        ids.sort_unstable();
+        let holds_focus = ids.iter().any(|&i| focus[i as usize]);
+        // refined exactly when the L2 tile holds focus buildings
+        assert_eq!(!t.children.is_empty(), holds_focus, "{:?}", t.content);
+        if t.children.is_empty() {
+            continue;
+        }
+        refined += 1;
+        // REPLACE: the children hold exactly the L2 tile's buildings, each once
+        let mut child_ids = vec![];
+        for c in &t.children {
+            assert_eq!(c.geometric_error, s.geometric_errors.l3);
+            assert!(c.children.is_empty());
+            let cg = glb_at(tmp.path(), &c.content.as_ref().unwrap().uri);
+            let cids = ids_of(&cg, "id");
+            let levels = ids_of(&cg, "level");
+            for (id, lv) in cids.iter().zip(&levels) {
+                assert_eq!(*lv, if focus[*id as usize] { 3 } else { 2 }, "building {id}");
+            }
+            // roof / wall / window_facade primitives, all with normals
+            let mats: Vec<&str> = cg.json["materials"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+            assert!(mats.iter().all(|m| ["roof", "wall", "window_facade"].contains(m)), "{mats:?}");
+            if cids.iter().any(|&i| focus[i as usize]) {
+                assert!(mats.contains(&"roof") && mats.contains(&"window_facade"), "{mats:?}");
+            }
+            for p in cg.json["meshes"][0]["primitives"].as_array().unwrap() {
+                assert!(p["attributes"]["NORMAL"].is_u64(), "{p}");
+            }
+            // the child's region lies inside its parent's
+            let (pr, cr) = (t.bounding_volume.region.unwrap(), c.bounding_volume.region.unwrap());
+            assert!(cr[0] >= pr[0] && cr[1] >= pr[1] && cr[2] <= pr[2] && cr[3] <= pr[3] && cr[4] >= pr[4] && cr[5] <= pr[5]);
+            child_ids.extend(cids);
+        }
+        child_ids.sort_unstable();
+        assert_eq!(child_ids, ids, "tile {:?}", t.content);
+    }
+    assert!(refined >= 4 && refined < l2.len(), "{refined} of {}", l2.len());
+    // Every focus building is in some L3 tile.
+    let mut in_l3 = std::collections::BTreeSet::new();
+    for (t, _) in &l3 {
+        let g = glb_at(tmp.path(), &t.content.as_ref().unwrap().uri);
+        in_l3.extend(ids_of(&g, "id").into_iter().filter(|&i| focus[i as usize]));
+    }
+    assert_eq!(in_l3.len(), n_focus);
+
+    // Selection: within 500 m of a focus building's L2 tile the client reaches L3, from 1.5 km
+    // it stops at L2.
+    let sse = SseModel::default();
+    for (h, expect_l3) in [(1500.0, false), (400.0, true), (100.0, true)] {
+        let cam = geodetic_to_ecef(LON0 + 0.0001, LAT0 + 0.0001, h);
+        let mut sel = vec![];
+        let d_root = distance_to_region(cam, ts.root.bounding_volume.region.as_ref().unwrap());
+        if sse.sse(ts.geometric_error, d_root) > sse.max_sse {
+            select(&ts.root, cam, &sse, d_root, &mut sel);
+        }
+        let n_l3 = sel.iter().filter(|(t, _)| t.content.as_ref().unwrap().uri.contains("-l3-")).count();
+        assert!(!sel.is_empty());
+        assert_eq!(n_l3 > 0, expect_l3, "camera at {h} m: {n_l3} L3 tiles of {}", sel.len());
+        // an L3 tile is selected exactly when its L2 parent is within the L3 distance
+        for (t, pd) in &sel {
+            if t.content.as_ref().unwrap().uri.contains("-l3-") {
+                assert!(*pd < L3_DISTANCE_M + 1.0, "camera at {h} m: L3 tile with parent at {pd:.0} m");
+            } else if !t.children.is_empty() {
+                let d = distance_to_region(cam, t.bounding_volume.region.as_ref().unwrap());
+                assert!(d > L3_DISTANCE_M - 1.0, "camera at {h} m: refinable L2 tile at {d:.0} m kept");
+            }
+        }
+    }
+}
+
+#[test]
+fn unknown_l3_district_is_an_error_naming_it() {
+    let (m, _) = city_with_focus_district();
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = Options { l3: threed::L3Districts::parse("不存在区").unwrap(), ..Default::default() };
+    let e = threed::write(&m, tmp.path(), &opts).unwrap_err().to_string();
+    assert!(e.contains("不存在区") && e.contains("中心区"), "{e}");
+}

@@ -4,7 +4,8 @@
 //   node cesium_tileset.mjs TILESET_URL LON LAT CAMERA_HEIGHT_M [SCREENSHOT.png]
 // The page and Cesium's Build/Cesium files are served from 127.0.0.1 by this script; any request
 // to another host is blocked and reported. Prints one JSON object:
-//   {"loaded", "failed", "failures": [...], "tilesLoaded", "nonBackground", "pixels",
+//   {"loaded", "loadedByKind": {l2, l3, trees} (by content URI), "failed", "failures": [...],
+//    "tilesLoaded", "nonBackground", "pixels",
 //    "picked": {id, height, use, level, name, district, floors, source} | null,
 //    "pickedHeight": metres above the ellipsoid of the surface at the centre, "blocked": [...],
 //    "pageErrors": [...]}
@@ -74,9 +75,14 @@ try {
     scene.backgroundColor = Cesium.Color.BLACK;
     viewer.clock.shouldAnimate = false;
     viewer.clock.currentTime = Cesium.JulianDate.fromIso8601('2026-06-21T04:00:00Z'); // local noon
-    const res = { loaded: 0, failed: 0, failures: [] };
+    const res = { loaded: 0, failed: 0, failures: [], loadedByKind: { l2: 0, l3: 0, trees: 0 } };
     const tileset = await Cesium.Cesium3DTileset.fromUrl(url);
-    tileset.tileLoad.addEventListener(() => { res.loaded += 1; });
+    tileset.tileLoad.addEventListener((tile) => {
+      res.loaded += 1;
+      const u = String(tile?.content?.url ?? '');
+      const kind = u.includes('-l3-') ? 'l3' : u.includes('trees-') ? 'trees' : 'l2';
+      res.loadedByKind[kind] += 1;
+    });
     tileset.tileFailed.addEventListener((e) => { res.failed += 1; res.failures.push(`${e.url}: ${e.message}`); });
     scene.primitives.add(tileset);
     viewer.camera.setView({

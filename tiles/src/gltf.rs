@@ -22,6 +22,9 @@ pub struct Material {
     pub base_color: [f32; 4],
     pub metallic: f32,
     pub roughness: f32,
+    /// Base colour texture: index into [`Document::images`] (multiplied by `base_color`),
+    /// sampled with REPEAT wrapping through `TEXCOORD_0`.
+    pub texture: Option<usize>,
 }
 
 /// Triangles of one material: positions in the glTF frame (y up), one feature id per vertex,
@@ -34,6 +37,9 @@ pub struct Primitive {
     pub indices: Vec<u32>,
     /// Optional unit normals, one per vertex (empty: none written, clients use flat normals).
     pub normals: Vec<[f32; 3]>,
+    /// Optional texture coordinates (`TEXCOORD_0`, FLOAT VEC2), one per vertex; values beyond
+    /// [0, 1] repeat the texture.
+    pub uvs: Vec<[f32; 2]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +92,19 @@ pub struct Document {
     /// `EXT_structural_metadata` schema object (see [`building_schema`]).
     pub schema: Option<Value>,
     pub property_table: Option<PropertyTable>,
+    /// PNG images embedded in the binary chunk; image i is texture i (REPEAT sampler).
+    pub images: Vec<Vec<u8>>,
+    /// Draw the mesh once per instance (`EXT_mesh_gpu_instancing` on the node; required).
+    pub instances: Option<Instances>,
+}
+
+/// Per-instance transforms in the node's frame (glTF y-up): translation, rotation quaternion
+/// (x, y, z, w), scale.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Instances {
+    pub translations: Vec<[f32; 3]>,
+    pub rotations: Vec<[f32; 4]>,
+    pub scales: Vec<[f32; 3]>,
 }
 
 /// The `building` metadata class used by CityTwin tiles (docs/MODEL.md, "3D Tiles metadata").
@@ -276,6 +295,22 @@ pub fn write_glb(doc: &Document) -> Vec<u8> {
             accessors.push(json!({"bufferView": bv, "componentType": ct, "normalized": norm, "count": n, "type": "VEC3"}));
             attrs.insert("NORMAL".into(), json!(accessors.len() - 1));
         }
+        // TEXCOORD_0 (optional)
+        if !p.uvs.is_empty() {
+            assert_eq!(p.uvs.len(), n, "one UV per vertex");
+            let (mut mn, mut mx) = ([f32::INFINITY; 2], [f32::NEG_INFINITY; 2]);
+            let mut bytes = Vec::with_capacity(n * 8);
+            for v in &p.uvs {
+                for k in 0..2 {
+                    bytes.extend_from_slice(&v[k].to_le_bytes());
+                    mn[k] = mn[k].min(v[k]);
+                    mx[k] = mx[k].max(v[k]);
+                }
+            }
+            let bv = bin.view(&bytes, Some(8), Some(ARRAY_BUFFER));
+            accessors.push(json!({"bufferView": bv, "componentType": FLOAT, "count": n, "type": "VEC2", "min": mn, "max": mx}));
+            attrs.insert("TEXCOORD_0".into(), json!(accessors.len() - 1));
+        }
         // _FEATURE_ID_0
         let mut bytes = Vec::with_capacity(n * 4);
         for &f in &p.feature_ids {
@@ -367,19 +402,46 @@ pub fn write_glb(doc: &Document) -> Vec<u8> {
         used.clear();
     }
     let mut node = json!({"mesh": 0});
+    if let Some(inst) = &doc.instances {
+        let n = inst.translations.len();
+        assert!(n > 0 && inst.rotations.len() == n && inst.scales.len() == n, "one rotation and scale per instance");
+        let mut attrs = Map::new();
+        let f = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let t: Vec<f32> = inst.translations.iter().flatten().copied().collect();
+        let r: Vec<f32> = inst.rotations.iter().flatten().copied().collect();
+        let sc: Vec<f32> = inst.scales.iter().flatten().copied().collect();
+        for (name, data, ty) in [("TRANSLATION", &t, "VEC3"), ("ROTATION", &r, "VEC4"), ("SCALE", &sc, "VEC3")] {
+            let bv = bin.view(&f(data), None, None);
+            accessors.push(json!({"bufferView": bv, "componentType": FLOAT, "count": n, "type": ty}));
+            attrs.insert(name.into(), json!(accessors.len() - 1));
+        }
+        node["extensions"] = json!({"EXT_mesh_gpu_instancing": {"attributes": attrs}});
+        used.push("EXT_mesh_gpu_instancing");
+        required.push("EXT_mesh_gpu_instancing");
+    }
     if doc.positions == PositionEncoding::Int16 {
         used.push("KHR_mesh_quantization");
         required.push("KHR_mesh_quantization");
         node["translation"] = json!(centre);
         node["scale"] = json!(step);
     }
+    let images: Vec<Value> = doc
+        .images
+        .iter()
+        .map(|png| json!({"bufferView": bin.view(png, None, None), "mimeType": "image/png"}))
+        .collect();
     bin.align(4);
     let materials: Vec<Value> = doc
         .materials
         .iter()
         .map(|m| {
-            json!({"name": m.name, "doubleSided": false, "pbrMetallicRoughness": {
-                "baseColorFactor": m.base_color, "metallicFactor": m.metallic, "roughnessFactor": m.roughness}})
+            let mut j = json!({"name": m.name, "doubleSided": false, "pbrMetallicRoughness": {
+                "baseColorFactor": m.base_color, "metallicFactor": m.metallic, "roughnessFactor": m.roughness}});
+            if let Some(t) = m.texture {
+                assert!(t < doc.images.len(), "material {} uses a missing image", m.name);
+                j["pbrMetallicRoughness"]["baseColorTexture"] = json!({"index": t});
+            }
+            j
         })
         .collect();
     let mut gltf = json!({
@@ -393,6 +455,12 @@ pub fn write_glb(doc: &Document) -> Vec<u8> {
         "bufferViews": bin.views,
         "buffers": [{"byteLength": bin.data.len()}],
     });
+    if !images.is_empty() {
+        // LINEAR / LINEAR_MIPMAP_LINEAR, REPEAT in both directions
+        gltf["samplers"] = json!([{"magFilter": 9729, "minFilter": 9987, "wrapS": 10497, "wrapT": 10497}]);
+        gltf["textures"] = json!((0..images.len()).map(|i| json!({"sampler": 0, "source": i})).collect::<Vec<_>>());
+        gltf["images"] = json!(images);
+    }
     if !used.is_empty() {
         gltf["extensionsUsed"] = json!(used);
     }
@@ -639,6 +707,7 @@ mod tests {
                 base_color: [1., 0., 0., 1.],
                 metallic: 0.,
                 roughness: 1.,
+                texture: None,
             }],
             primitives: vec![Primitive {
                 material: 0,
@@ -646,8 +715,11 @@ mod tests {
                 positions: p,
                 indices: idx,
                 normals: vec![],
+                uvs: vec![],
             }],
             positions: enc,
+            images: vec![],
+            instances: None,
             schema: Some(building_schema(&["residential", "unknown"])),
             property_table: Some(PropertyTable {
                 class: "building".into(),

@@ -88,7 +88,8 @@ fn clap_command() -> ClapCommand {
                         .value_parser(clap::value_parser!(f64))
                         .conflicts_with("dem")
                         .help("Without --dem: flat ground at M metres above mean sea level (EGM96), e.g. the city's mean elevation (default: 0 m above the ellipsoid)"),
-                ),
+                )
+                .arg(Arg::new("l3-districts").long("l3-districts").value_name("LIST").help("Districts whose buildings get L3 tiles (roofs, facades): comma-separated names or adcodes, `all` or `none` [default: 和平区,沈河区 for the built-in city, none otherwise]")),
         )
         .subcommand(
             ClapCommand::new("export")
@@ -171,6 +172,13 @@ fn build_options(m: &ArgMatches) -> Result<BuildOptions, clap::Error> {
                 return Err(err(format!("--ground-height {h}: expected metres above sea level between -500 and 9000")))
             }
             h => h,
+        },
+        l3_districts: match m.get_one::<String>("l3-districts") {
+            Some(v) => Some(
+                scenes::threed::L3Districts::parse(v)
+                    .map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n")))?,
+            ),
+            None => None,
         },
     })
 }

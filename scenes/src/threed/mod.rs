@@ -14,7 +14,10 @@
 //! read. A static file server needs the same `.gz` mapping.
 
 pub mod l2;
+pub mod l3tile;
 pub mod tileset;
+
+pub use l3tile::L3Districts;
 
 use crate::model::{BuildingUse, CityModel};
 use crate::report::{FeatureRef, Progress, Tally, EXAMPLES_PER_REASON};
@@ -55,6 +58,10 @@ pub struct Options {
     pub sse: SseModel,
     /// Write flat normals (own vertices per face) — only for the size measurement.
     pub normals: bool,
+    /// Buildings that get L3 children under their L2 tile.
+    pub l3: L3Districts,
+    /// At most this many buildings per L3 tile.
+    pub max_features_per_l3_tile: usize,
 }
 
 impl Default for Options {
@@ -67,6 +74,8 @@ impl Default for Options {
             ground: None,
             sse: SseModel::default(),
             normals: false,
+            l3: L3Districts::None,
+            max_features_per_l3_tile: 250,
         }
     }
 }
@@ -100,6 +109,26 @@ pub struct Tiles3dSummary {
     /// Where the buildings' ground heights came from (DEM or flat); set by the build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terrain: Option<crate::terrain::TerrainSummary>,
+    /// L3 content tiles (children of L2 tiles holding focus-district buildings).
+    #[serde(default)]
+    pub l3_tiles: u64,
+    /// Buildings written at L3 (generated roofs and facades, or their source solid).
+    #[serde(default)]
+    pub l3_buildings: u64,
+    /// Of those, buildings written from their CityJSON/CityGML solid.
+    #[serde(default)]
+    pub l3_solids: u64,
+    /// Gzip bytes of the L3 content.
+    #[serde(default)]
+    pub l3_bytes: u64,
+    /// reason → focus-district buildings written as their L2 block in the L3 tile.
+    #[serde(default)]
+    pub l3_fallbacks: BTreeMap<String, Tally>,
+    /// Instanced tree tiles (parks of the focus districts) and their trees.
+    #[serde(default)]
+    pub tree_tiles: u64,
+    #[serde(default)]
+    pub trees: u64,
 }
 
 /// Colour per use (linear RGB).
@@ -228,6 +257,13 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
             skipped,
             repaired,
             terrain: None,
+            l3_tiles: 0,
+            l3_buildings: 0,
+            l3_solids: 0,
+            l3_bytes: 0,
+            l3_fallbacks: BTreeMap::new(),
+            tree_tiles: 0,
+            trees: 0,
         });
     }
     std::fs::create_dir_all(&content_dir)
@@ -322,12 +358,87 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
         by_key.insert(l.key.clone(), l);
     }
 
+    // 3b. L3 children of the L2 tiles holding focus-district buildings: every building of
+    // such a tile goes into one of its L3 tiles (≤ max_features_per_l3_tile each).
+    let focus = opts.l3.focus(model).map_err(anyhow::Error::msg)?;
+    let mut l3_jobs: Vec<(String, String, Vec<usize>)> = Vec::new();
+    for (key, items) in &leaves {
+        if !items.iter().any(|&i| focus[i]) {
+            continue;
+        }
+        let sub = tileset::quadtree(&pts, items.to_vec(), opts.max_features_per_l3_tile.max(1), 24);
+        let mut subs = Vec::new();
+        sub.leaves(&mut subs);
+        for (n, (_, its)) in subs.iter().enumerate() {
+            l3_jobs.push((key.to_string(), format!("{key}-l3-{n}"), its.to_vec()));
+        }
+    }
+    let l3_total: u64 = l3_jobs.iter().map(|j| j.2.len() as u64).sum();
+    let progress = Mutex::new(Progress::new("3d tiles: L3 content", Some(l3_total)));
+    let l3_results: Vec<Result<(String, LeafOut, L3Stats)>> = l3_jobs
+        .par_iter()
+        .map_init(|| l2::Extruder::new(true), |ex, (parent, key, items)| {
+            let (out, st) = write_l3_tile(model, &prepared, &focus, key, items, ex, opts, &schema, &root_inv, &content_dir)?;
+            progress.lock().unwrap().inc(items.len() as u64);
+            Ok((parent.clone(), out, st))
+        })
+        .collect();
+    progress.into_inner().unwrap().finish();
+    let mut l3_by_parent: BTreeMap<String, Vec<LeafOut>> = BTreeMap::new();
+    let mut l3_stats = L3Stats::default();
+    let (mut l3_tiles, mut l3_bytes, mut l3_raw, mut l3_tris, mut l3_verts) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    for r in l3_results {
+        let (parent, out, st) = r?;
+        l3_tiles += 1;
+        l3_bytes += out.gz;
+        l3_raw += out.raw;
+        l3_tris += out.triangles;
+        l3_verts += out.vertices;
+        l3_stats.merge(st);
+        l3_by_parent.entry(parent).or_default().push(out);
+    }
+    for (reason, t) in &l3_stats.fallbacks {
+        tracing::warn!(count = t.count, reason = %reason, "3d tiles: focus buildings written as their L2 block in L3 tiles");
+    }
+
+    // 3c. trees in the parks of the focus districts: instanced tree tiles
+    let tree_tiles = if focus.iter().any(|f| *f) {
+        write_tree_tiles(model, opts, &root_inv, &content_dir, root_frame_lonlat(&bb), kx)?
+    } else {
+        vec![]
+    };
+
     // 4. tree → tileset.json
     let (mut nodes, mut depth) = (0u64, 0u64);
-    let children = match &tree {
-        Some(t) => vec![assemble(t, &by_key, &ge, 1, &mut nodes, &mut depth)],
+    let mut children = match &tree {
+        Some(t) => vec![assemble(t, &by_key, &l3_by_parent, &ge, 1, &mut nodes, &mut depth)],
         None => vec![],
     };
+    let n_trees: u64 = tree_tiles.iter().map(|t| t.1).sum();
+    if !tree_tiles.is_empty() {
+        // A gate (ge of an L2 tile: refined within 500 m) over tree tiles with the L3 error.
+        let kids: Vec<Tile> = tree_tiles
+            .iter()
+            .map(|(t, _)| Tile {
+                bounding_volume: BoundingVolume::region(t.region),
+                geometric_error: ge.l3,
+                refine: Some(Refine::Replace),
+                transform: Some(t.transform),
+                content: Some(Content { uri: format!("content/{}.glb", t.key), bounding_volume: None }),
+                children: vec![],
+            })
+            .collect();
+        let region = kids.iter().filter_map(|c| c.bounding_volume.region).reduce(union).unwrap();
+        nodes += 1 + kids.len() as u64;
+        children.push(Tile {
+            bounding_volume: BoundingVolume::region(region),
+            geometric_error: ge.l2,
+            refine: Some(Refine::Replace),
+            transform: None,
+            content: None,
+            children: kids,
+        });
+    }
     let region = children
         .iter()
         .filter_map(|c| c.bounding_volume.region)
@@ -368,14 +479,14 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
 
     let summary = Tiles3dSummary {
         tileset: format!("{DIR}/{TILESET_FILE}"),
-        tiles: by_key.len() as u64,
+        tiles: by_key.len() as u64 + l3_tiles + tree_tiles.len() as u64,
         nodes,
         depth,
         buildings: ok.len() as u64,
-        triangles: by_key.values().map(|l| l.triangles).sum(),
-        vertices: by_key.values().map(|l| l.vertices).sum(),
-        bytes_raw: by_key.values().map(|l| l.raw).sum::<u64>() + json.len() as u64,
-        bytes: by_key.values().map(|l| l.gz).sum::<u64>() + gz.len() as u64,
+        triangles: by_key.values().map(|l| l.triangles).sum::<u64>() + l3_tris + tree_tiles.iter().map(|t| t.0.triangles).sum::<u64>(),
+        vertices: by_key.values().map(|l| l.vertices).sum::<u64>() + l3_verts,
+        bytes_raw: by_key.values().map(|l| l.raw).sum::<u64>() + l3_raw + json.len() as u64,
+        bytes: by_key.values().map(|l| l.gz).sum::<u64>() + l3_bytes + tree_tiles.iter().map(|t| t.0.gz).sum::<u64>() + gz.len() as u64,
         seconds: t0.elapsed().as_secs_f64(),
         max_features_per_tile: opts.max_features_per_tile as u64,
         position_encoding: match opts.positions {
@@ -386,7 +497,21 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
         skipped,
         repaired,
         terrain: None,
+        l3_tiles,
+        l3_buildings: l3_stats.generated + l3_stats.solids,
+        l3_solids: l3_stats.solids,
+        l3_bytes,
+        l3_fallbacks: l3_stats.fallbacks,
+        tree_tiles: tree_tiles.len() as u64,
+        trees: n_trees,
     };
+    tracing::info!(
+        l3_tiles = summary.l3_tiles,
+        l3_buildings = summary.l3_buildings,
+        l3_solids = summary.l3_solids,
+        l3_bytes_per_building = format!("{:.0}", summary.l3_bytes as f64 / summary.l3_buildings.max(1) as f64),
+        "3d tiles: L3"
+    );
     tracing::info!(
         tiles = summary.tiles,
         buildings = summary.buildings,
@@ -415,6 +540,7 @@ fn union(a: [f64; 6], b: [f64; 6]) -> [f64; 6] {
 fn assemble(
     n: &tileset::QNode,
     leaves: &BTreeMap<String, LeafOut>,
+    l3: &BTreeMap<String, Vec<LeafOut>>,
     ge: &tileset::GeometricErrors,
     depth: u64,
     nodes: &mut u64,
@@ -427,21 +553,46 @@ fn assemble(
             let l = &leaves[key];
             *nodes += 1;
             *max_depth = (*max_depth).max(depth + 1);
+            // L3 children: own ENU frames, given relative to the L2 tile's (the parent's
+            // transform applies to them).
+            let l2_inv = tileset::rigid_inverse(&l.transform);
+            let l3_children: Vec<Tile> = l3
+                .get(key)
+                .map(|v| {
+                    v.iter()
+                        .map(|c| Tile {
+                            bounding_volume: BoundingVolume::region(c.region),
+                            geometric_error: ge.l3,
+                            refine: Some(Refine::Replace),
+                            transform: Some(tileset::mat_mul(&l2_inv, &c.transform)),
+                            content: Some(Content { uri: format!("content/{}.glb", c.key), bounding_volume: None }),
+                            children: vec![],
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let refined = !l3_children.is_empty();
+            if refined {
+                *nodes += l3_children.len() as u64;
+                *max_depth = (*max_depth).max(depth + 2);
+            }
+            // The L2 region must contain its children's (solids may exceed the footprint's block).
+            let region = l3_children.iter().filter_map(|c| c.bounding_volume.region).fold(l.region, union);
             let content = Tile {
-                bounding_volume: BoundingVolume::region(l.region),
+                bounding_volume: BoundingVolume::region(region),
                 geometric_error: ge.l2,
                 refine: Some(Refine::Replace),
                 transform: Some(l.transform),
                 content: Some(Content {
                     uri: format!("content/{key}.glb"),
-                    bounding_volume: None,
+                    bounding_volume: refined.then(|| BoundingVolume::region(l.region)),
                 }),
-                children: vec![],
+                children: l3_children,
             };
             // The L2 gate: an empty tile with the content's region and error ge.l2_parent, so the
             // L2 tile appears exactly when the camera is within L2_DISTANCE_M of its region.
             Tile {
-                bounding_volume: BoundingVolume::region(l.region),
+                bounding_volume: BoundingVolume::region(region),
                 geometric_error: ge.l2_parent,
                 refine: Some(Refine::Replace),
                 transform: None,
@@ -452,7 +603,7 @@ fn assemble(
         tileset::QNode::Inner { children, .. } => {
             let children: Vec<Tile> = children
                 .iter()
-                .map(|c| assemble(c, leaves, ge, depth + 1, nodes, max_depth))
+                .map(|c| assemble(c, leaves, l3, ge, depth + 1, nodes, max_depth))
                 .collect();
             let region = children
                 .iter()
@@ -547,6 +698,7 @@ fn write_leaf(
             base_color: use_colour(u),
             metallic: 0.0,
             roughness: 0.9,
+            texture: None,
         });
         let b = std::mem::take(buf);
         primitives.push(gltf::Primitive {
@@ -555,6 +707,7 @@ fn write_leaf(
             feature_ids: b.feature_ids,
             indices: b.indices,
             normals: b.normals,
+            uvs: vec![],
         });
     };
     for (fid, &i) in items.iter().enumerate() {
@@ -627,6 +780,8 @@ fn write_leaf(
                 ("level".into(), Column::U8(vec![2; n])),
             ],
         }),
+        images: vec![],
+        instances: None,
     };
     let glb = gltf::write_glb(&doc);
     let gz = gzip(&glb, opts.gzip_level)?;
@@ -653,4 +808,290 @@ fn write_leaf(
         triangles,
         vertices,
     })
+}
+
+/// Counts of one or all L3 tiles.
+#[derive(Debug, Default)]
+struct L3Stats {
+    generated: u64,
+    solids: u64,
+    fallbacks: BTreeMap<String, Tally>,
+}
+
+impl L3Stats {
+    fn merge(&mut self, o: L3Stats) {
+        self.generated += o.generated;
+        self.solids += o.solids;
+        for (k, t) in o.fallbacks {
+            let e = self.fallbacks.entry(k).or_default();
+            e.count += t.count;
+            for x in t.examples {
+                if e.examples.len() < EXAMPLES_PER_REASON {
+                    e.examples.push(x);
+                }
+            }
+        }
+    }
+}
+
+/// The property table of a content tile: one row per building of `items`, in feature-id order.
+fn property_table(model: &CityModel, items: &[usize], levels: Vec<u8>) -> gltf::PropertyTable {
+    let n = items.len();
+    let bs = || items.iter().map(|&i| &model.buildings[i]);
+    gltf::PropertyTable {
+        class: "building".into(),
+        count: n,
+        columns: vec![
+            ("id".into(), Column::U32(bs().map(|b| b.id).collect())),
+            ("name".into(), Column::Str(bs().map(|b| b.names.display().unwrap_or("").to_string()).collect())),
+            ("height".into(), Column::F32(bs().map(|b| b.height).collect())),
+            ("floors".into(), Column::U16(bs().map(|b| b.levels.map(|l| l.min(65534)).unwrap_or(u16::MAX)).collect())),
+            ("use".into(), Column::U8(bs().map(|b| BuildingUse::ALL.iter().position(|u| *u == b.use_).unwrap_or(11) as u8).collect())),
+            (
+                "district".into(),
+                Column::Str(
+                    bs().map(|b| {
+                        b.district
+                            .and_then(|d| model.districts.get(d as usize))
+                            .and_then(|d| d.names.zh.clone().or_else(|| d.names.en.clone()))
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+                ),
+            ),
+            ("source".into(), Column::Str(bs().map(|b| model.sources.get(b.source.source as usize).map(|s| s.path.clone()).unwrap_or_default()).collect())),
+            ("level".into(), Column::U8(levels)),
+        ],
+    }
+}
+
+/// Writes one L3 tile: the focus buildings of `items` at L3, the others (and L3 failures) as
+/// their L2 block; materials roof / wall / window_facade with flat normals.
+#[allow(clippy::too_many_arguments)]
+fn write_l3_tile(
+    model: &CityModel,
+    prepared: &[Result<l2::Prepared, &'static str>],
+    focus: &[bool],
+    key: &str,
+    items: &[usize],
+    ex: &mut l2::Extruder,
+    opts: &Options,
+    schema: &serde_json::Value,
+    root_inv: &[f64; 16],
+    content_dir: &Path,
+) -> Result<(LeafOut, L3Stats)> {
+    let mut items: Vec<usize> = items.to_vec();
+    items.sort_unstable();
+    // The tile's frame on the lowest ground of its buildings (as the L2 tiles).
+    let base = items.iter().map(|&i| opts.base_of(i)).fold(f64::INFINITY, f64::min);
+    let mut bb = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+    for &i in &items {
+        let b = prepared[i].as_ref().unwrap().bbox;
+        bb = [bb[0].min(b[0]), bb[1].min(b[1]), bb[2].max(b[2]), bb[3].max(b[3])];
+    }
+    let frame = crate::geodesy::Enu::new((bb[0] + bb[2]) / 2.0, (bb[1] + bb[3]) / 2.0, base);
+    let transform = tileset::mat_mul(root_inv, &frame.to_ecef_matrix());
+    let mut out = l3tile::L3Bufs::new();
+    let mut st = L3Stats::default();
+    let mut levels = Vec::with_capacity(items.len());
+    for (fid, &i) in items.iter().enumerate() {
+        let b = &model.buildings[i];
+        let p = prepared[i].as_ref().unwrap();
+        let level = match l3tile::append_building(b, p, focus[i], opts.base_of(i), &frame, fid as u32, ex, &mut out) {
+            l3tile::Outcome::Generated => {
+                st.generated += 1;
+                3
+            }
+            l3tile::Outcome::Solid => {
+                st.solids += 1;
+                3
+            }
+            l3tile::Outcome::Block => 2,
+            l3tile::Outcome::Fallback(reason) => {
+                let t = st.fallbacks.entry(reason.chars().take(120).collect()).or_default();
+                t.count += 1;
+                if t.examples.len() < EXAMPLES_PER_REASON {
+                    let source = model.sources.get(b.source.source as usize).map(|s| s.path.clone()).unwrap_or_default();
+                    t.examples.push(FeatureRef { source, feature: format!("{} (building {})", b.source.id, b.id) });
+                }
+                2
+            }
+        };
+        levels.push(level);
+    }
+    // roof, plain wall; textured facades are white × their texture
+    let colours: [[f32; 4]; 2] = [[0.55, 0.30, 0.25, 1.0], [0.82, 0.78, 0.70, 1.0]];
+    let mut materials = Vec::new();
+    let mut primitives = Vec::new();
+    let mut images = Vec::new();
+    let l3tile::L3Bufs { bufs, uvs, region: reg, .. } = out;
+    for (k, (buf, uv)) in bufs.into_iter().zip(uvs).enumerate() {
+        if buf.indices.is_empty() {
+            continue;
+        }
+        let (base_color, texture, uvs) = match l3tile::slot_variant(k) {
+            Some(_) => {
+                images.push(l3tile::facade_pngs()[k - l3tile::WINDOW_FACADE].clone());
+                ([1.0, 1.0, 1.0, 1.0], Some(images.len() - 1), uv)
+            }
+            None => (colours[k], None, vec![]),
+        };
+        materials.push(gltf::Material { name: l3tile::MATERIAL_NAMES[k].into(), base_color, metallic: 0.0, roughness: 0.9, texture });
+        primitives.push(gltf::Primitive {
+            material: materials.len() - 1,
+            positions: buf.positions,
+            feature_ids: buf.feature_ids,
+            indices: buf.indices,
+            normals: buf.normals,
+            uvs,
+        });
+    }
+    let triangles = primitives.iter().map(|p| p.indices.len() as u64 / 3).sum();
+    let vertices = primitives.iter().map(|p| p.positions.len() as u64).sum();
+    let extent = primitives.iter().flat_map(|p| p.positions.iter()).fold([f32::INFINITY, f32::NEG_INFINITY], |a, v| {
+        [a[0].min(v[0]).min(v[1]).min(v[2]), a[1].max(v[0]).max(v[1]).max(v[2])]
+    });
+    let positions = if opts.positions == PositionEncoding::Int16 && ((extent[1] - extent[0]) as f64 / 65534.0 / 2.0) > REGION_PAD_M / 2.0 {
+        PositionEncoding::Float
+    } else {
+        opts.positions
+    };
+    let doc = gltf::Document {
+        generator: format!("CityTwin twin-server {}", env!("CARGO_PKG_VERSION")),
+        materials,
+        primitives,
+        positions,
+        schema: Some(schema.clone()),
+        property_table: Some(property_table(model, &items, levels)),
+        images,
+        instances: None,
+    };
+    let glb = gltf::write_glb(&doc);
+    let gz = gzip(&glb, opts.gzip_level)?;
+    let path = content_dir.join(format!("{key}.glb.gz"));
+    std::fs::write(&path, &gz).with_context(|| format!("cannot write {}", path.display()))?;
+    let (mx, my) = l2::ellipsoid_metres_per_degree((reg[1] + reg[3]) / 2.0);
+    let (dx, dy) = (REGION_PAD_M / mx, REGION_PAD_M / my);
+    let region = [
+        (reg[0] - dx).to_radians(),
+        (reg[1] - dy).to_radians(),
+        (reg[2] + dx).to_radians(),
+        (reg[3] + dy).to_radians(),
+        reg[4] - REGION_PAD_M,
+        reg[5] + REGION_PAD_M,
+    ];
+    Ok((LeafOut { key: key.to_string(), region, transform, raw: glb.len() as u64, gz: gz.len() as u64, triangles, vertices }, st))
+}
+
+fn root_frame_lonlat(bb: &[f64; 4]) -> [f64; 2] {
+    [(bb[0] + bb[2]) / 2.0, (bb[1] + bb[3]) / 2.0]
+}
+
+/// At most this many trees per tree tile.
+pub const MAX_TREES_PER_TILE: usize = 5000;
+
+/// Places trees (`l3::trees::place_trees`) in the landuse areas of the focus districts (a tree
+/// counts when it stands inside a focus district; every tree with `L3Districts::All`) and writes
+/// them as instanced tiles `content/trees-<key>.glb` (EXT_mesh_gpu_instancing over the unit
+/// tree). Returns the tiles with their tree counts.
+fn write_tree_tiles(
+    model: &CityModel,
+    opts: &Options,
+    root_inv: &[f64; 16],
+    content_dir: &Path,
+    centre: [f64; 2],
+    kx: f64,
+) -> Result<Vec<(LeafOut, u64)>> {
+    use geo::Contains;
+    let mask = opts.l3.district_mask(model).map_err(anyhow::Error::msg)?;
+    let frame = crate::l3::LocalFrame::new(centre[0], centre[1]);
+    let all = crate::l3::trees::place_trees(model, &frame, 1);
+    let trees: Vec<crate::l3::trees::Tree> = all
+        .into_iter()
+        .filter(|t| match &mask {
+            None => true,
+            Some(m) => model
+                .districts
+                .iter()
+                .enumerate()
+                .any(|(i, d)| m[i] && d.geometry.contains(&geo_types::Point::new(t.lon, t.lat))),
+        })
+        .collect();
+    if trees.is_empty() {
+        return Ok(vec![]);
+    }
+    let pts: Vec<[f64; 2]> = trees.iter().map(|t| [t.lon * kx, t.lat]).collect();
+    let q = tileset::quadtree(&pts, (0..trees.len()).collect(), MAX_TREES_PER_TILE, 24);
+    let mut leaves = Vec::new();
+    q.leaves(&mut leaves);
+    let unit = l3tile::unit_tree_gltf();
+    // Trees stand on the flat/fallback ground: with --dem that is the DEM's mean over the model,
+    // not the terrain under each tree (not sampled per tree yet).
+    let base = opts.base_height;
+    leaves
+        .par_iter()
+        .map(|(key, items)| {
+            let mut reg = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY, base, f64::NEG_INFINITY];
+            for &i in items.iter() {
+                let t = &trees[i];
+                let (mx, my) = l2::ellipsoid_metres_per_degree(t.lat);
+                let (dx, dy) = (t.crown_radius / mx, t.crown_radius / my);
+                reg = [reg[0].min(t.lon - dx), reg[1].min(t.lat - dy), reg[2].max(t.lon + dx), reg[3].max(t.lat + dy), base, reg[5].max(base + t.height)];
+            }
+            let tframe = crate::geodesy::Enu::new((reg[0] + reg[2]) / 2.0, (reg[1] + reg[3]) / 2.0, base);
+            let transform = tileset::mat_mul(root_inv, &tframe.to_ecef_matrix());
+            let mut inst = gltf::Instances::default();
+            for &i in items.iter() {
+                let t = &trees[i];
+                let e = tframe.from_geodetic(t.lon, t.lat, base);
+                inst.translations.push([e[0] as f32, e[2] as f32, (-e[1]) as f32]);
+                inst.rotations.push(l3tile::heading_quaternion(t.heading));
+                inst.scales.push([t.height as f32; 3]);
+            }
+            let mut materials = Vec::new();
+            let mut primitives = Vec::new();
+            for (m, buf) in &unit {
+                let colour = match m {
+                    crate::l3::Material::TreeCrown => [0.20, 0.45, 0.18, 1.0],
+                    _ => [0.40, 0.28, 0.18, 1.0],
+                };
+                materials.push(gltf::Material { name: m.as_str().into(), base_color: colour, metallic: 0.0, roughness: 0.9, texture: None });
+                primitives.push(gltf::Primitive {
+                    material: materials.len() - 1,
+                    positions: buf.positions.clone(),
+                    feature_ids: buf.feature_ids.clone(),
+                    indices: buf.indices.clone(),
+                    normals: buf.normals.clone(),
+                    uvs: vec![],
+                });
+            }
+            let triangles = items.len() as u64 * primitives.iter().map(|p| p.indices.len() as u64 / 3).sum::<u64>();
+            let doc = gltf::Document {
+                generator: format!("CityTwin twin-server {}", env!("CARGO_PKG_VERSION")),
+                materials,
+                primitives,
+                positions: PositionEncoding::Float,
+                schema: None,
+                property_table: None,
+                images: vec![],
+                instances: Some(inst),
+            };
+            let glb = gltf::write_glb(&doc);
+            let gz = gzip(&glb, opts.gzip_level)?;
+            let tkey = format!("trees-{key}");
+            let path = content_dir.join(format!("{tkey}.glb.gz"));
+            std::fs::write(&path, &gz).with_context(|| format!("cannot write {}", path.display()))?;
+            let (mx, my) = l2::ellipsoid_metres_per_degree((reg[1] + reg[3]) / 2.0);
+            let (dx, dy) = (REGION_PAD_M / mx, REGION_PAD_M / my);
+            let region = [
+                (reg[0] - dx).to_radians(),
+                (reg[1] - dy).to_radians(),
+                (reg[2] + dx).to_radians(),
+                (reg[3] + dy).to_radians(),
+                reg[4] - REGION_PAD_M,
+                reg[5] + REGION_PAD_M,
+            ];
+            Ok((LeafOut { key: tkey, region, transform, raw: glb.len() as u64, gz: gz.len() as u64, triangles, vertices: 0 }, items.len() as u64))
+        })
+        .collect()
 }
