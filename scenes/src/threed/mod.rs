@@ -783,12 +783,27 @@ fn write_leaf(
         images: vec![],
         instances: None,
     };
-    let glb = gltf::write_glb(&doc);
+    write_content(&doc, key.to_string(), reg, transform, triangles, vertices, opts, content_dir)
+}
+
+/// Writes one content tile (`content/<key>.glb.gz`) and returns it with its region: `reg`
+/// (degrees, metres) padded by `REGION_PAD_M` so that it contains the stored (rounded /
+/// quantised) positions, not only the exact ones, in radians.
+#[allow(clippy::too_many_arguments)]
+fn write_content(
+    doc: &gltf::Document,
+    key: String,
+    reg: [f64; 6],
+    transform: [f64; 16],
+    triangles: u64,
+    vertices: u64,
+    opts: &Options,
+    content_dir: &Path,
+) -> Result<LeafOut> {
+    let glb = gltf::write_glb(doc);
     let gz = gzip(&glb, opts.gzip_level)?;
     let path = content_dir.join(format!("{key}.glb.gz"));
     std::fs::write(&path, &gz).with_context(|| format!("cannot write {}", path.display()))?;
-    // Pad the region by REGION_PAD_M so that it contains the stored (rounded / quantised)
-    // positions, not only the exact ones.
     let (mx, my) = l2::ellipsoid_metres_per_degree((reg[1] + reg[3]) / 2.0);
     let (dx, dy) = (REGION_PAD_M / mx, REGION_PAD_M / my);
     let region = [
@@ -799,15 +814,7 @@ fn write_leaf(
         reg[4] - REGION_PAD_M,
         reg[5] + REGION_PAD_M,
     ];
-    Ok(LeafOut {
-        key: key.to_string(),
-        region,
-        transform,
-        raw: glb.len() as u64,
-        gz: gz.len() as u64,
-        triangles,
-        vertices,
-    })
+    Ok(LeafOut { key, region, transform, raw: glb.len() as u64, gz: gz.len() as u64, triangles, vertices })
 }
 
 /// Counts of one or all L3 tiles.
@@ -966,21 +973,7 @@ fn write_l3_tile(
         images,
         instances: None,
     };
-    let glb = gltf::write_glb(&doc);
-    let gz = gzip(&glb, opts.gzip_level)?;
-    let path = content_dir.join(format!("{key}.glb.gz"));
-    std::fs::write(&path, &gz).with_context(|| format!("cannot write {}", path.display()))?;
-    let (mx, my) = l2::ellipsoid_metres_per_degree((reg[1] + reg[3]) / 2.0);
-    let (dx, dy) = (REGION_PAD_M / mx, REGION_PAD_M / my);
-    let region = [
-        (reg[0] - dx).to_radians(),
-        (reg[1] - dy).to_radians(),
-        (reg[2] + dx).to_radians(),
-        (reg[3] + dy).to_radians(),
-        reg[4] - REGION_PAD_M,
-        reg[5] + REGION_PAD_M,
-    ];
-    Ok((LeafOut { key: key.to_string(), region, transform, raw: glb.len() as u64, gz: gz.len() as u64, triangles, vertices }, st))
+    Ok((write_content(&doc, key.to_string(), reg, transform, triangles, vertices, opts, content_dir)?, st))
 }
 
 fn root_frame_lonlat(bb: &[f64; 4]) -> [f64; 2] {
@@ -1076,22 +1069,7 @@ fn write_tree_tiles(
                 images: vec![],
                 instances: Some(inst),
             };
-            let glb = gltf::write_glb(&doc);
-            let gz = gzip(&glb, opts.gzip_level)?;
-            let tkey = format!("trees-{key}");
-            let path = content_dir.join(format!("{tkey}.glb.gz"));
-            std::fs::write(&path, &gz).with_context(|| format!("cannot write {}", path.display()))?;
-            let (mx, my) = l2::ellipsoid_metres_per_degree((reg[1] + reg[3]) / 2.0);
-            let (dx, dy) = (REGION_PAD_M / mx, REGION_PAD_M / my);
-            let region = [
-                (reg[0] - dx).to_radians(),
-                (reg[1] - dy).to_radians(),
-                (reg[2] + dx).to_radians(),
-                (reg[3] + dy).to_radians(),
-                reg[4] - REGION_PAD_M,
-                reg[5] + REGION_PAD_M,
-            ];
-            Ok((LeafOut { key: tkey, region, transform, raw: glb.len() as u64, gz: gz.len() as u64, triangles, vertices: 0 }, items.len() as u64))
+            Ok((write_content(&doc, format!("trees-{key}"), reg, transform, triangles, 0, opts, content_dir)?, items.len() as u64))
         })
         .collect()
 }
