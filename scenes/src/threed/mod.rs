@@ -676,16 +676,6 @@ fn write_leaf(
     let mut current: Option<BuildingUse> = None;
     let mut buf = l2::MeshBuf::default();
     let mut triangles = 0u64;
-    let n = items.len();
-    let (mut ids, mut names, mut heights, mut floors, mut use_col, mut districts, mut sources) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
     let flush = |buf: &mut l2::MeshBuf,
                  u: BuildingUse,
                  materials: &mut Vec<gltf::Material>,
@@ -720,66 +710,19 @@ fn write_leaf(
         }
         let p = prepared[i].as_ref().unwrap();
         triangles += ex.extrude(p, opts.base_of(i), &frame, fid as u32, &mut buf) as u64;
-        ids.push(b.id);
-        names.push(b.names.display().unwrap_or("").to_string());
-        heights.push(b.height);
-        floors.push(b.levels.map(|l| l.min(65534)).unwrap_or(u16::MAX));
-        use_col.push(
-            BuildingUse::ALL
-                .iter()
-                .position(|u| *u == b.use_)
-                .unwrap_or(11) as u8,
-        );
-        districts.push(
-            b.district
-                .and_then(|d| model.districts.get(d as usize))
-                .and_then(|d| d.names.zh.clone().or_else(|| d.names.en.clone()))
-                .unwrap_or_default(),
-        );
-        sources.push(
-            model
-                .sources
-                .get(b.source.source as usize)
-                .map(|s| s.path.clone())
-                .unwrap_or_default(),
-        );
     }
     if let Some(u) = current {
         flush(&mut buf, u, &mut materials, &mut primitives);
     }
     let vertices = primitives.iter().map(|p| p.positions.len() as u64).sum();
-    // int16 positions: half a quantisation step must stay well inside the region padding,
-    // else this tile is written with floats
-    let extent = primitives.iter().flat_map(|p| p.positions.iter()).fold([f32::INFINITY, f32::NEG_INFINITY], |a, v| {
-        [a[0].min(v[0]).min(v[1]).min(v[2]), a[1].max(v[0]).max(v[1]).max(v[2])]
-    });
-    let positions = if opts.positions == PositionEncoding::Int16
-        && ((extent[1] - extent[0]) as f64 / 65534.0 / 2.0) > REGION_PAD_M / 2.0
-    {
-        PositionEncoding::Float
-    } else {
-        opts.positions
-    };
+    let positions = position_encoding(&primitives, opts);
     let doc = gltf::Document {
         generator: format!("CityTwin twin-server {}", env!("CARGO_PKG_VERSION")),
         materials,
         primitives,
         positions,
         schema: Some(schema.clone()),
-        property_table: Some(gltf::PropertyTable {
-            class: "building".into(),
-            count: n,
-            columns: vec![
-                ("id".into(), Column::U32(ids)),
-                ("name".into(), Column::Str(names)),
-                ("height".into(), Column::F32(heights)),
-                ("floors".into(), Column::U16(floors)),
-                ("use".into(), Column::U8(use_col)),
-                ("district".into(), Column::Str(districts)),
-                ("source".into(), Column::Str(sources)),
-                ("level".into(), Column::U8(vec![2; n])),
-            ],
-        }),
+        property_table: Some(property_table(model, &items, vec![2; items.len()])),
         images: vec![],
         instances: None,
     };
@@ -842,6 +785,20 @@ impl L3Stats {
 }
 
 /// The property table of a content tile: one row per building of `items`, in feature-id order.
+/// int16 positions (KHR_mesh_quantization) unless half a quantisation step of this tile's extent
+/// would not stay well inside the region padding; then floats.
+fn position_encoding(primitives: &[gltf::Primitive], opts: &Options) -> PositionEncoding {
+    let extent = primitives.iter().flat_map(|p| p.positions.iter()).fold([f32::INFINITY, f32::NEG_INFINITY], |a, v| {
+        [a[0].min(v[0]).min(v[1]).min(v[2]), a[1].max(v[0]).max(v[1]).max(v[2])]
+    });
+    if opts.positions == PositionEncoding::Int16 && ((extent[1] - extent[0]) as f64 / 65534.0 / 2.0) > REGION_PAD_M / 2.0 {
+        PositionEncoding::Float
+    } else {
+        opts.positions
+    }
+}
+
+/// The building property table (EXT_structural_metadata) of a tile's features, in `items` order.
 fn property_table(model: &CityModel, items: &[usize], levels: Vec<u8>) -> gltf::PropertyTable {
     let n = items.len();
     let bs = || items.iter().map(|&i| &model.buildings[i]);
@@ -955,14 +912,7 @@ fn write_l3_tile(
     }
     let triangles = primitives.iter().map(|p| p.indices.len() as u64 / 3).sum();
     let vertices = primitives.iter().map(|p| p.positions.len() as u64).sum();
-    let extent = primitives.iter().flat_map(|p| p.positions.iter()).fold([f32::INFINITY, f32::NEG_INFINITY], |a, v| {
-        [a[0].min(v[0]).min(v[1]).min(v[2]), a[1].max(v[0]).max(v[1]).max(v[2])]
-    });
-    let positions = if opts.positions == PositionEncoding::Int16 && ((extent[1] - extent[0]) as f64 / 65534.0 / 2.0) > REGION_PAD_M / 2.0 {
-        PositionEncoding::Float
-    } else {
-        opts.positions
-    };
+    let positions = position_encoding(&primitives, opts);
     let doc = gltf::Document {
         generator: format!("CityTwin twin-server {}", env!("CARGO_PKG_VERSION")),
         materials,
