@@ -27,13 +27,7 @@ fn lyon_bdtopo_lands_in_lyon_with_hauteur_heights() {
     assert_eq!(m["heights"]["attribute"]["HAUTEUR"], 2576);
 
     // Independent read of the source: HAUTEUR by BD TOPO ID.
-    let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(&src).unwrap()).unwrap();
-    let hauteur: HashMap<String, f64> = raw["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["properties"]["ID"].as_str().unwrap().to_string(), f["properties"]["HAUTEUR"].as_f64().unwrap()))
-        .collect();
+    let hauteur = lyon_hauteur(std::path::Path::new(&src));
     let model = load(&out);
     for b in &model.buildings {
         let h = hauteur[&b.source.id];

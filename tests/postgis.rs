@@ -160,13 +160,7 @@ fn postgis_tables_give_the_same_buildings_as_the_files() {
     let fm = build(&file_out, &["--source", &lyon_src]);
     assert_eq!(fm["layers"]["buildings"], m["layers"]["buildings"]);
     assert_eq!(fm["heights"], m["heights"], "height sources: file vs PostGIS");
-    let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(&lyon_src).unwrap()).unwrap();
-    let hauteur: HashMap<String, f64> = raw["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["properties"]["ID"].as_str().unwrap().to_string(), f["properties"]["HAUTEUR"].as_f64().unwrap()))
-        .collect();
+    let hauteur = lyon_hauteur(std::path::Path::new(&lyon_src));
     let (pg_b, file_b) = (heights(&out), heights(&file_out));
     assert_eq!(pg_b.len(), 2576);
     for (id, (h, use_)) in &pg_b {

@@ -2,21 +2,14 @@
 
 use geo::{BoundingRect, Centroid};
 use scenes::geodesy::Enu;
-use scenes::ingest::{ingest_source, SourceSpec};
-use scenes::model::{Building, CityModel, Level, SurfaceKind};
-use scenes::report::{BuildReport, IngestError};
+use scenes::ingest::SourceSpec;
+use scenes::model::{Building, Level, SurfaceKind};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/cim/citygml");
+mod common;
+use common::ingest;
 
 fn path(name: &str) -> String {
-    format!("{DATA}/{name}")
-}
-
-fn ingest(spec: SourceSpec) -> Result<(CityModel, BuildReport, u64), IngestError> {
-    let mut model = CityModel::empty("t");
-    let mut report = BuildReport::default();
-    let n = ingest_source(&spec, &mut model, &mut report)?;
-    Ok((model, report, n))
+    common::shared("cim/citygml", name)
 }
 
 fn assert_in_box(bs: &[Building], lon: (f64, f64), lat: (f64, f64)) {

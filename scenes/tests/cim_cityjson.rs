@@ -1,20 +1,14 @@
 //! CityJSON ingest against the shared test data (../shared/data/cim/cityjson).
 
-use scenes::ingest::{ingest_source, SourceCtx, SourceSpec};
+use scenes::ingest::{SourceCtx, SourceSpec};
 use scenes::model::{CityModel, Level, SurfaceKind};
 use scenes::report::{BuildReport, IngestError};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/cim/cityjson");
+mod common;
+use common::ingest;
 
 fn path(name: &str) -> String {
-    format!("{DATA}/{name}")
-}
-
-fn ingest(spec: SourceSpec) -> Result<(CityModel, BuildReport, u64), IngestError> {
-    let mut model = CityModel::empty("t");
-    let mut report = BuildReport::default();
-    let n = ingest_source(&spec, &mut model, &mut report)?;
-    Ok((model, report, n))
+    common::shared("cim/cityjson", name)
 }
 
 /// Calls the CityJSON reader directly (for files whose head does not announce CityJSON).

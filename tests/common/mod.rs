@@ -115,3 +115,14 @@ pub fn get_json(url: &str) -> (u16, serde_json::Value) {
     let body: serde_json::Value = r.body_mut().read_json().unwrap_or(serde_json::Value::Null);
     (status, body)
 }
+
+/// `HAUTEUR` by BD TOPO `ID`, read straight from the Lyon GeoJSON (independently of the ingest).
+pub fn lyon_hauteur(path: &std::path::Path) -> std::collections::HashMap<String, f64> {
+    let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    raw["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["properties"]["ID"].as_str().unwrap().to_string(), f["properties"]["HAUTEUR"].as_f64().unwrap()))
+        .collect()
+}
