@@ -96,8 +96,8 @@ pub enum RoutingError {
          (limit {limit_m:.0} m): outside the road network"
     )]
     OutsideNetwork { what: String, lon: f64, lat: f64, distance_m: f64, limit_m: f64 },
-    #[error("no route from ({from_lon:.6}, {from_lat:.6}) to ({to_lon:.6}, {to_lat:.6}) within {max_time_s:.0} s")]
-    NoRoute { from_lon: f64, from_lat: f64, to_lon: f64, to_lat: f64, max_time_s: f64 },
+    #[error("no route from ({from_lon:.6}, {from_lat:.6}) to ({to_lon:.6}, {to_lat:.6}) on the road network")]
+    NoRoute { from_lon: f64, from_lat: f64, to_lon: f64, to_lat: f64 },
 }
 
 /// What [`RoadGraph::from_model`] did with the roads.
@@ -869,13 +869,7 @@ impl RoadGraph {
     pub fn route(&self, from: (f64, f64), to: (f64, f64)) -> Result<Route, RoutingError> {
         let src = self.snap("route start", from.0, from.1)?;
         let dst = self.snap("route end", to.0, to.1)?;
-        self.route_snapped(&src, &dst).ok_or(RoutingError::NoRoute {
-            from_lon: from.0,
-            from_lat: from.1,
-            to_lon: to.0,
-            to_lat: to.1,
-            max_time_s: f64::INFINITY,
-        })
+        self.route_snapped(&src, &dst).ok_or(RoutingError::NoRoute { from_lon: from.0, from_lat: from.1, to_lon: to.0, to_lat: to.1 })
     }
 
     /// A* between two snapped points; `None` when no route exists (cannot happen between two
@@ -1272,6 +1266,13 @@ mod tests {
         let bwd = g.route((123.008, 41.0), (123.002, 41.0)).unwrap();
         assert!((fwd.length_m - 0.006 * 111_195.0 * 41f64.to_radians().cos()).abs() < 1.0, "{}", fwd.length_m);
         assert!(bwd.length_m > 2.0 * fwd.length_m, "{} vs {}", bwd.length_m, fwd.length_m);
+    }
+
+    #[test]
+    fn graph_is_shareable_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<RoadGraph>();
+        assert_send_sync::<Route>();
     }
 
     #[test]
