@@ -346,7 +346,7 @@ impl NodeMerger {
                     for &id in list {
                         let [px, py] = self.frame.xy(self.coords[id as usize]);
                         let d = ((px - x).powi(2) + (py - y).powi(2)).sqrt();
-                        if d <= SNAP_GRID_M && best.map_or(true, |(bd, bid)| (d, id) < (bd, bid)) {
+                        if d <= SNAP_GRID_M && best.is_none_or(|(bd, bid)| (d, id) < (bd, bid)) {
                             best = Some((d, id));
                         }
                     }
@@ -908,7 +908,7 @@ impl RoadGraph {
             done[node as usize] = true;
             let gv = g[node as usize];
             for &(v, t, _, fwd) in &arr {
-                if v == node && best.map_or(true, |(bt, _)| gv + t < bt) {
+                if v == node && best.is_none_or(|(bt, _)| gv + t < bt) {
                     best = Some((gv + t, Some((node, fwd))));
                 }
             }
