@@ -89,6 +89,11 @@ pub enum RoutingError {
     NoRoads { model: String },
     #[error("model '{model}' has {roads} roads but none a vehicle can drive ({detail})")]
     NoDrivableRoads { model: String, roads: usize, detail: String },
+    #[error(
+        "model '{model}': no road can be driven both to and from another ({edges} edges, all one-way without a way \
+         back): nothing to route on"
+    )]
+    NoRoutableNetwork { model: String, edges: usize },
     #[error("{what} ({lon}, {lat}) is not a WGS-84 longitude/latitude")]
     InvalidCoordinate { what: String, lon: f64, lat: f64 },
     #[error(
@@ -568,6 +573,10 @@ impl RoadGraph {
         report.main_component_fraction = report.main_component_length_m / total;
         report.weak_components = weak_len.len();
         report.largest_weak_fraction = weak_len.iter().cloned().fold(0.0, f64::max) / total;
+
+        if report.main_component_edges == 0 {
+            return Err(RoutingError::NoRoutableNetwork { model: model.info.name.clone(), edges: edges.len() });
+        }
 
         // 6. segment index over the main component
         let mut segs = Vec::new();
@@ -1241,6 +1250,11 @@ mod tests {
         assert!(s.contains("none a vehicle can drive") && s.contains("1 path") && s.contains("1 rail"), "{s}");
         let m = model(vec![road(&[(123.0, 41.0), (f64::NAN, 41.0)], RoadClass::Primary, false, 0)]);
         assert!(matches!(RoadGraph::from_model(&m), Err(RoutingError::NoDrivableRoads { .. })));
+        // one one-way road: no strong component with an edge
+        let m = model(vec![road(&[(123.0, 41.0), (123.001, 41.0)], RoadClass::Primary, true, 0)]);
+        let err = RoadGraph::from_model(&m).unwrap_err();
+        assert_eq!(err, RoutingError::NoRoutableNetwork { model: "t".into(), edges: 1 });
+        assert!(err.to_string().contains("all one-way without a way back"), "{err}");
     }
 
     #[test]
