@@ -10,6 +10,7 @@ pub mod l3;
 pub mod model;
 pub mod publish;
 pub mod report;
+pub mod routing;
 pub mod shenyang;
 pub mod store;
 pub mod terrain;

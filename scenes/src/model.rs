@@ -253,15 +253,21 @@ impl RoadClass {
             RoadClass::Other => "other",
         }
     }
-    /// Default free-flow speed, km/h, used when the source has no `maxspeed` (routing).
+    /// Default free-flow speed, km/h, used when the source has no `maxspeed` (routing). The
+    /// design speeds of China's urban road code CJJ 37-2012 (2016 ed.), table 3.2.2: 快速路
+    /// (expressway) 100/80/60, 主干路 (arterial) 60/50/40, 次干路 (collector) 50/40/30, 支路 (local)
+    /// 40/30/20 km/h. Motorway = expressway middle, trunk = expressway lowest / arterial highest,
+    /// primary = arterial middle, secondary = collector middle, tertiary = collector lowest,
+    /// residential = local lowest, other = local lowest; service (driveways, parking aisles,
+    /// campus roads) 15 is below the code's range (our choice); path = walking pace; rail 0.
     pub fn default_speed_kmh(self) -> f32 {
         match self {
             RoadClass::Motorway => 80.0,
             RoadClass::Trunk => 60.0,
             RoadClass::Primary => 50.0,
             RoadClass::Secondary => 40.0,
-            RoadClass::Tertiary => 35.0,
-            RoadClass::Residential => 25.0,
+            RoadClass::Tertiary => 30.0,
+            RoadClass::Residential => 20.0,
             RoadClass::Service => 15.0,
             RoadClass::Path => 5.0,
             RoadClass::Rail => 0.0,

@@ -328,3 +328,22 @@ fn xml_feature_rules() {
     let (dx, dy) = (a.x() - b.x(), a.y() - b.y());
     assert!(dx > 0.004 && dx < 0.008 && dy > 0.001 && dy < 0.004, "GCJ-02 shift in Shenyang: {dx} {dy}");
 }
+
+/// Implied one-way (OSM wiki "Key:oneway"): motorway, motorway_link and roundabouts are one-way
+/// without an `oneway` tag; `oneway=no` overrides; other roads stay two-way.
+#[test]
+fn xml_implied_oneway() {
+    use scenes::ingest::Datum;
+    let dir = tempfile::tempdir().unwrap();
+    let body = "<node id='1' lat='41.80' lon='123.40'/><node id='2' lat='41.80' lon='123.41'/>\
+        <node id='3' lat='41.81' lon='123.41'/>\
+        <way id='20'><nd ref='1'/><nd ref='2'/><tag k='highway' v='motorway'/></way>\
+        <way id='21'><nd ref='2'/><nd ref='3'/><tag k='highway' v='motorway_link'/></way>\
+        <way id='22'><nd ref='1'/><nd ref='2'/><nd ref='3'/><nd ref='1'/><tag k='highway' v='tertiary'/>\
+        <tag k='junction' v='roundabout'/></way>\
+        <way id='23'><nd ref='1'/><nd ref='2'/><tag k='highway' v='motorway'/><tag k='oneway' v='no'/></way>\
+        <way id='24'><nd ref='1'/><nd ref='3'/><tag k='highway' v='primary'/></way>\n";
+    let (m, _) = ingest_xml(dir.path(), "oneway.osm", body, Datum::Native);
+    let ow: Vec<(&str, bool)> = m.roads.iter().map(|r| (r.source.id.as_str(), r.oneway)).collect();
+    assert_eq!(ow, vec![("w20", true), ("w21", true), ("w22", true), ("w23", false), ("w24", false)]);
+}

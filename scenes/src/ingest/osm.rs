@@ -56,7 +56,8 @@
 //! Every way with a `highway` tag is a road ([`attrs::road_class`]), area highways (`area=yes`)
 //! included, as a line. Ways with `railway=rail|light_rail|subway|tram|narrow_gauge` and no
 //! `highway` tag are roads of class Rail. `lanes` (first number), `oneway` (`yes`/`1`/`true`;
-//! `-1` reverses the geometry and is one-way), `maxspeed` (km/h number, or `N mph`; the first of
+//! `-1` reverses the geometry and is one-way; without an `oneway` tag, `highway=motorway`,
+//! `motorway_link` and `junction=roundabout|circular` are one-way), `maxspeed` (km/h number, or `N mph`; the first of
 //! `a;b`; anything else → none), `layer` (clamped to i8). Unresolvable nodes are skipped
 //! (repaired); fewer than 2 distinct points left → dropped.
 //!
@@ -621,7 +622,12 @@ fn add_road(
     }
     let ow = get("oneway").unwrap_or_default().to_ascii_lowercase();
     let reverse = ow == "-1";
-    let oneway = reverse || matches!(ow.as_str(), "yes" | "1" | "true");
+    // Implied one-way (OSM wiki "Key:oneway"): motorways, motorway links and roundabouts are one-way
+    // along the way's direction unless tagged otherwise.
+    let implied = ow.is_empty()
+        && (matches!(get("highway").as_deref(), Some("motorway" | "motorway_link"))
+            || matches!(get("junction").as_deref(), Some("roundabout" | "circular")));
+    let oneway = reverse || implied || matches!(ow.as_str(), "yes" | "1" | "true");
     if reverse {
         coords.reverse();
     }
