@@ -257,7 +257,15 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
     let mut model = if opts.sources.is_empty() {
         let dir = crate::shenyang::find_boundaries(opts.boundaries.as_deref())?;
         tracing::info!(boundaries = %dir.display(), seed = opts.seed, "building the built-in Shenyang city");
-        let m = crate::shenyang::build_default(&dir, opts.seed, &mut report)?;
+        let mut m = crate::shenyang::build_default(&dir, opts.seed, &mut report)?;
+        // Landmarks (L4 key buildings from the shared CIM data) around 市府广场.
+        let n = crate::shenyang::landmarks::add(&mut m, None, &mut report);
+        if n > 0 {
+            m.info.attribution.push(format!(
+                "{n} landmarks: CIM models from the project's shared data (Ingolstadt LoD3 CC BY-SA 4.0, PLATEAU CC BY 4.0, KIT FZK-Haus, NCTU), placed by CityTwin"
+            ));
+            m.renumber();
+        }
         let counts = LayerCounts::of(&m);
         for s in &m.sources {
             sources_out.push(ManifestSource {

@@ -25,6 +25,8 @@ pub struct Material {
     /// Base colour texture: index into [`Document::images`] (multiplied by `base_color`),
     /// sampled with REPEAT wrapping through `TEXCOORD_0`.
     pub texture: Option<usize>,
+    /// Drawn from both sides (surfaces whose orientation the source does not guarantee: L4).
+    pub double_sided: bool,
 }
 
 /// Triangles of one material: positions in the glTF frame (y up), one feature id per vertex,
@@ -92,7 +94,8 @@ pub struct Document {
     /// `EXT_structural_metadata` schema object (see [`building_schema`]).
     pub schema: Option<Value>,
     pub property_table: Option<PropertyTable>,
-    /// PNG images embedded in the binary chunk; image i is texture i (REPEAT sampler).
+    /// PNG or JPEG images (by their signature) embedded in the binary chunk; image i is texture i
+    /// (REPEAT sampler).
     pub images: Vec<Vec<u8>>,
     /// Draw the mesh once per instance (`EXT_mesh_gpu_instancing` on the node; required).
     pub instances: Option<Instances>,
@@ -428,14 +431,17 @@ pub fn write_glb(doc: &Document) -> Vec<u8> {
     let images: Vec<Value> = doc
         .images
         .iter()
-        .map(|png| json!({"bufferView": bin.view(png, None, None), "mimeType": "image/png"}))
+        .map(|img| {
+            let mime = if img.starts_with(&[0xFF, 0xD8]) { "image/jpeg" } else { "image/png" };
+            json!({"bufferView": bin.view(img, None, None), "mimeType": mime})
+        })
         .collect();
     bin.align(4);
     let materials: Vec<Value> = doc
         .materials
         .iter()
         .map(|m| {
-            let mut j = json!({"name": m.name, "doubleSided": false, "pbrMetallicRoughness": {
+            let mut j = json!({"name": m.name, "doubleSided": m.double_sided, "pbrMetallicRoughness": {
                 "baseColorFactor": m.base_color, "metallicFactor": m.metallic, "roughnessFactor": m.roughness}});
             if let Some(t) = m.texture {
                 assert!(t < doc.images.len(), "material {} uses a missing image", m.name);
@@ -708,6 +714,7 @@ mod tests {
                 metallic: 0.,
                 roughness: 1.,
                 texture: None,
+                double_sided: false,
             }],
             primitives: vec![Primitive {
                 material: 0,

@@ -368,6 +368,61 @@ pub fn ingest(ctx: &mut SourceCtx<'_>, kind: SourceKind) -> Result<u64, IngestEr
     Ok(1)
 }
 
+/// Moves the CityJSON/CityGML buildings `model.buildings[first..]` of one source to a
+/// placement: the first building's anchor (footprint centroid at its lowest point) is the
+/// source's origin and goes to the placement's lon/lat; every point keeps its offset from that
+/// origin (local ENU metres), scaled and turned clockwise by the heading. Footprints and solids
+/// move together; the buildings become key buildings (`Level::L4`); the placement's names, if
+/// any, go to a single placed building.
+pub fn relocate(model: &mut crate::model::CityModel, first: usize, pf: &PlacementFile) {
+    let Some(origin) = model.buildings.get(first).and_then(|b| b.solid.as_ref().map(|s| s.anchor)) else {
+        return;
+    };
+    let p = &pf.placement;
+    let from = Enu::new(origin[0], origin[1], origin[2]);
+    let to = Enu::new(p.lon, p.lat, p.height);
+    let n = model.buildings.len() - first;
+    for b in model.buildings[first..].iter_mut() {
+        let move_ll = |lon: f64, lat: f64| -> (f64, f64) {
+            let l = from.from_geodetic(lon, lat, origin[2]);
+            let q = place_point(p, [l[0], l[1], 0.0]);
+            let (lo, la, _) = to.to_geodetic(q[0], q[1], 0.0);
+            (lo, la)
+        };
+        for poly in b.footprint.0.iter_mut() {
+            use geo::MapCoordsInPlace;
+            poly.map_coords_in_place(|c| {
+                let (x, y) = move_ll(c.x, c.y);
+                geo_types::Coord { x, y }
+            });
+        }
+        if let Some(s) = b.solid.as_mut() {
+            let l = from.from_geodetic(s.anchor[0], s.anchor[1], s.anchor[2]);
+            let q = place_point(p, l);
+            let (lo, la, h) = to.to_geodetic(q[0], q[1], q[2]);
+            s.anchor = [lo, la, h];
+            let rot = Placement { lon: 0.0, lat: 0.0, height: 0.0, heading_deg: p.heading_deg, scale: p.scale };
+            for surf in s.surfaces.iter_mut() {
+                for r in surf.rings.iter_mut() {
+                    for v in r.iter_mut() {
+                        let w = place_point(&rot, [v[0] as f64, v[1] as f64, v[2] as f64]);
+                        *v = [w[0] as f32, w[1] as f32, w[2] as f32];
+                    }
+                }
+            }
+        }
+        b.height *= p.scale as f32;
+        b.level = Level::L4;
+        if n == 1 && !pf.names.is_empty() {
+            let mut names = pf.names.clone();
+            if names.local.is_none() {
+                names.local = b.names.display().map(|s| s.to_string());
+            }
+            b.names = names;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -369,9 +369,10 @@ mod tests {
                     if cw {
                         r.reverse();
                     }
-                    Surface { kind, rings: vec![r] }
+                    Surface { kind, rings: vec![r], appearance: None }
                 })
                 .collect(),
+            textures: vec![],
         });
         let p = l2::prepare(&b).unwrap();
         (b, p)

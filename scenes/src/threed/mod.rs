@@ -15,6 +15,7 @@
 
 pub mod l2;
 pub mod l3tile;
+pub mod l4;
 pub mod tileset;
 
 pub use l3tile::L3Districts;
@@ -129,6 +130,21 @@ pub struct Tiles3dSummary {
     pub tree_tiles: u64,
     #[serde(default)]
     pub trees: u64,
+    /// L4 tiles (one per key building) and what they hold.
+    #[serde(default)]
+    pub l4_tiles: u64,
+    #[serde(default)]
+    pub l4_buildings: u64,
+    /// Gzip bytes of the L4 tiles.
+    #[serde(default)]
+    pub l4_bytes: u64,
+    /// Texture images embedded in the L4 tiles.
+    #[serde(default)]
+    pub l4_images: u64,
+    /// reason → key buildings without an L4 tile (shown by their L3/L2 representation), and
+    /// key buildings whose textures could not be read (drawn untextured).
+    #[serde(default)]
+    pub l4_fallbacks: BTreeMap<String, Tally>,
 }
 
 /// Colour per use (linear RGB).
@@ -264,6 +280,11 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
             l3_fallbacks: BTreeMap::new(),
             tree_tiles: 0,
             trees: 0,
+            l4_tiles: 0,
+            l4_buildings: 0,
+            l4_bytes: 0,
+            l4_images: 0,
+            l4_fallbacks: BTreeMap::new(),
         });
     }
     std::fs::create_dir_all(&content_dir)
@@ -358,19 +379,109 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
         by_key.insert(l.key.clone(), l);
     }
 
-    // 3b. L3 children of the L2 tiles holding focus-district buildings: every building of
-    // such a tile goes into one of its L3 tiles (≤ max_features_per_l3_tile each).
+    // 3a. L4: one tile per key building (Level::L4 with a solid or a placed glTF), below a
+    // slot tile of its own that holds the building alone at L3 (see docs/ARCHITECTURE.md).
+    let model_dir = dir.parent().unwrap_or(dir);
+    let mut leaf_of: BTreeMap<usize, String> = BTreeMap::new();
+    for (key, items) in &leaves {
+        for &i in items.iter() {
+            if l4::is_key(model, &model.buildings[i]) {
+                leaf_of.insert(i, key.to_string());
+            }
+        }
+    }
+    let l4_results: Vec<(usize, Result<(LeafOut, u64, Vec<String>), String>)> = leaf_of
+        .par_iter()
+        .map(|(&i, leaf)| {
+            let r = (|| -> Result<(LeafOut, u64, Vec<String>), String> {
+                let b = &model.buildings[i];
+                let p = prepared[i].as_ref().unwrap();
+                let base = opts.base_of(i);
+                let frame = crate::geodesy::Enu::new((p.bbox[0] + p.bbox[2]) / 2.0, (p.bbox[1] + p.bbox[3]) / 2.0, base);
+                let parts = l4::building_parts(model, b, base, &frame, model_dir)?;
+                if !l4::region_ok(&parts) {
+                    return Err("L4 geometry has no extent".into());
+                }
+                let transform = tileset::mat_mul(&root_inv, &frame.to_ecef_matrix());
+                let triangles = parts.triangles();
+                let images = parts.images.len() as u64;
+                let mut primitives = parts.primitives;
+                // The tile's frame origin is the building's block centre: positions stay small.
+                let vertices = primitives.iter().map(|p| p.positions.len() as u64).sum();
+                for p in primitives.iter_mut() {
+                    p.feature_ids.iter_mut().for_each(|f| *f = 0);
+                }
+                let positions = position_encoding(&primitives, opts);
+                let doc = gltf::Document {
+                    generator: format!("CityTwin twin-server {}", env!("CARGO_PKG_VERSION")),
+                    materials: parts.materials,
+                    primitives,
+                    positions,
+                    schema: Some(schema.clone()),
+                    property_table: Some(property_table(model, &[i], vec![4])),
+                    images: parts.images,
+                    instances: None,
+                };
+                let out = write_content(&doc, format!("{leaf}-l4-{}", b.id), parts.region, transform, triangles, vertices, opts, &content_dir)
+                    .map_err(|e| format!("I/O: {e:#}"))?;
+                Ok((out, images, parts.unreadable_textures))
+            })();
+            (i, r)
+        })
+        .collect();
+    let mut l4_by_building: BTreeMap<usize, LeafOut> = BTreeMap::new();
+    let mut l4_fallbacks: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut l4_images = 0u64;
+    let tally = |m: &mut BTreeMap<String, Tally>, reason: String, i: usize| {
+        let b = &model.buildings[i];
+        let t = m.entry(reason.chars().take(160).collect()).or_default();
+        t.count += 1;
+        if t.examples.len() < EXAMPLES_PER_REASON {
+            let source = model.sources.get(b.source.source as usize).map(|s| s.path.clone()).unwrap_or_default();
+            t.examples.push(FeatureRef { source, feature: format!("{} (building {})", b.source.id, b.id) });
+        }
+    };
+    for (i, r) in l4_results {
+        match r {
+            Ok((out, images, unreadable)) => {
+                l4_images += images;
+                if !unreadable.is_empty() {
+                    tally(&mut l4_fallbacks, "texture image unreadable: surfaces drawn untextured".into(), i);
+                }
+                l4_by_building.insert(i, out);
+            }
+            Err(e) if e.starts_with("I/O: ") => anyhow::bail!("3d tiles: L4 tile of building {}: {e}", model.buildings[i].id),
+            Err(e) => tally(&mut l4_fallbacks, e, i),
+        }
+    }
+    for (reason, t) in &l4_fallbacks {
+        tracing::warn!(count = t.count, reason = %reason, "3d tiles: key buildings (L4)");
+    }
+
+    // 3b. L3 children of the L2 tiles holding focus-district buildings or key buildings: every
+    // building of such a tile goes into one of its L3 tiles (≤ max_features_per_l3_tile each);
+    // a key building with an L4 tile gets an L3 tile of its own (its slot, parent of the L4).
     let focus = opts.l3.focus(model).map_err(anyhow::Error::msg)?;
     let mut l3_jobs: Vec<(String, String, Vec<usize>)> = Vec::new();
+    let mut slot_of: BTreeMap<String, usize> = BTreeMap::new();
     for (key, items) in &leaves {
-        if !items.iter().any(|&i| focus[i]) {
+        let keys: Vec<usize> = items.iter().copied().filter(|i| l4_by_building.contains_key(i)).collect();
+        if !items.iter().any(|&i| focus[i]) && keys.is_empty() {
             continue;
         }
-        let sub = tileset::quadtree(&pts, items.to_vec(), opts.max_features_per_l3_tile.max(1), 24);
-        let mut subs = Vec::new();
-        sub.leaves(&mut subs);
-        for (n, (_, its)) in subs.iter().enumerate() {
-            l3_jobs.push((key.to_string(), format!("{key}-l3-{n}"), its.to_vec()));
+        let rest: Vec<usize> = items.iter().copied().filter(|i| !l4_by_building.contains_key(i)).collect();
+        if !rest.is_empty() {
+            let sub = tileset::quadtree(&pts, rest, opts.max_features_per_l3_tile.max(1), 24);
+            let mut subs = Vec::new();
+            sub.leaves(&mut subs);
+            for (n, (_, its)) in subs.iter().enumerate() {
+                l3_jobs.push((key.to_string(), format!("{key}-l3-{n}"), its.to_vec()));
+            }
+        }
+        for i in keys {
+            let k = format!("{key}-k{}", model.buildings[i].id);
+            slot_of.insert(k.clone(), i);
+            l3_jobs.push((key.to_string(), k, vec![i]));
         }
     }
     let l3_total: u64 = l3_jobs.iter().map(|j| j.2.len() as u64).sum();
@@ -411,7 +522,10 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
     // 4. tree → tileset.json
     let (mut nodes, mut depth) = (0u64, 0u64);
     let mut children = match &tree {
-        Some(t) => vec![assemble(t, &by_key, &l3_by_parent, &ge, 1, &mut nodes, &mut depth)],
+        Some(t) => {
+            let l4 = L4Links { slot_of: &slot_of, tiles: &l4_by_building };
+            vec![assemble(t, &by_key, &l3_by_parent, &l4, &ge, 1, &mut nodes, &mut depth)]
+        }
         None => vec![],
     };
     let n_trees: u64 = tree_tiles.iter().map(|t| t.1).sum();
@@ -479,14 +593,19 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
 
     let summary = Tiles3dSummary {
         tileset: format!("{DIR}/{TILESET_FILE}"),
-        tiles: by_key.len() as u64 + l3_tiles + tree_tiles.len() as u64,
+        tiles: by_key.len() as u64 + l3_tiles + tree_tiles.len() as u64 + l4_by_building.len() as u64,
         nodes,
         depth,
         buildings: ok.len() as u64,
-        triangles: by_key.values().map(|l| l.triangles).sum::<u64>() + l3_tris + tree_tiles.iter().map(|t| t.0.triangles).sum::<u64>(),
-        vertices: by_key.values().map(|l| l.vertices).sum::<u64>() + l3_verts,
-        bytes_raw: by_key.values().map(|l| l.raw).sum::<u64>() + l3_raw + json.len() as u64,
-        bytes: by_key.values().map(|l| l.gz).sum::<u64>() + l3_bytes + tree_tiles.iter().map(|t| t.0.gz).sum::<u64>() + gz.len() as u64,
+        triangles: by_key.values().map(|l| l.triangles).sum::<u64>() + l3_tris + tree_tiles.iter().map(|t| t.0.triangles).sum::<u64>()
+            + l4_by_building.values().map(|l| l.triangles).sum::<u64>(),
+        vertices: by_key.values().map(|l| l.vertices).sum::<u64>() + l3_verts + l4_by_building.values().map(|l| l.vertices).sum::<u64>(),
+        bytes_raw: by_key.values().map(|l| l.raw).sum::<u64>() + l3_raw + json.len() as u64 + l4_by_building.values().map(|l| l.raw).sum::<u64>(),
+        bytes: by_key.values().map(|l| l.gz).sum::<u64>()
+            + l3_bytes
+            + tree_tiles.iter().map(|t| t.0.gz).sum::<u64>()
+            + gz.len() as u64
+            + l4_by_building.values().map(|l| l.gz).sum::<u64>(),
         seconds: t0.elapsed().as_secs_f64(),
         max_features_per_tile: opts.max_features_per_tile as u64,
         position_encoding: match opts.positions {
@@ -504,6 +623,11 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
         l3_fallbacks: l3_stats.fallbacks,
         tree_tiles: tree_tiles.len() as u64,
         trees: n_trees,
+        l4_tiles: l4_by_building.len() as u64,
+        l4_buildings: l4_by_building.len() as u64,
+        l4_bytes: l4_by_building.values().map(|l| l.gz).sum(),
+        l4_images,
+        l4_fallbacks,
     };
     tracing::info!(
         l3_tiles = summary.l3_tiles,
@@ -537,10 +661,18 @@ fn union(a: [f64; 6], b: [f64; 6]) -> [f64; 6] {
     ]
 }
 
+/// Slot tiles (L3 tile key → key building) and the key buildings' L4 tiles.
+struct L4Links<'a> {
+    slot_of: &'a BTreeMap<String, usize>,
+    tiles: &'a BTreeMap<usize, LeafOut>,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn assemble(
     n: &tileset::QNode,
     leaves: &BTreeMap<String, LeafOut>,
     l3: &BTreeMap<String, Vec<LeafOut>>,
+    l4: &L4Links<'_>,
     ge: &tileset::GeometricErrors,
     depth: u64,
     nodes: &mut u64,
@@ -560,13 +692,35 @@ fn assemble(
                 .get(key)
                 .map(|v| {
                     v.iter()
-                        .map(|c| Tile {
-                            bounding_volume: BoundingVolume::region(c.region),
-                            geometric_error: ge.l3,
-                            refine: Some(Refine::Replace),
-                            transform: Some(tileset::mat_mul(&l2_inv, &c.transform)),
-                            content: Some(Content { uri: format!("content/{}.glb", c.key), bounding_volume: None }),
-                            children: vec![],
+                        .map(|c| {
+                            // A key building's slot: its L4 tile below (REPLACE: only the key
+                            // building is replaced, its neighbours are in the other L3 tiles).
+                            let l4_child: Vec<Tile> = l4
+                                .slot_of
+                                .get(&c.key)
+                                .and_then(|i| l4.tiles.get(i))
+                                .map(|t| Tile {
+                                    bounding_volume: BoundingVolume::region(t.region),
+                                    geometric_error: ge.l4,
+                                    refine: Some(Refine::Replace),
+                                    transform: Some(tileset::mat_mul(&tileset::rigid_inverse(&c.transform), &t.transform)),
+                                    content: Some(Content { uri: format!("content/{}.glb", t.key), bounding_volume: None }),
+                                    children: vec![],
+                                })
+                                .into_iter()
+                                .collect();
+                            let region = l4_child.iter().filter_map(|t| t.bounding_volume.region).fold(c.region, union);
+                            Tile {
+                                bounding_volume: BoundingVolume::region(region),
+                                geometric_error: ge.l3,
+                                refine: Some(Refine::Replace),
+                                transform: Some(tileset::mat_mul(&l2_inv, &c.transform)),
+                                content: Some(Content {
+                                    uri: format!("content/{}.glb", c.key),
+                                    bounding_volume: (!l4_child.is_empty()).then(|| BoundingVolume::region(c.region)),
+                                }),
+                                children: l4_child,
+                            }
                         })
                         .collect()
                 })
@@ -575,6 +729,11 @@ fn assemble(
             if refined {
                 *nodes += l3_children.len() as u64;
                 *max_depth = (*max_depth).max(depth + 2);
+                let n4 = l3_children.iter().map(|c| c.children.len() as u64).sum::<u64>();
+                if n4 > 0 {
+                    *nodes += n4;
+                    *max_depth = (*max_depth).max(depth + 3);
+                }
             }
             // The L2 region must contain its children's (solids may exceed the footprint's block).
             let region = l3_children.iter().filter_map(|c| c.bounding_volume.region).fold(l.region, union);
@@ -603,7 +762,7 @@ fn assemble(
         tileset::QNode::Inner { children, .. } => {
             let children: Vec<Tile> = children
                 .iter()
-                .map(|c| assemble(c, leaves, l3, ge, depth + 1, nodes, max_depth))
+                .map(|c| assemble(c, leaves, l3, l4, ge, depth + 1, nodes, max_depth))
                 .collect();
             let region = children
                 .iter()
@@ -689,6 +848,7 @@ fn write_leaf(
             metallic: 0.0,
             roughness: 0.9,
             texture: None,
+            double_sided: false,
         });
         let b = std::mem::take(buf);
         primitives.push(gltf::Primitive {
@@ -900,7 +1060,7 @@ fn write_l3_tile(
             }
             None => (colours[k], None, vec![]),
         };
-        materials.push(gltf::Material { name: l3tile::MATERIAL_NAMES[k].into(), base_color, metallic: 0.0, roughness: 0.9, texture });
+        materials.push(gltf::Material { name: l3tile::MATERIAL_NAMES[k].into(), base_color, metallic: 0.0, roughness: 0.9, texture, double_sided: false });
         primitives.push(gltf::Primitive {
             material: materials.len() - 1,
             positions: buf.positions,
@@ -998,7 +1158,7 @@ fn write_tree_tiles(
                     crate::l3::Material::TreeCrown => [0.20, 0.45, 0.18, 1.0],
                     _ => [0.40, 0.28, 0.18, 1.0],
                 };
-                materials.push(gltf::Material { name: m.as_str().into(), base_color: colour, metallic: 0.0, roughness: 0.9, texture: None });
+                materials.push(gltf::Material { name: m.as_str().into(), base_color: colour, metallic: 0.0, roughness: 0.9, texture: None, double_sided: false });
                 primitives.push(gltf::Primitive {
                     material: materials.len() - 1,
                     positions: buf.positions.clone(),
