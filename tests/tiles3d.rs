@@ -53,6 +53,24 @@ struct Checked {
     /// instanced tree tiles and their trees
     tree_tiles: usize,
     trees: usize,
+    /// L4 tiles (`-l4-` in the URI), one per key building
+    l4: Vec<L4Seen>,
+    /// building id → (min h, max h) of its L4 vertices
+    l4_heights: HashMap<u32, (f64, f64)>,
+}
+
+#[derive(Debug)]
+struct L4Seen {
+    uri: String,
+    id: u32,
+    level: u32,
+    name: String,
+    /// embedded images (bytes) and their MIME types
+    images: Vec<(Vec<u8>, String)>,
+    /// material names; textured primitives without TEXCOORD_0
+    materials: Vec<String>,
+    untextured_uv_missing: usize,
+    textured_prims: usize,
 }
 
 fn region_contains(outer: &[f64; 6], inner: &[f64; 6]) -> bool {
@@ -105,8 +123,43 @@ fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64;
             .map(|v| v["name"].as_str().unwrap().to_string())
             .collect();
         let levels = glb.property("level").expect("level column");
-        let is_l3 = c.uri.contains("-l3-");
-        if is_l3 {
+        // L3 tiles: children of L2 tiles (`-l3-`), and a key building's own slot (`-k<id>`)
+        let is_l4 = c.uri.contains("-l4-");
+        let is_l3 = c.uri.contains("-l3-") || c.uri.contains("-k");
+        if is_l4 {
+            assert_eq!(ids.len(), 1, "{}: one key building per L4 tile", c.uri);
+            assert!(t.children.is_empty() && t.geometric_error == 0.0, "{}: L4 tiles are leaves", c.uri);
+            let names = glb.property("name").unwrap_or_default();
+            let mut seen = L4Seen {
+                uri: c.uri.clone(),
+                id: ids[0].as_f64().unwrap() as u32,
+                level: levels[0].as_f64().unwrap() as u32,
+                name: names.first().and_then(|v| v.as_str()).unwrap_or("").to_string(),
+                images: vec![],
+                materials: vec![],
+                untextured_uv_missing: 0,
+                textured_prims: 0,
+            };
+            for im in glb.json["images"].as_array().cloned().unwrap_or_default() {
+                let bv = &glb.json["bufferViews"][im["bufferView"].as_u64().unwrap() as usize];
+                let (o, n) = (bv["byteOffset"].as_u64().unwrap_or(0) as usize, bv["byteLength"].as_u64().unwrap() as usize);
+                seen.images.push((glb.bin[o..o + n].to_vec(), im["mimeType"].as_str().unwrap().to_string()));
+            }
+            for m in glb.json["materials"].as_array().unwrap() {
+                assert_eq!(m["doubleSided"], true, "{}: L4 materials are double-sided", c.uri);
+                seen.materials.push(m["name"].as_str().unwrap().to_string());
+            }
+            for p in glb.json["meshes"][0]["primitives"].as_array().unwrap() {
+                let mat = &glb.json["materials"][p["material"].as_u64().unwrap() as usize];
+                if mat["pbrMetallicRoughness"]["baseColorTexture"].is_object() {
+                    seen.textured_prims += 1;
+                    if !p["attributes"]["TEXCOORD_0"].is_u64() {
+                        seen.untextured_uv_missing += 1;
+                    }
+                }
+            }
+            out.l4.push(seen);
+        } else if is_l3 {
             out.l3_tiles += 1;
             for (k, id) in ids.iter().enumerate() {
                 let id = id.as_f64().unwrap() as u32;
@@ -157,9 +210,10 @@ fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64;
                 assert_eq!(mine, theirs, "{}: feature ids of the L3 children differ from the L2 tile's", c.uri);
             }
         }
-        // per-feature signed volume over all primitives > 0 (outward winding)
+        // per-feature signed volume over all primitives > 0 (outward winding); not for L4
+        // tiles, whose LoD3 / glTF surfaces need not be closed (double-sided materials)
         let mut vol: HashMap<u32, f64> = HashMap::new();
-        for (pos, idx, fids, _) in glb.triangles() {
+        for (pos, idx, fids, _) in glb.triangles().into_iter().filter(|_| !is_l4) {
             for tri in idx.chunks_exact(3) {
                 let (a, b, cc) = (pos[tri[0] as usize], pos[tri[1] as usize], pos[tri[2] as usize]);
                 let v = a[0] * (b[1] * cc[2] - b[2] * cc[1]) - a[1] * (b[0] * cc[2] - b[2] * cc[0]) + a[2] * (b[0] * cc[1] - b[1] * cc[0]);
@@ -181,7 +235,7 @@ fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64;
             }
             // L2 blocks share vertices: closed per primitive (L3 meshes have per-face vertices
             // and span several primitives)
-            if !is_l3 {
+            if !is_l3 && !is_l4 {
                 for (&(a, b), &n) in &edges {
                     assert!(n == 1 && edges.get(&(b, a)) == Some(&1), "{}: edge {a}-{b} is not shared by exactly two triangles", c.uri);
                 }
@@ -198,7 +252,15 @@ fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64;
                 );
                 assert!(h >= region[4] - 1e-3 && h <= region[5] + 1e-3, "{}: vertex height {h} outside {region:?}", c.uri);
                 let id = ids[*f as usize].as_f64().unwrap() as u32;
-                let e = if is_l3 { &mut out.l3_heights } else { &mut out.heights }.entry(id).or_insert((f64::INFINITY, f64::NEG_INFINITY));
+                let e = if is_l4 {
+                    &mut out.l4_heights
+                } else if is_l3 {
+                    &mut out.l3_heights
+                } else {
+                    &mut out.heights
+                }
+                .entry(id)
+                .or_insert((f64::INFINITY, f64::NEG_INFINITY));
                 e.0 = e.0.min(h);
                 e.1 = e.1.max(h);
             }
@@ -374,6 +436,69 @@ fn default_city_tileset_is_contained_valid_served_and_viewable_in_cesium() {
     assert_eq!(c.tree_tiles as u64, t3["tree_tiles"].as_u64().unwrap());
     assert_eq!(c.trees as u64, t3["trees"].as_u64().unwrap());
     assert!(c.trees > 1000, "{} trees", c.trees);
+    // L4: the landmarks placed around 市府广场 from the shared CIM data, each in an L4 tile (a
+    // leaf below its own slot) with its level, name, textures and texture coordinates
+    let keys: Vec<&scenes::model::Building> = model_dir_model.buildings.iter().filter(|b| b.level == scenes::model::Level::L4).collect();
+    assert!(keys.len() >= 3, "{} landmarks", keys.len());
+    assert_eq!(t3["l4_tiles"].as_u64().unwrap() as usize, keys.len(), "{t3}");
+    assert!(t3["l4_fallbacks"].as_object().unwrap().is_empty(), "{}", t3["l4_fallbacks"]);
+    assert_eq!(c.l4.len(), keys.len());
+    let src_of = |b: &scenes::model::Building| model_dir_model.sources[b.source.source as usize].path.clone();
+    for k in &keys {
+        let seen = c.l4.iter().find(|s| s.id == k.id).unwrap_or_else(|| panic!("landmark {} has no L4 tile", k.id));
+        assert_eq!(seen.level, 4, "{}", seen.uri);
+        assert_eq!(seen.name, k.names.display().unwrap_or(""), "{}", seen.uri);
+        assert!(!seen.name.is_empty());
+        assert_eq!(seen.untextured_uv_missing, 0, "{}: textured primitive without TEXCOORD_0", seen.uri);
+        // standing on the ground (flat, 0 m) and reaching its height
+        let (lo, hi) = c.l4_heights[&k.id];
+        assert!((lo - k.min_height as f64).abs() < 0.15 && (hi - k.height as f64).abs() < 0.15, "{}: spans {lo}..{hi}, model {}", seen.uri, k.height);
+        // near 市府广场 (123.4315° E, 41.8057° N), in a focus district
+        use geo::Centroid;
+        let p = k.footprint.centroid().unwrap();
+        assert!((p.x() - 123.4315).abs() < 0.005 && (p.y() - 41.8057).abs() < 0.004, "landmark {} at {p:?}", k.id);
+        assert!(c.l3_levels.contains_key(&k.id), "landmark {} has no L3 slot", k.id);
+    }
+    // textures kept: the Ingolstadt LoD3 building embeds exactly the distinct images its XML
+    // references (counted here with grep), byte for byte, as JPEG; the PLATEAU building its one
+    let distinct_images = |xml: &str| -> std::collections::BTreeSet<String> {
+        let o = Command::new("grep").args(["-o", "<app:imageURI>[^<]*</app:imageURI>", xml]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim_start_matches("<app:imageURI>").trim_end_matches("</app:imageURI>").to_string()).collect()
+    };
+    let mut checked = 0;
+    for k in &keys {
+        let src = src_of(k);
+        let seen = c.l4.iter().find(|s| s.id == k.id).unwrap();
+        if src.ends_with(".xml") || src.ends_with(".gml") {
+            let uris = distinct_images(&src);
+            assert!(!uris.is_empty(), "{src}");
+            assert_eq!(seen.images.len(), uris.len(), "{}: images vs distinct imageURIs of {src}: {uris:?}", seen.uri);
+            let dir = Path::new(&src).parent().unwrap();
+            for u in &uris {
+                let want = std::fs::read(dir.join(u)).unwrap();
+                assert!(seen.images.iter().any(|(b, m)| *b == want && m == "image/jpeg"), "{}: {u} not embedded", seen.uri);
+            }
+            assert!(seen.textured_prims >= uris.len(), "{}: {} textured primitives", seen.uri, seen.textured_prims);
+            if src.contains("4018148") {
+                // LoD3 semantics: windows and doors are their own materials
+                for class in ["wall", "roof", "window", "door"] {
+                    assert!(seen.materials.iter().any(|m| m.split(':').next() == Some(class)), "{}: no {class} material in {:?}", seen.uri, seen.materials);
+                }
+                assert_eq!(uris.len(), 4, "{uris:?}");
+            }
+            checked += 1;
+        } else if src.ends_with(".glb") {
+            // placed glTF: its images copied through (the source's own count, read here)
+            let g = Glb::parse(&std::fs::read(&src).unwrap()).unwrap();
+            let n = g.json["images"].as_array().map(|a| a.len()).unwrap_or(0);
+            assert_eq!(seen.images.len(), n, "{}: images of {src}", seen.uri);
+            let src_mats: Vec<&str> = g.json["materials"].as_array().unwrap().iter().filter_map(|m| m["name"].as_str()).collect();
+            assert!(seen.materials.iter().all(|m| src_mats.contains(&m.as_str())), "{}: {:?} not from {src}", seen.uri, seen.materials);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, keys.len());
+    assert!(keys.iter().any(|k| src_of(k).contains("4018148")), "the Ingolstadt LoD3 landmark is missing");
 
     // 2. every GLB passes the Khronos glTF-Validator
     let v = validate_glbs(&dir.join("3dtiles"));
@@ -502,6 +627,32 @@ fn default_city_tileset_is_contained_valid_served_and_viewable_in_cesium() {
     let roof = r["pickedHeight"].as_f64().expect("pickPosition");
     assert!((roof - p["height"].as_f64().unwrap()).abs() < 0.5, "surface at the centre at {roof} m, building height {}", p["height"]);
     assert_eq!(picked["floors"].as_u64(), p["levels"].as_u64());
+
+    // 5. CesiumJS above the Ingolstadt LoD3 landmark: its L4 tile loads (in a 600 px high view
+    // L4 is selected within 150 × 5/9 = 83 m of its slot: camera 60 m above the roof), no tile
+    // fails, and picking the landmark gives its metadata at level L4
+    let ing = keys.iter().find(|k| src_of(k).contains("4018148")).unwrap();
+    use geo::Centroid;
+    let pc = ing.footprint.centroid().unwrap();
+    let o = Command::new("node")
+        .arg(js_dir().join("cesium_tileset.mjs"))
+        .arg(format!("{base}/3dtiles/shenyang/tileset.json"))
+        .args([pc.x().to_string(), pc.y().to_string(), (ing.height as f64 + 60.0).to_string()])
+        .arg(tmp.path().join("cesium-l4.png"))
+        .current_dir(js_dir())
+        .output()
+        .expect("node");
+    assert!(o.status.success(), "cesium run failed: {}", String::from_utf8_lossy(&o.stderr));
+    let r4: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    assert_eq!(r4["pageErrors"], serde_json::json!([]), "{r4}");
+    assert_eq!(r4["failed"], 0, "failed tiles: {}", r4["failures"]);
+    assert!(r4["loadedByKind"]["l4"].as_u64().unwrap() >= 1 && r4["tilesLoaded"] == true, "no L4 tile loaded: {}", r4["loadedByKind"]);
+    let pk = &r4["picked"];
+    assert_eq!(pk["id"].as_u64(), Some(ing.id as u64), "picked {pk}");
+    assert_eq!(pk["level"], "L4", "{pk}");
+    assert_eq!(pk["name"], ing.names.display().unwrap(), "{pk}");
+    let (_, api) = get_json(&format!("{base}/api/buildings/{}", ing.id));
+    assert_eq!(pk["name"], api["properties"]["name"]);
 }
 
 #[test]
