@@ -231,6 +231,22 @@ pub fn extent_of(points: &[[f64; 3]]) -> [[f64; 3]; 2] {
     [lo, hi]
 }
 
+/// The `dropped` reason of a placed model without georeference.
+pub const NO_GEOREFERENCE: &str = "placed model without georeference (no --placement and no IfcSite RefLatitude/RefLongitude)";
+
+fn set_kind(ctx: &mut SourceCtx<'_>, format: CimFormat, crs: &str) {
+    if let Some(src) = ctx.model.sources.get_mut(ctx.index as usize) {
+        src.kind = match format {
+            CimFormat::Ifc => "ifc".into(),
+            _ => "gltf".into(),
+        };
+        src.crs = crs.into();
+    }
+}
+
+/// Reads a placed glTF/IFC model. A model without georeference (no placement, no IfcSite
+/// lat/lon) is not fatal: it is reported under `dropped` ([`NO_GEOREFERENCE`]) with a warning
+/// and 0 features are read.
 pub fn ingest(ctx: &mut SourceCtx<'_>, kind: SourceKind) -> Result<u64, IngestError> {
     let file = ctx.name();
     let path = Path::new(&ctx.spec.path);
@@ -238,13 +254,18 @@ pub fn ingest(ctx: &mut SourceCtx<'_>, kind: SourceKind) -> Result<u64, IngestEr
         Some(p) => Some(read_placement(p)?),
         None => None,
     };
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let (format, mut local) = match kind {
         SourceKind::Gltf => {
             if placement_file.is_none() {
-                return Err(ctx.err(
-                    "a glTF/GLB model carries no georeference: pass --placement <file.json> \
-                     ({\"lon\": …, \"lat\": …, \"height\": …, \"heading_deg\": …})",
+                // Not fatal: the model is reported (dropped) and the build goes on.
+                ctx.report.dropped(&file, &stem, NO_GEOREFERENCE);
+                ctx.report.warn(format!(
+                    "{file}: a glTF/GLB model carries no georeference: pass --placement <file.json> \
+                     ({{\"lon\": …, \"lat\": …, \"height\": …, \"heading_deg\": …}}); model skipped"
                 ));
+                set_kind(ctx, CimFormat::Gltf, "none");
+                return Ok(0);
             }
             (CimFormat::Gltf, gltf::read(path, &file, ctx.report)?)
         }
@@ -254,9 +275,14 @@ pub fn ingest(ctx: &mut SourceCtx<'_>, kind: SourceKind) -> Result<u64, IngestEr
     let (placement, crs) = match (&placement_file, &local.georef) {
         (Some(pf), _) => (pf.placement.clone(), "placement"),
         (None, Some(g)) => (g.clone(), "IfcSite RefLatitude/RefLongitude"),
-        (None, None) => return Err(ctx.err(
-            "no georeference: pass --placement (the IFC has no IfcSite RefLatitude/RefLongitude)",
-        )),
+        (None, None) => {
+            ctx.report.dropped(&file, local.id.as_deref().unwrap_or(&stem), NO_GEOREFERENCE);
+            ctx.report.warn(format!(
+                "{file}: no georeference: pass --placement (the IFC has no IfcSite RefLatitude/RefLongitude); model skipped"
+            ));
+            set_kind(ctx, format, "none");
+            return Ok(0);
+        }
     };
     let mut names = local.names.clone();
     if let Some(pf) = &placement_file {
