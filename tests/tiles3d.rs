@@ -495,6 +495,12 @@ fn default_city_tileset_is_contained_valid_served_and_viewable_in_cesium() {
             let src_mats: Vec<&str> = g.json["materials"].as_array().unwrap().iter().filter_map(|m| m["name"].as_str()).collect();
             assert!(seen.materials.iter().all(|m| src_mats.contains(&m.as_str())), "{}: {:?} not from {src}", seen.uri, seen.materials);
             checked += 1;
+        } else if src.ends_with(".ifc") {
+            // IFC: walls, slabs and roofs meshed, one material per class, no textures
+            assert!(seen.images.is_empty());
+            assert!(seen.materials.iter().all(|m| ["wall", "roof", "outer_floor"].contains(&m.as_str())), "{:?}", seen.materials);
+            assert!(seen.materials.iter().any(|m| m == "wall") && seen.materials.iter().any(|m| m == "roof"), "{:?}", seen.materials);
+            checked += 1;
         }
     }
     assert_eq!(checked, keys.len());

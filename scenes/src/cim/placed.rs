@@ -112,6 +112,8 @@ pub struct LocalModel {
     pub estimated: bool,
     /// Storey count when known (IFC), for `Building::levels`.
     pub levels: Option<u16>,
+    /// IFC: triangles of walls, slabs and roofs per semantic class (local ENU metres), for L4.
+    pub mesh: Vec<(crate::model::SurfaceKind, Vec<[[f64; 3]; 3]>)>,
 }
 
 /// A parsed placement file.

@@ -7,6 +7,7 @@
 //! | `citygml/plateau-tokyo-shinjuku/53394517_bldg_6697_2_op_CityGML2.gml` | PLATEAU 明治記念館 gallery, LoD2, textured | 240 m E, 160 m N |
 //! | `gltf/AC20-FZK-Haus.glb` | KIT FZK-Haus (IfcConvert export), IFC surface-style colours | 170 m W, 150 m S |
 //! | `gltf/NCTU_Engineering_Building_IV.glb` | NCTU Engineering Building IV, 6 JPEG textures | 240 m E, 170 m S |
+//! | `ifc/AC20-FZK-Haus.ifc` | KIT FZK-Haus, IFC4 (walls, slabs, roof meshed by class) | 90 m W, 150 m S |
 //!
 //! Each is ingested by the ordinary CIM readers with a placement (so it is an L4 key building)
 //! and replaces every generated building whose footprint it overlaps. The models are not part of
@@ -24,11 +25,12 @@ use std::path::{Path, PathBuf};
 pub const CENTRE: [f64; 2] = [123.4315, 41.8057];
 
 /// (file under `cim/`, east m, north m, heading °, zh name, en name)
-pub const LANDMARKS: [(&str, f64, f64, f64, &str, &str); 4] = [
+pub const LANDMARKS: [(&str, f64, f64, f64, &str, &str); 5] = [
     ("citygml/ingolstadt-lod3/4018148/4018148.xml", -170.0, 140.0, 0.0, "英戈尔施塔特民居 (LoD3)", "Ingolstadt house 4018148 (LoD3)"),
     ("citygml/plateau-tokyo-shinjuku/53394517_bldg_6697_2_op_CityGML2.gml", 240.0, 160.0, 0.0, "明治纪念馆画廊 (PLATEAU)", "Meiji Memorial Picture Gallery (PLATEAU)"),
     ("gltf/AC20-FZK-Haus.glb", -170.0, -150.0, 0.0, "FZK 住宅 (KIT)", "FZK-Haus (KIT)"),
     ("gltf/NCTU_Engineering_Building_IV.glb", 240.0, -170.0, 0.0, "交通大学工程四馆", "NCTU Engineering Building IV"),
+    ("ifc/AC20-FZK-Haus.ifc", -90.0, -150.0, 0.0, "FZK 住宅 (IFC)", "FZK-Haus (IFC)"),
 ];
 
 /// Finds the shared `cim` directory (see the module docs), `None` when absent.

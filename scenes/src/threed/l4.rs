@@ -1,6 +1,8 @@
 //! L4 content: one tile per key building (`Level::L4`) with its full geometry — a CityGML /
 //! CityJSON solid with its semantic surfaces and appearances (textures with their texture
-//! coordinates, X3DMaterial colours), or a placed glTF/GLB with its own materials and images.
+//! coordinates, X3DMaterial colours), a placed glTF/GLB with its own materials and images, or
+//! a placed IFC's walls, slabs and roofs (extruded solids and faceted breps, one material per
+//! class: IFC carries no textures; openings are not cut).
 //!
 //! Semantics are kept as **one material per surface class** (and per texture / colour within a
 //! class): materials are named `wall`, `roof`, `ground`, `window`, `door`, `outer_ceiling`,
@@ -72,7 +74,7 @@ pub fn is_key(model: &CityModel, b: &Building) -> bool {
     if b.level != Level::L4 {
         return false;
     }
-    b.solid.is_some() || b.cim_model.and_then(|c| model.cim_models.get(c as usize)).is_some_and(|c| c.format == CimFormat::Gltf)
+    b.solid.is_some() || b.cim_model.and_then(|c| model.cim_models.get(c as usize)).is_some_and(|c| matches!(c.format, CimFormat::Gltf | CimFormat::Ifc))
 }
 
 /// Builds the L4 geometry of key building `b` standing on `base` (its lowest point at
@@ -91,8 +93,68 @@ pub fn building_parts(model: &CityModel, b: &Building, base: f64, frame: &Enu, m
             let mesh = crate::cim::placed::gltf::read_mesh(&path, &c.path).map_err(|e| e.to_string())?;
             gltf_parts(&mesh, &c.placement, b.min_height as f64 + base, frame)
         }
+        CimFormat::Ifc => {
+            let p = model_dir.join(&c.path);
+            let path = if p.is_file() { p } else { std::path::PathBuf::from(&c.path) };
+            let local = crate::cim::placed::ifc::read(&path, &c.path, &mut crate::report::BuildReport::default()).map_err(|e| e.to_string())?;
+            if local.mesh.is_empty() {
+                return Err("the IFC has no wall, slab or roof geometry that can be meshed".into());
+            }
+            ifc_parts(&local.mesh, &c.placement, b.min_height as f64 + base, frame)
+        }
         f => Err(format!("{f:?} models are not meshed for L4 (shown by their L3/L2 representation)")),
     }
+}
+
+/// IFC walls / slabs / roofs (triangles per class, local ENU) → one material per class.
+fn ifc_parts(mesh: &[(SurfaceKind, Vec<[[f64; 3]; 3]>)], pl: &crate::model::Placement, ground: f64, frame: &Enu) -> Result<L4Parts, String> {
+    let zmin = mesh
+        .iter()
+        .flat_map(|(_, t)| t.iter().flatten())
+        .map(|v| crate::cim::placed::place_point(pl, *v)[2])
+        .fold(f64::INFINITY, f64::min);
+    if !zmin.is_finite() {
+        return Err("the IFC mesh has no vertices".into());
+    }
+    let anchor = Enu::new(pl.lon, pl.lat, 0.0);
+    let mut out = L4Parts::new();
+    let mut by_class: BTreeMap<u8, (SurfaceKind, gltf::Primitive)> = BTreeMap::new();
+    for (kind, tris) in mesh {
+        let (_, prim) = by_class.entry(*kind as u8).or_insert_with(|| (*kind, gltf::Primitive::default()));
+        for t in tris {
+            let v0 = prim.positions.len() as u32;
+            let q: Vec<[f64; 3]> = t.iter().map(|v| crate::cim::placed::place_point(pl, *v)).collect();
+            // flat normal of the triangle
+            let (a, b, c) = (q[0], q[1], q[2]);
+            let n = cross([b[0] - a[0], b[1] - a[1], b[2] - a[2]], [c[0] - a[0], c[1] - a[1], c[2] - a[2]]);
+            let l = dot(n, n).sqrt();
+            if !(l > 1e-12) {
+                continue;
+            }
+            let gn = [(n[0] / l) as f32, (n[2] / l) as f32, (-n[1] / l) as f32];
+            for p in &q {
+                let (lon, lat, h) = anchor.to_geodetic(p[0], p[1], p[2] - zmin + ground);
+                let e = frame.from_geodetic(lon, lat, h);
+                out.grow(lon, lat, h);
+                prim.positions.push([e[0] as f32, e[2] as f32, (-e[1]) as f32]);
+                prim.normals.push(gn);
+                prim.feature_ids.push(0);
+            }
+            prim.indices.extend_from_slice(&[v0, v0 + 1, v0 + 2]);
+        }
+    }
+    for (_, (kind, mut prim)) in by_class {
+        if prim.indices.is_empty() {
+            continue;
+        }
+        out.materials.push(gltf::Material { name: kind_name(kind).into(), base_color: class_colour(kind), metallic: 0.0, roughness: 0.9, texture: None, double_sided: true });
+        prim.material = out.materials.len() - 1;
+        out.primitives.push(prim);
+    }
+    if out.primitives.is_empty() {
+        return Err("the IFC mesh has only degenerate triangles".into());
+    }
+    Ok(out)
 }
 
 fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
