@@ -760,3 +760,50 @@ fn bad_buildings_are_reported_per_feature_and_no_3dtiles_skips_the_tileset() {
     let m2 = manifest(&dir2);
     assert!(m2.get("tiles3d").is_none() && m2["files"].get("3dtiles").is_none());
 }
+
+#[test]
+fn bad_l4_inputs_are_reported_per_feature_and_the_build_goes_on() {
+    // A CityGML LoD3 building copied without its textures directory, with one polygon made
+    // degenerate; a GLB without placement; both in one build.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = data("cim/citygml/ingolstadt-lod3/4018133/4018133.xml");
+    let xml = std::fs::read_to_string(&src).unwrap();
+    // the first posList: every vertex the same point (a degenerate surface)
+    let start = xml.find("<gml:posList").unwrap();
+    let open_end = start + xml[start..].find('>').unwrap() + 1;
+    let close = open_end + xml[open_end..].find("</gml:posList>").unwrap();
+    let first: Vec<&str> = xml[open_end..close].split_whitespace().take(3).collect();
+    let degenerate = std::iter::repeat_n(first.join(" "), 4).collect::<Vec<_>>().join(" ");
+    let broken = format!("{}{}{}", &xml[..open_end], degenerate, &xml[close..]);
+    let gml = tmp.path().join("house.xml");
+    std::fs::write(&gml, broken).unwrap();
+    let placement = tmp.path().join("p.json");
+    std::fs::write(&placement, r#"{"lon": 123.4315, "lat": 41.8057, "name": {"zh": "小屋", "en": "House"}}"#).unwrap();
+    let glb = data("cim/gltf/AC20-FZK-Haus.glb");
+    let dir = tmp.path().join("m");
+    let m = build(&dir, &["--source", gml.to_str().unwrap(), "--placement", placement.to_str().unwrap(), "--source", &glb]);
+    let rep = &m["report"];
+    // the GLB without placement: dropped, named, with a warning
+    let d = &rep["dropped"][scenes::cim::placed::NO_GEOREFERENCE];
+    assert_eq!(d["count"], 1, "{rep}");
+    assert_eq!(d["examples"][0]["source"], glb.as_str());
+    // the missing textures: the building is repaired (left untextured) and a warning names them
+    let t = &rep["repaired"]["texture image missing: its surfaces are left untextured"];
+    assert_eq!(t["count"], 1, "{rep}");
+    assert_eq!(t["examples"][0]["feature"], "4018133");
+    let warnings: Vec<&str> = rep["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    assert!(warnings.iter().any(|w| w.contains("Wood_Cherry_Original.jpg") && w.contains("Roofing_Tile_Spanish.jpg")), "{warnings:?}");
+    // the degenerate surface: removed and reported for that building
+    let g = &rep["repaired"]["degenerate 3D surface or ring (< 3 distinct points) removed"];
+    assert!(g["examples"].as_array().unwrap().iter().any(|e| e["feature"] == "4018133"), "{rep}");
+    // the key building still gets its L4 tile, untextured, validator clean
+    let t3 = &m["tiles3d"];
+    assert_eq!((t3["l4_tiles"].as_u64(), t3["l4_images"].as_u64()), (Some(1), Some(0)), "{t3}");
+    let (_, c) = check_tileset(&dir);
+    assert_eq!(c.l4.len(), 1);
+    assert!(c.l4[0].images.is_empty() && c.l4[0].textured_prims == 0);
+    assert!(c.l4[0].materials.iter().all(|m| !m.contains(':')), "{:?}", c.l4[0].materials);
+    assert_eq!(c.l4[0].name, "小屋");
+    let v = validate_glbs(&dir.join("3dtiles"));
+    assert_eq!(v["errors"], 0, "{}", v["failed"]);
+}
