@@ -408,10 +408,24 @@ fn default_city_tileset_is_contained_valid_served_and_viewable_in_cesium() {
     // the L2 tiles holding them, standing on the ground and reaching their height
     assert_eq!(c.l3_tiles as u64, t3["l3_tiles"].as_u64().unwrap());
     assert!(c.refined > 0 && c.l3_tiles >= c.refined, "{} refined L2 tiles, {} L3 tiles", c.refined, c.l3_tiles);
+    // … and the buildings of the default theme area 好游玩·北陵公园 (centroid in its box)
+    let areas = t3["l3_areas"].as_array().unwrap();
+    assert_eq!(areas.len(), 1, "{t3}");
+    assert_eq!(areas[0]["name"], "好游玩·北陵公园");
+    let abox: Vec<f64> = areas[0]["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let in_area = |b: &scenes::model::Building| {
+        use geo::Centroid;
+        let c = b.footprint.centroid().unwrap();
+        c.x() >= abox[0] && c.x() <= abox[2] && c.y() >= abox[1] && c.y() <= abox[3]
+    };
+    let n_area = model_dir_model.buildings.iter().filter(|b| in_area(b)).count() as u64;
+    assert!(n_area > 100, "{n_area} buildings in the theme area");
+    assert_eq!(areas[0]["buildings"].as_u64().unwrap(), n_area);
     let focus_district = |b: &scenes::model::Building| {
-        b.district
-            .and_then(|d| model_dir_model.districts.get(d as usize))
-            .is_some_and(|d| matches!(d.names.zh.as_deref(), Some("和平区") | Some("沈河区")))
+        in_area(b)
+            || b.district
+                .and_then(|d| model_dir_model.districts.get(d as usize))
+                .is_some_and(|d| matches!(d.names.zh.as_deref(), Some("和平区") | Some("沈河区")))
     };
     let n_focus = model_dir_model.buildings.iter().filter(|b| focus_district(b)).count();
     let fallbacks: u64 = t3["l3_fallbacks"].as_object().unwrap().values().map(|t| t["count"].as_u64().unwrap()).sum();

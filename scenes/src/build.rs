@@ -44,6 +44,9 @@ pub struct BuildOptions {
     /// Buildings with L3 tiles (`--l3-districts`); `None`: 和平区 and 沈河区 for the built-in city,
     /// none for ingested data.
     pub l3_districts: Option<crate::threed::L3Districts>,
+    /// Theme areas with L3 (`--l3-area NAME=w,s,e,n`, repeatable); `None`: 好游玩·北陵公园 for the
+    /// built-in city, none for ingested data.
+    pub l3_areas: Option<Vec<crate::threed::L3Area>>,
 }
 
 /// Feature counts per layer.
@@ -356,7 +359,8 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
             }
         });
         let (ground, terrain) = ground_for(&model, dem.as_ref(), opts, &mut report)?;
-        let topts = crate::threed::Options { base_height: terrain.fallback_height, ground: Some(ground), l3, ..Default::default() };
+        let l3_areas = opts.l3_areas.clone().unwrap_or_else(|| if opts.sources.is_empty() { crate::threed::L3Area::builtin_default() } else { vec![] });
+        let topts = crate::threed::Options { base_height: terrain.fallback_height, ground: Some(ground), l3, l3_areas, ..Default::default() };
         let mut s = crate::threed::write(&model, &dir, &topts)?;
         s.terrain = Some(terrain);
         Some(s)

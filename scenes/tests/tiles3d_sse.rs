@@ -398,3 +398,50 @@ fn l4_key_building_replaces_only_itself_and_is_selected_within_150_m() {
         }
     }
 }
+
+#[test]
+fn an_l3_theme_area_gets_l3_like_a_focus_district() {
+    use scenes::threed::L3Area;
+    let m = city();
+    // a 1 km box north-east of the centre (no district in focus)
+    let (mx, my) = scenes::geodesy::metres_per_degree(LAT0);
+    let bbox = [LON0 + 500.0 / mx, LAT0 + 500.0 / my, LON0 + 1500.0 / mx, LAT0 + 1500.0 / my];
+    let area = L3Area::parse(&format!("好游玩={},{},{},{}", bbox[0], bbox[1], bbox[2], bbox[3])).unwrap();
+    assert_eq!(area.name, "好游玩");
+    // buildings are 20 m squares every 100 m from -6000 m: those whose centre (x + 10 m) lies
+    // in [500, 1500] m on both axes: x + 10 ∈ [500, 1500] → x ∈ {500, …, 1400}: 10 per axis
+    let inside: Vec<usize> = (0..m.buildings.len())
+        .filter(|&i| {
+            let c = geo::Centroid::centroid(&m.buildings[i].footprint).unwrap();
+            area.contains(c.x(), c.y())
+        })
+        .collect();
+    assert_eq!(inside.len(), 100);
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = Options { max_features_per_tile: 400, l3_areas: vec![area], ..Default::default() };
+    let s = threed::write(&m, tmp.path(), &opts).unwrap();
+    assert_eq!(s.l3_areas.len(), 1);
+    assert_eq!((s.l3_areas[0].name.as_str(), s.l3_areas[0].buildings), ("好游玩", 100));
+    assert_eq!(s.l3_buildings, 100, "{:?}", s.l3_fallbacks);
+    let ts: Tileset = serde_json::from_slice(&std::fs::read(tmp.path().join("tileset.json")).unwrap()).unwrap();
+    let mut all = vec![];
+    content_tiles(&ts.root, None, &mut all);
+    let mut at_l3 = vec![];
+    for (t, p) in &all {
+        if p.is_some() {
+            let g = glb_at(tmp.path(), &t.content.as_ref().unwrap().uri);
+            for (id, lv) in ids_of(&g, "id").into_iter().zip(ids_of(&g, "level")) {
+                if lv == 3 {
+                    at_l3.push(id as usize);
+                }
+            }
+        }
+    }
+    at_l3.sort_unstable();
+    assert_eq!(at_l3, inside);
+    // bad areas are errors naming the argument
+    for bad in ["x", "=1,2,3,4", "a=1,2,3", "a=3,2,1,4", "a=1,2,x,4", "a=1,95,2,96"] {
+        let e = L3Area::parse(bad).unwrap_err();
+        assert!(e.contains("--l3-area") && e.contains(bad), "{bad}: {e}");
+    }
+}

@@ -18,7 +18,7 @@ pub mod l3tile;
 pub mod l4;
 pub mod tileset;
 
-pub use l3tile::L3Districts;
+pub use l3tile::{L3Area, L3Districts};
 
 use crate::model::{BuildingUse, CityModel};
 use crate::report::{FeatureRef, Progress, Tally, EXAMPLES_PER_REASON};
@@ -63,6 +63,8 @@ pub struct Options {
     pub l3: L3Districts,
     /// At most this many buildings per L3 tile.
     pub max_features_per_l3_tile: usize,
+    /// Theme areas whose buildings (footprint centroid inside) and trees also get L3.
+    pub l3_areas: Vec<L3Area>,
 }
 
 impl Default for Options {
@@ -77,6 +79,7 @@ impl Default for Options {
             normals: false,
             l3: L3Districts::None,
             max_features_per_l3_tile: 250,
+            l3_areas: vec![],
         }
     }
 }
@@ -130,6 +133,9 @@ pub struct Tiles3dSummary {
     pub tree_tiles: u64,
     #[serde(default)]
     pub trees: u64,
+    /// Theme areas given L3 (`--l3-area`) with the buildings whose centroid lies inside.
+    #[serde(default)]
+    pub l3_areas: Vec<L3AreaSummary>,
     /// L4 tiles (one per key building) and what they hold.
     #[serde(default)]
     pub l4_tiles: u64,
@@ -145,6 +151,14 @@ pub struct Tiles3dSummary {
     /// key buildings whose textures could not be read (drawn untextured).
     #[serde(default)]
     pub l4_fallbacks: BTreeMap<String, Tally>,
+}
+
+/// One `--l3-area` in the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct L3AreaSummary {
+    pub name: String,
+    pub bbox: [f64; 4],
+    pub buildings: u64,
 }
 
 /// Colour per use (linear RGB).
@@ -280,6 +294,7 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
             l3_fallbacks: BTreeMap::new(),
             tree_tiles: 0,
             trees: 0,
+            l3_areas: vec![],
             l4_tiles: 0,
             l4_buildings: 0,
             l4_bytes: 0,
@@ -461,7 +476,18 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
     // 3b. L3 children of the L2 tiles holding focus-district buildings or key buildings: every
     // building of such a tile goes into one of its L3 tiles (≤ max_features_per_l3_tile each);
     // a key building with an L4 tile gets an L3 tile of its own (its slot, parent of the L4).
-    let focus = opts.l3.focus(model).map_err(anyhow::Error::msg)?;
+    let mut focus = opts.l3.focus(model).map_err(anyhow::Error::msg)?;
+    let mut l3_area_counts = vec![0u64; opts.l3_areas.len()];
+    for (i, r) in prepared.iter().enumerate() {
+        if let Ok(p) = r {
+            for (k, a) in opts.l3_areas.iter().enumerate() {
+                if a.contains(p.centroid[0], p.centroid[1]) {
+                    l3_area_counts[k] += 1;
+                    focus[i] = true;
+                }
+            }
+        }
+    }
     let mut l3_jobs: Vec<(String, String, Vec<usize>)> = Vec::new();
     let mut slot_of: BTreeMap<String, usize> = BTreeMap::new();
     for (key, items) in &leaves {
@@ -623,6 +649,12 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
         l3_fallbacks: l3_stats.fallbacks,
         tree_tiles: tree_tiles.len() as u64,
         trees: n_trees,
+        l3_areas: opts
+            .l3_areas
+            .iter()
+            .zip(&l3_area_counts)
+            .map(|(a, &n)| L3AreaSummary { name: a.name.clone(), bbox: a.bbox, buildings: n })
+            .collect(),
         l4_tiles: l4_by_building.len() as u64,
         l4_buildings: l4_by_building.len() as u64,
         l4_bytes: l4_by_building.values().map(|l| l.gz).sum(),
@@ -1108,16 +1140,18 @@ fn write_tree_tiles(
     use geo::Contains;
     let mask = opts.l3.district_mask(model).map_err(anyhow::Error::msg)?;
     let frame = crate::l3::LocalFrame::new(centre[0], centre[1]);
-    let all = crate::l3::trees::place_trees(model, &frame, 1);
-    let trees: Vec<crate::l3::trees::Tree> = all
+    let trees: Vec<crate::l3::trees::Tree> = crate::l3::trees::place_trees(model, &frame, 1)
         .into_iter()
-        .filter(|t| match &mask {
-            None => true,
-            Some(m) => model
-                .districts
-                .iter()
-                .enumerate()
-                .any(|(i, d)| m[i] && d.geometry.contains(&geo_types::Point::new(t.lon, t.lat))),
+        .filter(|t| {
+            opts.l3_areas.iter().any(|a| a.contains(t.lon, t.lat))
+                || match &mask {
+                    None => true,
+                    Some(m) => model
+                        .districts
+                        .iter()
+                        .enumerate()
+                        .any(|(i, d)| m[i] && d.geometry.contains(&geo_types::Point::new(t.lon, t.lat))),
+                }
         })
         .collect();
     if trees.is_empty() {
