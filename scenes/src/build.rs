@@ -361,7 +361,22 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
         let (ground, terrain) = ground_for(&model, dem.as_ref(), opts, &mut report)?;
         let l3_areas = opts.l3_areas.clone().unwrap_or_else(|| if opts.sources.is_empty() { crate::threed::L3Area::builtin_default() } else { vec![] });
         let topts = crate::threed::Options { base_height: terrain.fallback_height, ground: Some(ground), l3, l3_areas, ..Default::default() };
-        let mut s = crate::threed::write(&model, &dir, &topts)?;
+        // Trees stand on the DEM (+ the geoid undulation unless the DEM is ellipsoidal), sampled
+        // per tree; outside the DEM on the fallback ground.
+        let geoid = match (&dem, opts.dem_ellipsoidal) {
+            (Some(_), false) => Some(crate::terrain::Geoid::egm96().map_err(|e| anyhow::anyhow!("terrain: {e}"))?),
+            _ => None,
+        };
+        let tree_ground = |lon: f64, lat: f64| -> Option<f64> {
+            let d = dem.as_ref()?;
+            let h = d.elevation(lon, lat).ok()?;
+            let n = match &geoid {
+                Some(g) => g.undulation(lon, lat).ok()?,
+                None => 0.0,
+            };
+            Some(h + n)
+        };
+        let mut s = crate::threed::write_with_ground(&model, &dir, &topts, dem.as_ref().map(|_| &tree_ground as crate::threed::GroundFn<'_>))?;
         s.terrain = Some(terrain);
         Some(s)
     } else {

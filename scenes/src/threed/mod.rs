@@ -200,6 +200,16 @@ struct LeafOut {
 /// Writes the tileset of `model` into `dir` (created). Never fails on a bad building; fails on
 /// I/O errors only.
 pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSummary> {
+    write_with_ground(model, dir, opts, None)
+}
+
+/// Ground height (m above the ellipsoid) at a point, `None` outside the terrain: called on the
+/// calling thread only (a GDAL-backed DEM is not `Send`).
+pub type GroundFn<'a> = &'a dyn Fn(f64, f64) -> Option<f64>;
+
+/// [`write`], with the trees standing on `tree_ground` sampled per tree (else on
+/// `opts.base_height`).
+pub fn write_with_ground(model: &CityModel, dir: &Path, opts: &Options, tree_ground: Option<GroundFn<'_>>) -> Result<Tiles3dSummary> {
     let t0 = std::time::Instant::now();
     let content_dir = dir.join("content");
     let ge = tileset::GeometricErrors::new(&opts.sse);
@@ -540,7 +550,7 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
 
     // 3c. trees in the parks of the focus districts: instanced tree tiles
     let tree_tiles = if focus.iter().any(|f| *f) {
-        write_tree_tiles(model, opts, &root_inv, &content_dir, root_frame_lonlat(&bb), kx)?
+        write_tree_tiles(model, opts, &root_inv, &content_dir, root_frame_lonlat(&bb), kx, tree_ground)?
     } else {
         vec![]
     };
@@ -1136,6 +1146,7 @@ fn write_tree_tiles(
     content_dir: &Path,
     centre: [f64; 2],
     kx: f64,
+    tree_ground: Option<GroundFn<'_>>,
 ) -> Result<Vec<(LeafOut, u64)>> {
     use geo::Contains;
     let mask = opts.l3.district_mask(model).map_err(anyhow::Error::msg)?;
@@ -1162,25 +1173,29 @@ fn write_tree_tiles(
     let mut leaves = Vec::new();
     q.leaves(&mut leaves);
     let unit = l3tile::unit_tree_gltf();
-    // Trees stand on the flat/fallback ground: with --dem that is the DEM's mean over the model,
-    // not the terrain under each tree (not sampled per tree yet).
-    let base = opts.base_height;
+    // Each tree stands on the ground under it (the DEM sampled per tree, with `--dem`), else on
+    // the flat / fallback ground. Sampled here, on the calling thread.
+    let bases: Vec<f64> = trees
+        .iter()
+        .map(|t| tree_ground.and_then(|g| g(t.lon, t.lat)).filter(|h| h.is_finite()).unwrap_or(opts.base_height))
+        .collect();
     leaves
         .par_iter()
         .map(|(key, items)| {
+            let base = items.iter().map(|&i| bases[i]).fold(f64::INFINITY, f64::min);
             let mut reg = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY, base, f64::NEG_INFINITY];
             for &i in items.iter() {
                 let t = &trees[i];
                 let (mx, my) = l2::ellipsoid_metres_per_degree(t.lat);
                 let (dx, dy) = (t.crown_radius / mx, t.crown_radius / my);
-                reg = [reg[0].min(t.lon - dx), reg[1].min(t.lat - dy), reg[2].max(t.lon + dx), reg[3].max(t.lat + dy), base, reg[5].max(base + t.height)];
+                reg = [reg[0].min(t.lon - dx), reg[1].min(t.lat - dy), reg[2].max(t.lon + dx), reg[3].max(t.lat + dy), base, reg[5].max(bases[i] + t.height)];
             }
             let tframe = crate::geodesy::Enu::new((reg[0] + reg[2]) / 2.0, (reg[1] + reg[3]) / 2.0, base);
             let transform = tileset::mat_mul(root_inv, &tframe.to_ecef_matrix());
             let mut inst = gltf::Instances::default();
             for &i in items.iter() {
                 let t = &trees[i];
-                let e = tframe.from_geodetic(t.lon, t.lat, base);
+                let e = tframe.from_geodetic(t.lon, t.lat, bases[i]);
                 inst.translations.push([e[0] as f32, e[2] as f32, (-e[1]) as f32]);
                 inst.rotations.push(l3tile::heading_quaternion(t.heading));
                 inst.scales.push([t.height as f32; 3]);
