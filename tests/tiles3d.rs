@@ -53,6 +53,8 @@ struct Checked {
     /// instanced tree tiles and their trees
     tree_tiles: usize,
     trees: usize,
+    /// tree ids seen in tree tiles
+    tree_ids: std::collections::HashSet<u64>,
     /// L4 tiles (`-l4-` in the URI), one per key building
     l4: Vec<L4Seen>,
     /// building id → (min h, max h) of its L4 vertices
@@ -108,6 +110,19 @@ fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64;
                 assert!(lon >= region[0] && lon <= region[2] && lat >= region[1] && lat <= region[3], "{}: tree outside its region", c.uri);
                 assert!((h - region[4] - 0.25).abs() < 0.01 && h + s[1] <= region[5] + 1e-3, "{}: tree at {h} m, height {}", c.uri, s[1]);
                 assert!((6.0..=12.0).contains(&s[1]), "tree height {}", s[1]);
+            }
+            // per-tree feature ids (EXT_instance_features) into the `tree` property table: one
+            // row per tree, ids unique over the tileset, heights = the instance scale
+            let fi = &glb.json["nodes"][0]["extensions"]["EXT_instance_features"]["featureIds"][0];
+            assert_eq!((fi["featureCount"].as_u64(), fi["propertyTable"].as_u64()), (Some(tr.len() as u64), Some(0)), "{}", c.uri);
+            let fids = glb.accessor(a["_FEATURE_ID_0"].as_u64().unwrap() as usize);
+            assert_eq!(fids.iter().map(|f| f[0] as usize).collect::<Vec<_>>(), (0..tr.len()).collect::<Vec<_>>());
+            let tids = glb.property("id").expect("tree id column");
+            let th = glb.property("height").expect("tree height column");
+            assert_eq!(tids.len(), tr.len());
+            for (k, s) in sc.iter().enumerate() {
+                assert!((th[k].as_f64().unwrap() - s[1]).abs() < 1e-3, "{}: tree {k} height", c.uri);
+                assert!(out.tree_ids.insert(tids[k].as_f64().unwrap() as u64), "{}: tree id {} twice", c.uri, tids[k]);
             }
             out.trees += tr.len();
             out.tree_tiles += 1;
@@ -524,7 +539,10 @@ fn default_city_tileset_is_contained_valid_served_and_viewable_in_cesium() {
     let v = validate_glbs(&dir.join("3dtiles"));
     assert_eq!(v["files"].as_u64().unwrap() as usize, c.tiles, "{v}");
     assert_eq!(v["errors"], 0, "glTF-Validator errors: {}", v["failed"]);
-    assert_eq!(v["extensionsUsed"], serde_json::json!(["EXT_mesh_features", "EXT_mesh_gpu_instancing", "EXT_structural_metadata", "KHR_mesh_quantization"]));
+    assert_eq!(
+        v["extensionsUsed"],
+        serde_json::json!(["EXT_instance_features", "EXT_mesh_features", "EXT_mesh_gpu_instancing", "EXT_structural_metadata", "KHR_mesh_quantization"])
+    );
 
     // 3. HTTP
     let srv = serve(&dir);

@@ -1193,6 +1193,16 @@ fn write_tree_tiles(
             let tframe = crate::geodesy::Enu::new((reg[0] + reg[2]) / 2.0, (reg[1] + reg[3]) / 2.0, base);
             let transform = tileset::mat_mul(root_inv, &tframe.to_ecef_matrix());
             let mut inst = gltf::Instances::default();
+            // per-tree feature ids (EXT_instance_features) into a `tree` property table
+            inst.feature_ids = (0..items.len() as u32).collect();
+            let table = gltf::PropertyTable {
+                class: "tree".into(),
+                count: items.len(),
+                columns: vec![
+                    ("id".into(), Column::U32(items.iter().map(|&i| i as u32).collect())),
+                    ("height".into(), Column::F32(items.iter().map(|&i| trees[i].height as f32).collect())),
+                ],
+            };
             for &i in items.iter() {
                 let t = &trees[i];
                 let e = tframe.from_geodetic(t.lon, t.lat, bases[i]);
@@ -1223,8 +1233,8 @@ fn write_tree_tiles(
                 materials,
                 primitives,
                 positions: PositionEncoding::Float,
-                schema: None,
-                property_table: None,
+                schema: Some(gltf::tree_schema()),
+                property_table: Some(table),
                 images: vec![],
                 instances: Some(inst),
             };
