@@ -12,7 +12,7 @@ use geo_types::{LineString, MultiPolygon, Point};
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the persisted layout of [`CityModel`] changes.
-pub const MODEL_FORMAT_VERSION: u32 = 1;
+pub const MODEL_FORMAT_VERSION: u32 = 2;
 
 /// Where a feature came from: an index into [`CityModel::sources`] plus the id it had there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
