@@ -128,7 +128,7 @@ fn ifc_parts(mesh: &[(SurfaceKind, Vec<[[f64; 3]; 3]>)], pl: &crate::model::Plac
             let (a, b, c) = (q[0], q[1], q[2]);
             let n = cross([b[0] - a[0], b[1] - a[1], b[2] - a[2]], [c[0] - a[0], c[1] - a[1], c[2] - a[2]]);
             let l = dot(n, n).sqrt();
-            if !(l > 1e-12) {
+            if l.is_nan() || l <= 1e-12 {
                 continue;
             }
             let gn = [(n[0] / l) as f32, (n[2] / l) as f32, (-n[1] / l) as f32];

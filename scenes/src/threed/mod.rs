@@ -415,7 +415,9 @@ pub fn write_with_ground(model: &CityModel, dir: &Path, opts: &Options, tree_gro
             }
         }
     }
-    let l4_results: Vec<(usize, Result<(LeafOut, u64, Vec<String>), String>)> = leaf_of
+    // per key building: (tile, embedded images, unreadable textures), or why it has no L4 tile
+    type L4Result = Result<(LeafOut, u64, Vec<String>), String>;
+    let l4_results: Vec<(usize, L4Result)> = leaf_of
         .par_iter()
         .map(|(&i, leaf)| {
             let r = (|| -> Result<(LeafOut, u64, Vec<String>), String> {
@@ -1192,9 +1194,8 @@ fn write_tree_tiles(
             }
             let tframe = crate::geodesy::Enu::new((reg[0] + reg[2]) / 2.0, (reg[1] + reg[3]) / 2.0, base);
             let transform = tileset::mat_mul(root_inv, &tframe.to_ecef_matrix());
-            let mut inst = gltf::Instances::default();
             // per-tree feature ids (EXT_instance_features) into a `tree` property table
-            inst.feature_ids = (0..items.len() as u32).collect();
+            let mut inst = gltf::Instances { feature_ids: (0..items.len() as u32).collect(), ..Default::default() };
             let table = gltf::PropertyTable {
                 class: "tree".into(),
                 count: items.len(),
