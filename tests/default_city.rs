@@ -25,7 +25,12 @@ fn default_city_builds_is_deterministic_and_serves_queries() {
     for layer in ["roads", "water", "landuse", "pois"] {
         assert!(m["layers"][layer].as_u64().unwrap() > 0, "{layer}");
     }
-    assert_eq!(m["heights"]["generated"].as_u64().unwrap(), nb);
+    // every building is generated but the landmarks (L4 key buildings from the shared CIM data,
+    // heights from their geometry), each from its own source after the built-in one
+    let landmarks = m["sources"].as_array().unwrap().len() as u64 - 1;
+    assert!(landmarks >= 3, "{} landmark sources", landmarks);
+    assert_eq!(m["heights"]["generated"].as_u64().unwrap() + m["heights"]["geometry"].as_u64().unwrap(), nb);
+    assert_eq!(m["heights"]["geometry"].as_u64().unwrap(), landmarks);
     assert_eq!(m["sources"][0]["kind"], "builtin");
     assert_eq!(m["sources"][0]["datum"], "gcj02");
     assert!(m["seed"].as_u64().is_some());

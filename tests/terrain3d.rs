@@ -297,3 +297,75 @@ fn a_dem_covering_part_of_the_model_reports_the_rest_on_its_mean() {
     assert_eq!(on_fallback, n_out);
     assert!(own > 500, "{own} covered buildings on their own ground");
 }
+
+/// (lon, lat, h above the ellipsoid) of every tree base in the tree tiles of a tileset.
+fn tree_bases(dir: &Path, t: &Tile, parent_m: &[f64; 16], out: &mut Vec<(f64, f64, f64)>) {
+    let m = match &t.transform {
+        Some(tr) => mat_mul(parent_m, tr),
+        None => *parent_m,
+    };
+    if let Some(c) = t.content.as_ref().filter(|c| c.uri.contains("trees-")) {
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(&std::fs::read(dir.join(format!("{}.gz", c.uri))).unwrap()[..]).read_to_end(&mut bytes).unwrap();
+        let glb = Glb::parse(&bytes).unwrap();
+        let world = mat_mul(&m, &Y_UP_TO_Z_UP);
+        let a = &glb.json["nodes"][0]["extensions"]["EXT_mesh_gpu_instancing"]["attributes"];
+        for p in glb.accessor(a["TRANSLATION"].as_u64().unwrap() as usize) {
+            out.push(ecef_to_geodetic(mat_apply(&world, [p[0], p[1], p[2]])));
+        }
+    }
+    for ch in &t.children {
+        tree_bases(dir, ch, &m, out);
+    }
+}
+
+#[test]
+fn monaco_trees_stand_on_the_srtm_ground_under_each_tree() {
+    let dem = data("dem/srtm3_N43E007.tif");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("monaco-trees");
+    let m = build(&dir, &["--source", &data("osm/monaco.osm.pbf"), "--dem", &dem, "--l3-districts", "all", "--no-tiles"]);
+    let n_trees = m["tiles3d"]["trees"].as_u64().unwrap();
+    assert!(n_trees > 100, "{}", m["tiles3d"]);
+    let ts: Tileset = serde_json::from_slice(&std::fs::read(dir.join("3dtiles/tileset.json")).unwrap()).unwrap();
+    let mut bases = vec![];
+    tree_bases(&dir.join("3dtiles"), &ts.root, &IDENTITY, &mut bases);
+    assert_eq!(bases.len() as u64, n_trees);
+    // every 5th tree: bilinear DEM (cells from gdallocationinfo) + EGM96 N (cs2cs) at the tree
+    let info: serde_json::Value = serde_json::from_slice(&Command::new("gdalinfo").args(["-json", &dem]).output().unwrap().stdout).unwrap();
+    let gt: Vec<f64> = info["geoTransform"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let (w, h) = (info["size"][0].as_i64().unwrap(), info["size"][1].as_i64().unwrap());
+    let sample: Vec<(f64, f64, f64)> = bases.iter().step_by(5).copied().collect();
+    let (mut queries, mut geoid_in, mut frac) = (String::new(), String::new(), vec![]);
+    for &(lon, lat, _) in &sample {
+        let (col, row) = ((lon - gt[0]) / gt[1], (lat - gt[3]) / gt[5]);
+        let (fx, fy) = ((col - 0.5).clamp(0.0, (w - 1) as f64), (row - 0.5).clamp(0.0, (h - 1) as f64));
+        let (c0, r0) = (fx.floor() as i64, fy.floor() as i64);
+        let (c1, r1) = ((c0 + 1).min(w - 1), (r0 + 1).min(h - 1));
+        for (cc, rr) in [(c0, r0), (c1, r0), (c0, r1), (c1, r1)] {
+            queries.push_str(&format!("{cc} {rr}\n"));
+        }
+        frac.push((fx - c0 as f64, fy - r0 as f64));
+        geoid_in.push_str(&format!("{lat} {lon} 0\n"));
+    }
+    let vals: Vec<f64> = pipe("gdallocationinfo", &["-valonly", &dem], &queries).iter().map(|l| l.trim().parse().unwrap()).collect();
+    let n: Vec<f64> = pipe("cs2cs", &["-f", "%.4f", "EPSG:4326+5773", "EPSG:4979"], &geoid_in).iter().map(|l| l.split_whitespace().nth(2).unwrap().parse().unwrap()).collect();
+    let (mut checked, mut lo, mut hi) = (0, f64::INFINITY, f64::NEG_INFINITY);
+    for (i, &(_, _, hb)) in sample.iter().enumerate() {
+        let v = &vals[4 * i..4 * i + 4];
+        if v.iter().any(|&x| x == -32768.0) {
+            continue;
+        }
+        let (tx, ty) = frac[i];
+        let g = (v[0] * (1.0 - tx) + v[1] * tx) * (1.0 - ty) + (v[2] * (1.0 - tx) + v[3] * tx) * ty;
+        // translations are float32 in a tile frame of a few hundred metres: mm
+        assert!((hb - (g + n[i])).abs() < 0.05, "tree {i}: base {hb:.3} m, DEM {g:.3} + N {:.3}", n[i]);
+        lo = lo.min(g);
+        hi = hi.max(g);
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} trees checked");
+    assert!(hi - lo > 20.0, "the checked trees stand between {lo:.1} and {hi:.1} m: not on one flat ground");
+    let v = validate_glbs(&dir.join("3dtiles"));
+    assert_eq!(v["errors"], 0, "glTF-Validator errors: {}", v["failed"]);
+}

@@ -53,6 +53,26 @@ struct Checked {
     /// instanced tree tiles and their trees
     tree_tiles: usize,
     trees: usize,
+    /// tree ids seen in tree tiles
+    tree_ids: std::collections::HashSet<u64>,
+    /// L4 tiles (`-l4-` in the URI), one per key building
+    l4: Vec<L4Seen>,
+    /// building id → (min h, max h) of its L4 vertices
+    l4_heights: HashMap<u32, (f64, f64)>,
+}
+
+#[derive(Debug)]
+struct L4Seen {
+    uri: String,
+    id: u32,
+    level: u32,
+    name: String,
+    /// embedded images (bytes) and their MIME types
+    images: Vec<(Vec<u8>, String)>,
+    /// material names; textured primitives without TEXCOORD_0
+    materials: Vec<String>,
+    untextured_uv_missing: usize,
+    textured_prims: usize,
 }
 
 fn region_contains(outer: &[f64; 6], inner: &[f64; 6]) -> bool {
@@ -91,6 +111,19 @@ fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64;
                 assert!((h - region[4] - 0.25).abs() < 0.01 && h + s[1] <= region[5] + 1e-3, "{}: tree at {h} m, height {}", c.uri, s[1]);
                 assert!((6.0..=12.0).contains(&s[1]), "tree height {}", s[1]);
             }
+            // per-tree feature ids (EXT_instance_features) into the `tree` property table: one
+            // row per tree, ids unique over the tileset, heights = the instance scale
+            let fi = &glb.json["nodes"][0]["extensions"]["EXT_instance_features"]["featureIds"][0];
+            assert_eq!((fi["featureCount"].as_u64(), fi["propertyTable"].as_u64()), (Some(tr.len() as u64), Some(0)), "{}", c.uri);
+            let fids = glb.accessor(a["_FEATURE_ID_0"].as_u64().unwrap() as usize);
+            assert_eq!(fids.iter().map(|f| f[0] as usize).collect::<Vec<_>>(), (0..tr.len()).collect::<Vec<_>>());
+            let tids = glb.property("id").expect("tree id column");
+            let th = glb.property("height").expect("tree height column");
+            assert_eq!(tids.len(), tr.len());
+            for (k, s) in sc.iter().enumerate() {
+                assert!((th[k].as_f64().unwrap() - s[1]).abs() < 1e-3, "{}: tree {k} height", c.uri);
+                assert!(out.tree_ids.insert(tids[k].as_f64().unwrap() as u64), "{}: tree id {} twice", c.uri, tids[k]);
+            }
             out.trees += tr.len();
             out.tree_tiles += 1;
             return;
@@ -105,8 +138,43 @@ fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64;
             .map(|v| v["name"].as_str().unwrap().to_string())
             .collect();
         let levels = glb.property("level").expect("level column");
-        let is_l3 = c.uri.contains("-l3-");
-        if is_l3 {
+        // L3 tiles: children of L2 tiles (`-l3-`), and a key building's own slot (`-k<id>`)
+        let is_l4 = c.uri.contains("-l4-");
+        let is_l3 = c.uri.contains("-l3-") || c.uri.contains("-k");
+        if is_l4 {
+            assert_eq!(ids.len(), 1, "{}: one key building per L4 tile", c.uri);
+            assert!(t.children.is_empty() && t.geometric_error == 0.0, "{}: L4 tiles are leaves", c.uri);
+            let names = glb.property("name").unwrap_or_default();
+            let mut seen = L4Seen {
+                uri: c.uri.clone(),
+                id: ids[0].as_f64().unwrap() as u32,
+                level: levels[0].as_f64().unwrap() as u32,
+                name: names.first().and_then(|v| v.as_str()).unwrap_or("").to_string(),
+                images: vec![],
+                materials: vec![],
+                untextured_uv_missing: 0,
+                textured_prims: 0,
+            };
+            for im in glb.json["images"].as_array().cloned().unwrap_or_default() {
+                let bv = &glb.json["bufferViews"][im["bufferView"].as_u64().unwrap() as usize];
+                let (o, n) = (bv["byteOffset"].as_u64().unwrap_or(0) as usize, bv["byteLength"].as_u64().unwrap() as usize);
+                seen.images.push((glb.bin[o..o + n].to_vec(), im["mimeType"].as_str().unwrap().to_string()));
+            }
+            for m in glb.json["materials"].as_array().unwrap() {
+                assert_eq!(m["doubleSided"], true, "{}: L4 materials are double-sided", c.uri);
+                seen.materials.push(m["name"].as_str().unwrap().to_string());
+            }
+            for p in glb.json["meshes"][0]["primitives"].as_array().unwrap() {
+                let mat = &glb.json["materials"][p["material"].as_u64().unwrap() as usize];
+                if mat["pbrMetallicRoughness"]["baseColorTexture"].is_object() {
+                    seen.textured_prims += 1;
+                    if !p["attributes"]["TEXCOORD_0"].is_u64() {
+                        seen.untextured_uv_missing += 1;
+                    }
+                }
+            }
+            out.l4.push(seen);
+        } else if is_l3 {
             out.l3_tiles += 1;
             for (k, id) in ids.iter().enumerate() {
                 let id = id.as_f64().unwrap() as u32;
@@ -157,9 +225,10 @@ fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64;
                 assert_eq!(mine, theirs, "{}: feature ids of the L3 children differ from the L2 tile's", c.uri);
             }
         }
-        // per-feature signed volume over all primitives > 0 (outward winding)
+        // per-feature signed volume over all primitives > 0 (outward winding); not for L4
+        // tiles, whose LoD3 / glTF surfaces need not be closed (double-sided materials)
         let mut vol: HashMap<u32, f64> = HashMap::new();
-        for (pos, idx, fids, _) in glb.triangles() {
+        for (pos, idx, fids, _) in glb.triangles().into_iter().filter(|_| !is_l4) {
             for tri in idx.chunks_exact(3) {
                 let (a, b, cc) = (pos[tri[0] as usize], pos[tri[1] as usize], pos[tri[2] as usize]);
                 let v = a[0] * (b[1] * cc[2] - b[2] * cc[1]) - a[1] * (b[0] * cc[2] - b[2] * cc[0]) + a[2] * (b[0] * cc[1] - b[1] * cc[0]);
@@ -181,7 +250,7 @@ fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64;
             }
             // L2 blocks share vertices: closed per primitive (L3 meshes have per-face vertices
             // and span several primitives)
-            if !is_l3 {
+            if !is_l3 && !is_l4 {
                 for (&(a, b), &n) in &edges {
                     assert!(n == 1 && edges.get(&(b, a)) == Some(&1), "{}: edge {a}-{b} is not shared by exactly two triangles", c.uri);
                 }
@@ -198,7 +267,15 @@ fn check_tile(dir: &Path, t: &Tile, parent_m: &[f64; 16], parent: Option<(&[f64;
                 );
                 assert!(h >= region[4] - 1e-3 && h <= region[5] + 1e-3, "{}: vertex height {h} outside {region:?}", c.uri);
                 let id = ids[*f as usize].as_f64().unwrap() as u32;
-                let e = if is_l3 { &mut out.l3_heights } else { &mut out.heights }.entry(id).or_insert((f64::INFINITY, f64::NEG_INFINITY));
+                let e = if is_l4 {
+                    &mut out.l4_heights
+                } else if is_l3 {
+                    &mut out.l3_heights
+                } else {
+                    &mut out.heights
+                }
+                .entry(id)
+                .or_insert((f64::INFINITY, f64::NEG_INFINITY));
                 e.0 = e.0.min(h);
                 e.1 = e.1.max(h);
             }
@@ -346,10 +423,24 @@ fn default_city_tileset_is_contained_valid_served_and_viewable_in_cesium() {
     // the L2 tiles holding them, standing on the ground and reaching their height
     assert_eq!(c.l3_tiles as u64, t3["l3_tiles"].as_u64().unwrap());
     assert!(c.refined > 0 && c.l3_tiles >= c.refined, "{} refined L2 tiles, {} L3 tiles", c.refined, c.l3_tiles);
+    // … and the buildings of the default theme area 好游玩·北陵公园 (centroid in its box)
+    let areas = t3["l3_areas"].as_array().unwrap();
+    assert_eq!(areas.len(), 1, "{t3}");
+    assert_eq!(areas[0]["name"], "好游玩·北陵公园");
+    let abox: Vec<f64> = areas[0]["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let in_area = |b: &scenes::model::Building| {
+        use geo::Centroid;
+        let c = b.footprint.centroid().unwrap();
+        c.x() >= abox[0] && c.x() <= abox[2] && c.y() >= abox[1] && c.y() <= abox[3]
+    };
+    let n_area = model_dir_model.buildings.iter().filter(|b| in_area(b)).count() as u64;
+    assert!(n_area > 100, "{n_area} buildings in the theme area");
+    assert_eq!(areas[0]["buildings"].as_u64().unwrap(), n_area);
     let focus_district = |b: &scenes::model::Building| {
-        b.district
-            .and_then(|d| model_dir_model.districts.get(d as usize))
-            .is_some_and(|d| matches!(d.names.zh.as_deref(), Some("和平区") | Some("沈河区")))
+        in_area(b)
+            || b.district
+                .and_then(|d| model_dir_model.districts.get(d as usize))
+                .is_some_and(|d| matches!(d.names.zh.as_deref(), Some("和平区") | Some("沈河区")))
     };
     let n_focus = model_dir_model.buildings.iter().filter(|b| focus_district(b)).count();
     let fallbacks: u64 = t3["l3_fallbacks"].as_object().unwrap().values().map(|t| t["count"].as_u64().unwrap()).sum();
@@ -374,12 +465,84 @@ fn default_city_tileset_is_contained_valid_served_and_viewable_in_cesium() {
     assert_eq!(c.tree_tiles as u64, t3["tree_tiles"].as_u64().unwrap());
     assert_eq!(c.trees as u64, t3["trees"].as_u64().unwrap());
     assert!(c.trees > 1000, "{} trees", c.trees);
+    // L4: the landmarks placed around 市府广场 from the shared CIM data, each in an L4 tile (a
+    // leaf below its own slot) with its level, name, textures and texture coordinates
+    let keys: Vec<&scenes::model::Building> = model_dir_model.buildings.iter().filter(|b| b.level == scenes::model::Level::L4).collect();
+    assert!(keys.len() >= 3, "{} landmarks", keys.len());
+    assert_eq!(t3["l4_tiles"].as_u64().unwrap() as usize, keys.len(), "{t3}");
+    assert!(t3["l4_fallbacks"].as_object().unwrap().is_empty(), "{}", t3["l4_fallbacks"]);
+    assert_eq!(c.l4.len(), keys.len());
+    let src_of = |b: &scenes::model::Building| model_dir_model.sources[b.source.source as usize].path.clone();
+    for k in &keys {
+        let seen = c.l4.iter().find(|s| s.id == k.id).unwrap_or_else(|| panic!("landmark {} has no L4 tile", k.id));
+        assert_eq!(seen.level, 4, "{}", seen.uri);
+        assert_eq!(seen.name, k.names.display().unwrap_or(""), "{}", seen.uri);
+        assert!(!seen.name.is_empty());
+        assert_eq!(seen.untextured_uv_missing, 0, "{}: textured primitive without TEXCOORD_0", seen.uri);
+        // standing on the ground (flat, 0 m) and reaching its height
+        let (lo, hi) = c.l4_heights[&k.id];
+        assert!((lo - k.min_height as f64).abs() < 0.15 && (hi - k.height as f64).abs() < 0.15, "{}: spans {lo}..{hi}, model {}", seen.uri, k.height);
+        // near 市府广场 (123.4315° E, 41.8057° N), in a focus district
+        use geo::Centroid;
+        let p = k.footprint.centroid().unwrap();
+        assert!((p.x() - 123.4315).abs() < 0.005 && (p.y() - 41.8057).abs() < 0.004, "landmark {} at {p:?}", k.id);
+        assert!(c.l3_levels.contains_key(&k.id), "landmark {} has no L3 slot", k.id);
+    }
+    // textures kept: the Ingolstadt LoD3 building embeds exactly the distinct images its XML
+    // references (counted here with grep), byte for byte, as JPEG; the PLATEAU building its one
+    let distinct_images = |xml: &str| -> std::collections::BTreeSet<String> {
+        let o = Command::new("grep").args(["-o", "<app:imageURI>[^<]*</app:imageURI>", xml]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim_start_matches("<app:imageURI>").trim_end_matches("</app:imageURI>").to_string()).collect()
+    };
+    let mut checked = 0;
+    for k in &keys {
+        let src = src_of(k);
+        let seen = c.l4.iter().find(|s| s.id == k.id).unwrap();
+        if src.ends_with(".xml") || src.ends_with(".gml") {
+            let uris = distinct_images(&src);
+            assert!(!uris.is_empty(), "{src}");
+            assert_eq!(seen.images.len(), uris.len(), "{}: images vs distinct imageURIs of {src}: {uris:?}", seen.uri);
+            let dir = Path::new(&src).parent().unwrap();
+            for u in &uris {
+                let want = std::fs::read(dir.join(u)).unwrap();
+                assert!(seen.images.iter().any(|(b, m)| *b == want && m == "image/jpeg"), "{}: {u} not embedded", seen.uri);
+            }
+            assert!(seen.textured_prims >= uris.len(), "{}: {} textured primitives", seen.uri, seen.textured_prims);
+            if src.contains("4018148") {
+                // LoD3 semantics: windows and doors are their own materials
+                for class in ["wall", "roof", "window", "door"] {
+                    assert!(seen.materials.iter().any(|m| m.split(':').next() == Some(class)), "{}: no {class} material in {:?}", seen.uri, seen.materials);
+                }
+                assert_eq!(uris.len(), 4, "{uris:?}");
+            }
+            checked += 1;
+        } else if src.ends_with(".glb") {
+            // placed glTF: its images copied through (the source's own count, read here)
+            let g = Glb::parse(&std::fs::read(&src).unwrap()).unwrap();
+            let n = g.json["images"].as_array().map(|a| a.len()).unwrap_or(0);
+            assert_eq!(seen.images.len(), n, "{}: images of {src}", seen.uri);
+            let src_mats: Vec<&str> = g.json["materials"].as_array().unwrap().iter().filter_map(|m| m["name"].as_str()).collect();
+            assert!(seen.materials.iter().all(|m| src_mats.contains(&m.as_str())), "{}: {:?} not from {src}", seen.uri, seen.materials);
+            checked += 1;
+        } else if src.ends_with(".ifc") {
+            // IFC: walls, slabs and roofs meshed, one material per class, no textures
+            assert!(seen.images.is_empty());
+            assert!(seen.materials.iter().all(|m| ["wall", "roof", "outer_floor"].contains(&m.as_str())), "{:?}", seen.materials);
+            assert!(seen.materials.iter().any(|m| m == "wall") && seen.materials.iter().any(|m| m == "roof"), "{:?}", seen.materials);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, keys.len());
+    assert!(keys.iter().any(|k| src_of(k).contains("4018148")), "the Ingolstadt LoD3 landmark is missing");
 
     // 2. every GLB passes the Khronos glTF-Validator
     let v = validate_glbs(&dir.join("3dtiles"));
     assert_eq!(v["files"].as_u64().unwrap() as usize, c.tiles, "{v}");
     assert_eq!(v["errors"], 0, "glTF-Validator errors: {}", v["failed"]);
-    assert_eq!(v["extensionsUsed"], serde_json::json!(["EXT_mesh_features", "EXT_mesh_gpu_instancing", "EXT_structural_metadata", "KHR_mesh_quantization"]));
+    assert_eq!(
+        v["extensionsUsed"],
+        serde_json::json!(["EXT_instance_features", "EXT_mesh_features", "EXT_mesh_gpu_instancing", "EXT_structural_metadata", "KHR_mesh_quantization"])
+    );
 
     // 3. HTTP
     let srv = serve(&dir);
@@ -502,6 +665,32 @@ fn default_city_tileset_is_contained_valid_served_and_viewable_in_cesium() {
     let roof = r["pickedHeight"].as_f64().expect("pickPosition");
     assert!((roof - p["height"].as_f64().unwrap()).abs() < 0.5, "surface at the centre at {roof} m, building height {}", p["height"]);
     assert_eq!(picked["floors"].as_u64(), p["levels"].as_u64());
+
+    // 5. CesiumJS above the Ingolstadt LoD3 landmark: its L4 tile loads (in a 600 px high view
+    // L4 is selected within 150 × 5/9 = 83 m of its slot: camera 60 m above the roof), no tile
+    // fails, and picking the landmark gives its metadata at level L4
+    let ing = keys.iter().find(|k| src_of(k).contains("4018148")).unwrap();
+    use geo::Centroid;
+    let pc = ing.footprint.centroid().unwrap();
+    let o = Command::new("node")
+        .arg(js_dir().join("cesium_tileset.mjs"))
+        .arg(format!("{base}/3dtiles/shenyang/tileset.json"))
+        .args([pc.x().to_string(), pc.y().to_string(), (ing.height as f64 + 60.0).to_string()])
+        .arg(tmp.path().join("cesium-l4.png"))
+        .current_dir(js_dir())
+        .output()
+        .expect("node");
+    assert!(o.status.success(), "cesium run failed: {}", String::from_utf8_lossy(&o.stderr));
+    let r4: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    assert_eq!(r4["pageErrors"], serde_json::json!([]), "{r4}");
+    assert_eq!(r4["failed"], 0, "failed tiles: {}", r4["failures"]);
+    assert!(r4["loadedByKind"]["l4"].as_u64().unwrap() >= 1 && r4["tilesLoaded"] == true, "no L4 tile loaded: {}", r4["loadedByKind"]);
+    let pk = &r4["picked"];
+    assert_eq!(pk["id"].as_u64(), Some(ing.id as u64), "picked {pk}");
+    assert_eq!(pk["level"], "L4", "{pk}");
+    assert_eq!(pk["name"], ing.names.display().unwrap(), "{pk}");
+    let (_, api) = get_json(&format!("{base}/api/buildings/{}", ing.id));
+    assert_eq!(pk["name"], api["properties"]["name"]);
 }
 
 #[test]
@@ -602,4 +791,51 @@ fn bad_buildings_are_reported_per_feature_and_no_3dtiles_skips_the_tileset() {
     assert!(!dir2.join("3dtiles").exists());
     let m2 = manifest(&dir2);
     assert!(m2.get("tiles3d").is_none() && m2["files"].get("3dtiles").is_none());
+}
+
+#[test]
+fn bad_l4_inputs_are_reported_per_feature_and_the_build_goes_on() {
+    // A CityGML LoD3 building copied without its textures directory, with one polygon made
+    // degenerate; a GLB without placement; both in one build.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = data("cim/citygml/ingolstadt-lod3/4018133/4018133.xml");
+    let xml = std::fs::read_to_string(&src).unwrap();
+    // the first posList: every vertex the same point (a degenerate surface)
+    let start = xml.find("<gml:posList").unwrap();
+    let open_end = start + xml[start..].find('>').unwrap() + 1;
+    let close = open_end + xml[open_end..].find("</gml:posList>").unwrap();
+    let first: Vec<&str> = xml[open_end..close].split_whitespace().take(3).collect();
+    let degenerate = std::iter::repeat_n(first.join(" "), 4).collect::<Vec<_>>().join(" ");
+    let broken = format!("{}{}{}", &xml[..open_end], degenerate, &xml[close..]);
+    let gml = tmp.path().join("house.xml");
+    std::fs::write(&gml, broken).unwrap();
+    let placement = tmp.path().join("p.json");
+    std::fs::write(&placement, r#"{"lon": 123.4315, "lat": 41.8057, "name": {"zh": "小屋", "en": "House"}}"#).unwrap();
+    let glb = data("cim/gltf/AC20-FZK-Haus.glb");
+    let dir = tmp.path().join("m");
+    let m = build(&dir, &["--source", gml.to_str().unwrap(), "--placement", placement.to_str().unwrap(), "--source", &glb]);
+    let rep = &m["report"];
+    // the GLB without placement: dropped, named, with a warning
+    let d = &rep["dropped"][scenes::cim::placed::NO_GEOREFERENCE];
+    assert_eq!(d["count"], 1, "{rep}");
+    assert_eq!(d["examples"][0]["source"], glb.as_str());
+    // the missing textures: the building is repaired (left untextured) and a warning names them
+    let t = &rep["repaired"]["texture image missing: its surfaces are left untextured"];
+    assert_eq!(t["count"], 1, "{rep}");
+    assert_eq!(t["examples"][0]["feature"], "4018133");
+    let warnings: Vec<&str> = rep["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    assert!(warnings.iter().any(|w| w.contains("Wood_Cherry_Original.jpg") && w.contains("Roofing_Tile_Spanish.jpg")), "{warnings:?}");
+    // the degenerate surface: removed and reported for that building
+    let g = &rep["repaired"]["degenerate 3D surface or ring (< 3 distinct points) removed"];
+    assert!(g["examples"].as_array().unwrap().iter().any(|e| e["feature"] == "4018133"), "{rep}");
+    // the key building still gets its L4 tile, untextured, validator clean
+    let t3 = &m["tiles3d"];
+    assert_eq!((t3["l4_tiles"].as_u64(), t3["l4_images"].as_u64()), (Some(1), Some(0)), "{t3}");
+    let (_, c) = check_tileset(&dir);
+    assert_eq!(c.l4.len(), 1);
+    assert!(c.l4[0].images.is_empty() && c.l4[0].textured_prims == 0);
+    assert!(c.l4[0].materials.iter().all(|m| !m.contains(':')), "{:?}", c.l4[0].materials);
+    assert_eq!(c.l4[0].name, "小屋");
+    let v = validate_glbs(&dir.join("3dtiles"));
+    assert_eq!(v["errors"], 0, "{}", v["failed"]);
 }

@@ -44,6 +44,9 @@ pub struct BuildOptions {
     /// Buildings with L3 tiles (`--l3-districts`); `None`: 和平区 and 沈河区 for the built-in city,
     /// none for ingested data.
     pub l3_districts: Option<crate::threed::L3Districts>,
+    /// Theme areas with L3 (`--l3-area NAME=w,s,e,n`, repeatable); `None`: 好游玩·北陵公园 for the
+    /// built-in city, none for ingested data.
+    pub l3_areas: Option<Vec<crate::threed::L3Area>>,
 }
 
 /// Feature counts per layer.
@@ -257,7 +260,15 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
     let mut model = if opts.sources.is_empty() {
         let dir = crate::shenyang::find_boundaries(opts.boundaries.as_deref())?;
         tracing::info!(boundaries = %dir.display(), seed = opts.seed, "building the built-in Shenyang city");
-        let m = crate::shenyang::build_default(&dir, opts.seed, &mut report)?;
+        let mut m = crate::shenyang::build_default(&dir, opts.seed, &mut report)?;
+        // Landmarks (L4 key buildings from the shared CIM data) around 市府广场.
+        let n = crate::shenyang::landmarks::add(&mut m, None, &mut report);
+        if n > 0 {
+            m.info.attribution.push(format!(
+                "{n} landmarks: CIM models from the project's shared data (Ingolstadt LoD3 CC BY-SA 4.0, PLATEAU CC BY 4.0, KIT FZK-Haus, NCTU), placed by CityTwin"
+            ));
+            m.renumber();
+        }
         let counts = LayerCounts::of(&m);
         for s in &m.sources {
             sources_out.push(ManifestSource {
@@ -348,8 +359,24 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
             }
         });
         let (ground, terrain) = ground_for(&model, dem.as_ref(), opts, &mut report)?;
-        let topts = crate::threed::Options { base_height: terrain.fallback_height, ground: Some(ground), l3, ..Default::default() };
-        let mut s = crate::threed::write(&model, &dir, &topts)?;
+        let l3_areas = opts.l3_areas.clone().unwrap_or_else(|| if opts.sources.is_empty() { crate::threed::L3Area::builtin_default() } else { vec![] });
+        let topts = crate::threed::Options { base_height: terrain.fallback_height, ground: Some(ground), l3, l3_areas, ..Default::default() };
+        // Trees stand on the DEM (+ the geoid undulation unless the DEM is ellipsoidal), sampled
+        // per tree; outside the DEM on the fallback ground.
+        let geoid = match (&dem, opts.dem_ellipsoidal) {
+            (Some(_), false) => Some(crate::terrain::Geoid::egm96().map_err(|e| anyhow::anyhow!("terrain: {e}"))?),
+            _ => None,
+        };
+        let tree_ground = |lon: f64, lat: f64| -> Option<f64> {
+            let d = dem.as_ref()?;
+            let h = d.elevation(lon, lat).ok()?;
+            let n = match &geoid {
+                Some(g) => g.undulation(lon, lat).ok()?,
+                None => 0.0,
+            };
+            Some(h + n)
+        };
+        let mut s = crate::threed::write_with_ground(&model, &dir, &topts, dem.as_ref().map(|_| &tree_ground as crate::threed::GroundFn<'_>))?;
         s.terrain = Some(terrain);
         Some(s)
     } else {

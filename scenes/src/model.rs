@@ -12,7 +12,7 @@ use geo_types::{LineString, MultiPolygon, Point};
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the persisted layout of [`CityModel`] changes.
-pub const MODEL_FORMAT_VERSION: u32 = 1;
+pub const MODEL_FORMAT_VERSION: u32 = 2;
 
 /// Where a feature came from: an index into [`CityModel::sources`] plus the id it had there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,6 +161,21 @@ pub enum SurfaceKind {
 pub struct Surface {
     pub kind: SurfaceKind,
     pub rings: Vec<Vec<[f32; 3]>>,
+    /// CityGML appearance of the surface (first theme that targets it), if any.
+    #[serde(default)]
+    pub appearance: Option<SurfaceAppearance>,
+}
+
+/// A surface's appearance: a texture with one (u, v) per ring vertex (`uvs[r][i]` for
+/// `rings[r][i]`), and/or an X3DMaterial colour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SurfaceAppearance {
+    /// Index into [`Solid3d::textures`].
+    pub texture: Option<u32>,
+    /// Texture coordinates per ring vertex; empty without a texture.
+    pub uvs: Vec<Vec<[f32; 2]>>,
+    /// X3DMaterial diffuse colour (linear RGB) and 1 − transparency.
+    pub colour: Option<[f32; 4]>,
 }
 
 /// 3D geometry of a CIM building (CityJSON/CityGML) in a local ENU frame.
@@ -172,6 +187,10 @@ pub struct Solid3d {
     /// vertical datum, as given).
     pub anchor: [f64; 3],
     pub surfaces: Vec<Surface>,
+    /// Texture images referenced by the surfaces' appearances: absolute paths of existing files
+    /// (missing files are reported at ingest and their surfaces left untextured).
+    #[serde(default)]
+    pub textures: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

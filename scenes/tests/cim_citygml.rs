@@ -183,3 +183,63 @@ fn malformed_xml_is_fatal_and_named() {
     let e = ingest(SourceSpec::new(f.path().to_str().unwrap())).unwrap_err();
     assert!(e.to_string().contains(f.path().file_name().unwrap().to_str().unwrap()), "{e}");
 }
+
+/// `uri="#…"` targets of every ParameterizedTexture, and the distinct imageURIs, read from the
+/// XML text with plain string search (independent of the reader).
+fn texture_targets(xml: &str) -> (std::collections::BTreeSet<String>, std::collections::BTreeSet<String>) {
+    let (mut targets, mut images) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+    for block in xml.split("<app:ParameterizedTexture").skip(1) {
+        let block = block.split("</app:ParameterizedTexture>").next().unwrap();
+        if let Some(i) = block.find("<app:imageURI>") {
+            let rest = &block[i + "<app:imageURI>".len()..];
+            images.insert(rest[..rest.find('<').unwrap()].to_string());
+        }
+        for t in block.split("<app:target uri=\"#").skip(1) {
+            targets.insert(t[..t.find('"').unwrap()].to_string());
+        }
+    }
+    (targets, images)
+}
+
+#[test]
+fn appearances_textures_and_uvs_are_kept() {
+    for (file, n_images) in [("ingolstadt-lod3/4018148/4018148.xml", 4), ("ingolstadt-lod3/4018133/4018133.xml", 2), ("plateau-tokyo-shinjuku/53394517_bldg_6697_2_op_CityGML2.gml", 1)] {
+        let p = path(file);
+        let xml = std::fs::read_to_string(&p).unwrap();
+        let (targets, images) = texture_targets(&xml);
+        assert_eq!(images.len(), n_images, "{file}: {images:?}");
+        let (m, r, _) = ingest(SourceSpec::new(p.clone())).unwrap();
+        assert!(r.warnings.iter().all(|w| !w.contains("texture")), "{r:?}");
+        let s = m.buildings[0].solid.as_ref().unwrap();
+        // the building's textures: exactly the distinct images, as existing absolute paths
+        assert_eq!(s.textures.len(), n_images, "{file}");
+        let dir = std::path::Path::new(&p).parent().unwrap();
+        for img in &images {
+            let want = std::fs::canonicalize(dir.join(img)).unwrap();
+            assert!(s.textures.iter().any(|t| std::path::Path::new(t) == want), "{file}: {img} not in {:?}", s.textures);
+        }
+        // every textured surface: one UV per ring vertex, a texture index in range
+        let textured: Vec<_> = s.surfaces.iter().filter(|f| f.appearance.as_ref().is_some_and(|a| a.texture.is_some())).collect();
+        for f in &textured {
+            let a = f.appearance.as_ref().unwrap();
+            assert!((a.texture.unwrap() as usize) < s.textures.len());
+            assert_eq!(a.uvs.len(), f.rings.len());
+            for (r, uv) in f.rings.iter().zip(&a.uvs) {
+                assert_eq!(r.len(), uv.len());
+                assert!(uv.iter().flatten().all(|x| x.is_finite()));
+            }
+        }
+        // textured surfaces: at least 95 % of the polygons the XML's textures target (a few are
+        // dropped as degenerate or duplicates), never more
+        assert!(textured.len() <= targets.len() && textured.len() * 100 >= targets.len() * 95, "{file}: {} textured of {} targets", textured.len(), targets.len());
+    }
+    // a missing texture directory: untextured, reported for the building with a warning
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("4018133.xml");
+    std::fs::copy(path("ingolstadt-lod3/4018133/4018133.xml"), &copy).unwrap();
+    let (m, r, _) = ingest(SourceSpec::new(copy.display().to_string())).unwrap();
+    let s = m.buildings[0].solid.as_ref().unwrap();
+    assert!(s.textures.is_empty() && s.surfaces.iter().all(|f| f.appearance.as_ref().is_none_or(|a| a.texture.is_none())));
+    assert_eq!(r.repaired["texture image missing: its surfaces are left untextured"].count, 1);
+    assert!(r.warnings.iter().any(|w| w.contains("Roofing_Tile_Spanish.jpg")), "{:?}", r.warnings);
+}

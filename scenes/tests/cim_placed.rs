@@ -281,9 +281,14 @@ fn corrupt_glb_variants_fail_cleanly() {
 
 #[test]
 fn glb_without_placement_asks_for_it() {
-    let e = ingest(FZK_GLB, None).expect_err("no placement");
-    assert_eq!(e.file, FZK_GLB);
-    assert!(e.message.contains("--placement"), "{e}");
+    // reported per feature (dropped, with a warning asking for --placement), not fatal
+    let mut model = CityModel::empty("t");
+    let mut report = BuildReport::default();
+    let n = ingest_source(&SourceSpec::new(FZK_GLB), &mut model, &mut report).expect("not fatal");
+    assert_eq!((n, model.buildings.len()), (0, 0));
+    let d = &report.dropped[scenes::cim::placed::NO_GEOREFERENCE];
+    assert_eq!((d.count, d.examples[0].source.as_str(), d.examples[0].feature.as_str()), (1, FZK_GLB, "AC20-FZK-Haus"));
+    assert!(report.warnings.iter().any(|w| w.contains(FZK_GLB) && w.contains("--placement")), "{:?}", report.warnings);
 }
 
 #[test]
@@ -306,13 +311,15 @@ fn ifc_without_site_georeference_needs_placement() {
         .expect("tempfile");
     f.write_all(stripped.as_bytes()).expect("write");
     let path = f.path().to_string_lossy().into_owned();
-    let e = ingest(&path, None).expect_err("no georeference");
-    println!("{e}");
-    assert_eq!(e.file, path);
-    assert!(
-        e.message.contains("no georeference") && e.message.contains("--placement"),
-        "{e}"
-    );
+    // Without a placement it is not fatal: reported as dropped (with a warning), nothing read.
+    let mut model = CityModel::empty("t");
+    let mut report = BuildReport::default();
+    let n = ingest_source(&SourceSpec::new(path.clone()), &mut model, &mut report).expect("not fatal");
+    assert_eq!((n, model.buildings.len(), model.cim_models.len()), (0, 0, 0));
+    let d = &report.dropped[scenes::cim::placed::NO_GEOREFERENCE];
+    assert_eq!(d.count, 1);
+    assert_eq!(d.examples[0].source, path);
+    assert!(report.warnings.iter().any(|w| w.contains(&path) && w.contains("--placement")), "{:?}", report.warnings);
     // With a placement it ingests, placed where the file says.
     let p = anchor_placement(30.0);
     let (m, _) = ingest(&path, Some(p.path())).expect("with placement");

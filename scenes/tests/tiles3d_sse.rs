@@ -285,3 +285,163 @@ fn unknown_l3_district_is_an_error_naming_it() {
     let e = threed::write(&m, tmp.path(), &opts).unwrap_err().to_string();
     assert!(e.contains("不存在区") && e.contains("中心区"), "{e}");
 }
+
+/// A closed 20 × 20 m box solid (ground, four walls, roof) of height `h` around `b`'s footprint
+/// centroid, in its local ENU frame (counter-clockwise seen from outside).
+fn box_solid(b: &Building, h: f32) -> Solid3d {
+    let c = geo::Centroid::centroid(&b.footprint).unwrap();
+    let p = |x: f32, y: f32, z: f32| [x, y, z];
+    let (a, z) = (10.0f32, h);
+    let quad = |kind, r: Vec<[f32; 3]>| Surface { kind, rings: vec![r], appearance: None };
+    Solid3d {
+        lod: 3.0,
+        anchor: [c.x(), c.y(), 0.0],
+        surfaces: vec![
+            quad(SurfaceKind::Ground, vec![p(-a, -a, 0.0), p(-a, a, 0.0), p(a, a, 0.0), p(a, -a, 0.0)]),
+            quad(SurfaceKind::Roof, vec![p(-a, -a, z), p(a, -a, z), p(a, a, z), p(-a, a, z)]),
+            quad(SurfaceKind::Wall, vec![p(-a, -a, 0.0), p(a, -a, 0.0), p(a, -a, z), p(-a, -a, z)]),
+            quad(SurfaceKind::Wall, vec![p(a, -a, 0.0), p(a, a, 0.0), p(a, a, z), p(a, -a, z)]),
+            quad(SurfaceKind::Wall, vec![p(a, a, 0.0), p(-a, a, 0.0), p(-a, a, z), p(a, a, z)]),
+            quad(SurfaceKind::Window, vec![p(-a, a, 0.0), p(-a, -a, 0.0), p(-a, -a, z), p(-a, a, z)]),
+        ],
+        textures: vec![],
+    }
+}
+
+#[test]
+fn l4_key_building_replaces_only_itself_and_is_selected_within_150_m() {
+    use scenes::threed::tileset::L4_DISTANCE_M;
+    let mut m = city();
+    // the building nearest the centre becomes a key building (L4) with a box solid
+    let key = m
+        .buildings
+        .iter()
+        .min_by(|a, b| {
+            let d = |x: &Building| {
+                let c = geo::Centroid::centroid(&x.footprint).unwrap();
+                (c.x() - LON0).powi(2) + (c.y() - LAT0).powi(2)
+            };
+            d(a).partial_cmp(&d(b)).unwrap()
+        })
+        .unwrap()
+        .id as usize;
+    let h = m.buildings[key].height;
+    m.buildings[key].solid = Some(box_solid(&m.buildings[key], h));
+    m.buildings[key].level = Level::L4;
+    let tmp = tempfile::tempdir().unwrap();
+    let s = threed::write(&m, tmp.path(), &Options { max_features_per_tile: 400, ..Default::default() }).unwrap();
+    assert_eq!((s.l4_tiles, s.l4_buildings), (1, 1), "{:?}", s.l4_fallbacks);
+    let ts: Tileset = serde_json::from_slice(&std::fs::read(tmp.path().join("tileset.json")).unwrap()).unwrap();
+    let mut all = vec![];
+    content_tiles(&ts.root, None, &mut all);
+    // the L4 tile: a leaf (ge 0) holding only the key building at level 4, with semantic
+    // materials, below a slot tile (ge of L3) holding only the key building
+    let l4: Vec<_> = all.iter().filter(|(t, _)| t.content.as_ref().unwrap().uri.contains("-l4-")).collect();
+    assert_eq!(l4.len(), 1);
+    let (t4, slot) = l4[0];
+    let slot = slot.unwrap();
+    assert_eq!(t4.geometric_error, 0.0);
+    assert!(t4.children.is_empty());
+    assert_eq!(slot.geometric_error, s.geometric_errors.l3);
+    let g4 = glb_at(tmp.path(), &t4.content.as_ref().unwrap().uri);
+    assert_eq!(ids_of(&g4, "id"), vec![key as u64]);
+    assert_eq!(ids_of(&g4, "level"), vec![4]);
+    let mut mats: Vec<&str> = g4.json["materials"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    mats.sort_unstable();
+    assert_eq!(mats, ["ground", "roof", "wall", "window"]);
+    let gs = glb_at(tmp.path(), &slot.content.as_ref().unwrap().uri);
+    assert_eq!(ids_of(&gs, "id"), vec![key as u64]);
+    // the slot's L2 parent is refined into L3 tiles that together hold its buildings, the key
+    // building only in its slot: refining to L4 replaces the key building and nothing else
+    let l2 = all.iter().find(|(t, _)| t.children.iter().any(|c| std::ptr::eq(c, slot))).map(|(t, _)| *t).unwrap();
+    let mut l2_ids = ids_of(&glb_at(tmp.path(), &l2.content.as_ref().unwrap().uri), "id");
+    let mut kids = vec![];
+    for c in &l2.children {
+        let ids = ids_of(&glb_at(tmp.path(), &c.content.as_ref().unwrap().uri), "id");
+        if !std::ptr::eq(c, slot) {
+            assert!(!ids.contains(&(key as u64)), "the key building is drawn by a neighbour tile too");
+        }
+        kids.extend(ids);
+    }
+    l2_ids.sort_unstable();
+    kids.sort_unstable();
+    assert_eq!(kids, l2_ids);
+
+    // Selection above the key building: L4 exactly when the slot is within 150 m; then the
+    // neighbours are still drawn (their L3 tiles) and the key building once, by its L4 tile.
+    let sse = SseModel::default();
+    let c = geo::Centroid::centroid(&m.buildings[key].footprint).unwrap();
+    for (hc, expect_l4) in [(1000.0, false), (300.0, false), (200.0, false), (120.0, true), (60.0, true)] {
+        let cam = geodetic_to_ecef(c.x(), c.y(), hc);
+        let mut sel = vec![];
+        let d_root = distance_to_region(cam, ts.root.bounding_volume.region.as_ref().unwrap());
+        if sse.sse(ts.geometric_error, d_root) > sse.max_sse {
+            select(&ts.root, cam, &sse, d_root, &mut sel);
+        }
+        let uris: Vec<&str> = sel.iter().map(|(t, _)| t.content.as_ref().unwrap().uri.as_str()).collect();
+        let got_l4 = uris.iter().any(|u| u.contains("-l4-"));
+        assert_eq!(got_l4, expect_l4, "camera {hc} m above the key building: {uris:?}");
+        let d_slot = distance_to_region(cam, slot.bounding_volume.region.as_ref().unwrap());
+        assert_eq!(got_l4, d_slot < L4_DISTANCE_M, "slot at {d_slot:.0} m");
+        // every selected building exactly once
+        let mut seen = std::collections::BTreeMap::new();
+        for u in &uris {
+            for id in ids_of(&glb_at(tmp.path(), u), "id") {
+                *seen.entry(id).or_insert(0) += 1;
+            }
+        }
+        assert!(seen.values().all(|n| *n == 1), "camera {hc} m: a building drawn twice");
+        assert_eq!(seen.get(&(key as u64)), Some(&1), "camera {hc} m: key building not drawn");
+        if got_l4 {
+            // a neighbour 100 m away is still drawn
+            assert!(seen.len() > 1);
+        }
+    }
+}
+
+#[test]
+fn an_l3_theme_area_gets_l3_like_a_focus_district() {
+    use scenes::threed::L3Area;
+    let m = city();
+    // a 1 km box north-east of the centre (no district in focus)
+    let (mx, my) = scenes::geodesy::metres_per_degree(LAT0);
+    let bbox = [LON0 + 500.0 / mx, LAT0 + 500.0 / my, LON0 + 1500.0 / mx, LAT0 + 1500.0 / my];
+    let area = L3Area::parse(&format!("好游玩={},{},{},{}", bbox[0], bbox[1], bbox[2], bbox[3])).unwrap();
+    assert_eq!(area.name, "好游玩");
+    // buildings are 20 m squares every 100 m from -6000 m: those whose centre (x + 10 m) lies
+    // in [500, 1500] m on both axes: x + 10 ∈ [500, 1500] → x ∈ {500, …, 1400}: 10 per axis
+    let inside: Vec<usize> = (0..m.buildings.len())
+        .filter(|&i| {
+            let c = geo::Centroid::centroid(&m.buildings[i].footprint).unwrap();
+            area.contains(c.x(), c.y())
+        })
+        .collect();
+    assert_eq!(inside.len(), 100);
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = Options { max_features_per_tile: 400, l3_areas: vec![area], ..Default::default() };
+    let s = threed::write(&m, tmp.path(), &opts).unwrap();
+    assert_eq!(s.l3_areas.len(), 1);
+    assert_eq!((s.l3_areas[0].name.as_str(), s.l3_areas[0].buildings), ("好游玩", 100));
+    assert_eq!(s.l3_buildings, 100, "{:?}", s.l3_fallbacks);
+    let ts: Tileset = serde_json::from_slice(&std::fs::read(tmp.path().join("tileset.json")).unwrap()).unwrap();
+    let mut all = vec![];
+    content_tiles(&ts.root, None, &mut all);
+    let mut at_l3 = vec![];
+    for (t, p) in &all {
+        if p.is_some() {
+            let g = glb_at(tmp.path(), &t.content.as_ref().unwrap().uri);
+            for (id, lv) in ids_of(&g, "id").into_iter().zip(ids_of(&g, "level")) {
+                if lv == 3 {
+                    at_l3.push(id as usize);
+                }
+            }
+        }
+    }
+    at_l3.sort_unstable();
+    assert_eq!(at_l3, inside);
+    // bad areas are errors naming the argument
+    for bad in ["x", "=1,2,3,4", "a=1,2,3", "a=3,2,1,4", "a=1,2,x,4", "a=1,95,2,96"] {
+        let e = L3Area::parse(bad).unwrap_err();
+        assert!(e.contains("--l3-area") && e.contains(bad), "{bad}: {e}");
+    }
+}

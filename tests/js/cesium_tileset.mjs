@@ -4,7 +4,7 @@
 //   node cesium_tileset.mjs TILESET_URL LON LAT CAMERA_HEIGHT_M [SCREENSHOT.png]
 // The page and Cesium's Build/Cesium files are served from 127.0.0.1 by this script; any request
 // to another host is blocked and reported. Prints one JSON object:
-//   {"loaded", "loadedByKind": {l2, l3, trees} (by content URI), "failed", "failures": [...],
+//   {"loaded", "loadedByKind": {l2, l3, l4, trees} (by content URI), "failed", "failures": [...],
 //    "tilesLoaded", "nonBackground", "pixels",
 //    "picked": {id, height, use, level, name, district, floors, source} | null,
 //    "pickedHeight": metres above the ellipsoid of the surface at the centre, "blocked": [...],
@@ -75,12 +75,13 @@ try {
     scene.backgroundColor = Cesium.Color.BLACK;
     viewer.clock.shouldAnimate = false;
     viewer.clock.currentTime = Cesium.JulianDate.fromIso8601('2026-06-21T04:00:00Z'); // local noon
-    const res = { loaded: 0, failed: 0, failures: [], loadedByKind: { l2: 0, l3: 0, trees: 0 } };
+    const res = { loaded: 0, failed: 0, failures: [], loadedByKind: { l2: 0, l3: 0, l4: 0, trees: 0 } };
     const tileset = await Cesium.Cesium3DTileset.fromUrl(url);
     tileset.tileLoad.addEventListener((tile) => {
       res.loaded += 1;
       const u = String(tile?.content?.url ?? '');
-      const kind = u.includes('-l3-') ? 'l3' : u.includes('trees-') ? 'trees' : 'l2';
+      // L3: children of L2 tiles (-l3-) and key buildings' slots (-k<id>); L4: -l4-
+      const kind = u.includes('-l4-') ? 'l4' : (u.includes('-l3-') || u.includes('-k')) ? 'l3' : u.includes('trees-') ? 'trees' : 'l2';
       res.loadedByKind[kind] += 1;
     });
     tileset.tileFailed.addEventListener((e) => { res.failed += 1; res.failures.push(`${e.url}: ${e.message}`); });

@@ -25,6 +25,8 @@ pub struct Material {
     /// Base colour texture: index into [`Document::images`] (multiplied by `base_color`),
     /// sampled with REPEAT wrapping through `TEXCOORD_0`.
     pub texture: Option<usize>,
+    /// Drawn from both sides (surfaces whose orientation the source does not guarantee: L4).
+    pub double_sided: bool,
 }
 
 /// Triangles of one material: positions in the glTF frame (y up), one feature id per vertex,
@@ -92,7 +94,8 @@ pub struct Document {
     /// `EXT_structural_metadata` schema object (see [`building_schema`]).
     pub schema: Option<Value>,
     pub property_table: Option<PropertyTable>,
-    /// PNG images embedded in the binary chunk; image i is texture i (REPEAT sampler).
+    /// PNG or JPEG images (by their signature) embedded in the binary chunk; image i is texture i
+    /// (REPEAT sampler).
     pub images: Vec<Vec<u8>>,
     /// Draw the mesh once per instance (`EXT_mesh_gpu_instancing` on the node; required).
     pub instances: Option<Instances>,
@@ -105,6 +108,22 @@ pub struct Instances {
     pub translations: Vec<[f32; 3]>,
     pub rotations: Vec<[f32; 4]>,
     pub scales: Vec<[f32; 3]>,
+    /// Optional per-instance feature ids (`_FEATURE_ID_0` in the instancing attributes, with
+    /// `EXT_instance_features` pointing at property table 0); empty: none.
+    pub feature_ids: Vec<u32>,
+}
+
+/// The `tree` metadata class of instanced tree tiles: `id` (the tree's number in the tileset)
+/// and `height` (m).
+pub fn tree_schema() -> Value {
+    json!({
+        "id": "citytwin_tree",
+        "name": "CityTwin tree",
+        "classes": {"tree": {"properties": {
+            "id": {"type": "SCALAR", "componentType": "UINT32", "required": true},
+            "height": {"type": "SCALAR", "componentType": "FLOAT32", "required": true}
+        }}}
+    })
 }
 
 /// The `building` metadata class used by CityTwin tiles (docs/MODEL.md, "3D Tiles metadata").
@@ -346,7 +365,8 @@ pub fn write_glb(doc: &Document) -> Vec<u8> {
         distinct.dedup();
         let mut prim =
             json!({"attributes": attrs, "indices": idx_acc, "material": p.material, "mode": 4});
-        if doc.property_table.is_some() {
+        let instance_features = doc.instances.as_ref().is_some_and(|i| !i.feature_ids.is_empty());
+        if doc.property_table.is_some() && !instance_features {
             prim["extensions"] = json!({"EXT_mesh_features": {"featureIds": [
                 {"featureCount": distinct.len(), "attribute": 0, "propertyTable": 0}]}});
         }
@@ -415,7 +435,26 @@ pub fn write_glb(doc: &Document) -> Vec<u8> {
             accessors.push(json!({"bufferView": bv, "componentType": FLOAT, "count": n, "type": ty}));
             attrs.insert(name.into(), json!(accessors.len() - 1));
         }
+        if !inst.feature_ids.is_empty() {
+            assert_eq!(inst.feature_ids.len(), n, "one feature id per instance");
+            let ids: Vec<f32> = inst.feature_ids.iter().map(|&f| f as f32).collect();
+            let bv = bin.view(&f(&ids), None, None);
+            accessors.push(json!({"bufferView": bv, "componentType": FLOAT, "count": n, "type": "SCALAR"}));
+            attrs.insert("_FEATURE_ID_0".into(), json!(accessors.len() - 1));
+        }
         node["extensions"] = json!({"EXT_mesh_gpu_instancing": {"attributes": attrs}});
+        if !inst.feature_ids.is_empty() {
+            let mut distinct = inst.feature_ids.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let mut fid = json!({"featureCount": distinct.len(), "attribute": 0});
+            if doc.property_table.is_some() {
+                fid["propertyTable"] = json!(0);
+            }
+            node["extensions"]["EXT_instance_features"] = json!({"featureIds": [fid]});
+            used.retain(|e| *e != "EXT_mesh_features");
+            used.push("EXT_instance_features");
+        }
         used.push("EXT_mesh_gpu_instancing");
         required.push("EXT_mesh_gpu_instancing");
     }
@@ -428,14 +467,17 @@ pub fn write_glb(doc: &Document) -> Vec<u8> {
     let images: Vec<Value> = doc
         .images
         .iter()
-        .map(|png| json!({"bufferView": bin.view(png, None, None), "mimeType": "image/png"}))
+        .map(|img| {
+            let mime = if img.starts_with(&[0xFF, 0xD8]) { "image/jpeg" } else { "image/png" };
+            json!({"bufferView": bin.view(img, None, None), "mimeType": mime})
+        })
         .collect();
     bin.align(4);
     let materials: Vec<Value> = doc
         .materials
         .iter()
         .map(|m| {
-            let mut j = json!({"name": m.name, "doubleSided": false, "pbrMetallicRoughness": {
+            let mut j = json!({"name": m.name, "doubleSided": m.double_sided, "pbrMetallicRoughness": {
                 "baseColorFactor": m.base_color, "metallicFactor": m.metallic, "roughnessFactor": m.roughness}});
             if let Some(t) = m.texture {
                 assert!(t < doc.images.len(), "material {} uses a missing image", m.name);
@@ -708,6 +750,7 @@ mod tests {
                 metallic: 0.,
                 roughness: 1.,
                 texture: None,
+                double_sided: false,
             }],
             primitives: vec![Primitive {
                 material: 0,

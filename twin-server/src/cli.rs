@@ -89,6 +89,13 @@ fn clap_command() -> ClapCommand {
                         .conflicts_with("dem")
                         .help("Without --dem: flat ground at M metres above mean sea level (EGM96), e.g. the city's mean elevation (default: 0 m above the ellipsoid)"),
                 )
+                .arg(
+                    Arg::new("l3-area")
+                        .long("l3-area")
+                        .value_name("NAME=W,S,E,N")
+                        .action(clap::ArgAction::Append)
+                        .help("A theme area whose buildings and trees get L3 tiles, as a WGS-84 box (repeatable; `none` for no area) [default: 好游玩·北陵公园=123.4111,41.8273,123.4389,41.8527 for the built-in city, none otherwise]"),
+                )
                 .arg(Arg::new("l3-districts").long("l3-districts").value_name("LIST").help("Districts whose buildings get L3 tiles (roofs, facades): comma-separated names or adcodes, `all` or `none` [default: 和平区,沈河区 for the built-in city, none otherwise]")),
         )
         .subcommand(
@@ -178,6 +185,19 @@ fn build_options(m: &ArgMatches) -> Result<BuildOptions, clap::Error> {
                 scenes::threed::L3Districts::parse(v)
                     .map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n")))?,
             ),
+            None => None,
+        },
+        l3_areas: match m.get_many::<String>("l3-area") {
+            Some(vs) => {
+                let mut out = vec![];
+                for v in vs {
+                    if v.trim().eq_ignore_ascii_case("none") {
+                        continue;
+                    }
+                    out.push(scenes::threed::L3Area::parse(v).map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n")))?);
+                }
+                Some(out)
+            }
             None => None,
         },
     })

@@ -52,6 +52,32 @@ struct Poly {
     srs: Option<usize>,
     rings: Vec<Vec<[f64; 3]>>,
     bad: bool,
+    /// `gml:id` of the polygon and of each ring (appearance targets).
+    id: Option<String>,
+    ring_ids: Vec<Option<String>>,
+}
+
+/// UV lists of one texture target: (ring gml:id, one (u, v) per ring vertex).
+type TargetUvs = Vec<(Option<String>, Vec<[f32; 2]>)>;
+
+/// Appearance data collected while parsing (resolved against polygons afterwards).
+#[derive(Default)]
+struct Appearances {
+    /// Distinct `imageURI`s, in first-seen order.
+    images: Vec<String>,
+    /// polygon gml:id → (image index, its rings' UVs); the first texture targeting a polygon wins.
+    poly_tex: HashMap<String, (u32, TargetUvs)>,
+    /// polygon gml:id → X3DMaterial diffuse colour (RGB, 1 − transparency).
+    poly_colour: HashMap<String, [f32; 4]>,
+    cur_image: Option<String>,
+    cur_targets: Vec<(String, TargetUvs)>,
+    cur_target: Option<(String, TargetUvs)>,
+    cur_ring: Option<String>,
+    in_texture: bool,
+    in_material: bool,
+    mat_colour: Option<[f32; 3]>,
+    mat_transparency: f32,
+    mat_targets: Vec<String>,
 }
 
 struct Href {
@@ -107,7 +133,7 @@ fn is_aggregate(local: &str) -> bool {
 fn is_skipped_subtree(local: &str) -> bool {
     matches!(
         local,
-        "appearance" | "appearanceMember" | "Appearance" | "interiorRoom" | "BuildingRoom" | "buildingRoom" | "interiorFurniture"
+        "interiorRoom" | "BuildingRoom" | "buildingRoom" | "interiorFurniture"
             | "BuildingFurniture" | "buildingFurniture"
     )
 }
@@ -174,9 +200,66 @@ struct Parser {
     top_objects: u64,
     /// Pending 3.0 generic attribute name (genericAttribute/XAttribute/name).
     gen_name: Option<String>,
+    app: Appearances,
 }
 
 impl Parser {
+    /// Appearance elements ending (see [`Appearances`]).
+    fn end_appearance(&mut self, local: &str, text: &str) {
+        let a = &mut self.app;
+        match local {
+            "imageURI" if a.in_texture => a.cur_image = Some(text.trim().to_string()),
+            "textureCoordinates" => {
+                if let Some((_, rings)) = a.cur_target.as_mut() {
+                    let v: Vec<f32> = text.split_ascii_whitespace().filter_map(|t| t.parse::<f32>().ok()).filter(|x| x.is_finite()).collect();
+                    rings.push((a.cur_ring.take(), v.chunks_exact(2).map(|c| [c[0], c[1]]).collect()));
+                }
+            }
+            "target" if a.in_texture => {
+                if let Some(t) = a.cur_target.take() {
+                    a.cur_targets.push(t);
+                }
+            }
+            "target" if a.in_material => {
+                let t = text.trim().trim_start_matches('#');
+                if !t.is_empty() {
+                    a.mat_targets.push(t.to_string());
+                }
+            }
+            "diffuseColor" if a.in_material => {
+                let v: Vec<f32> = text.split_ascii_whitespace().filter_map(|t| t.parse().ok()).collect();
+                if v.len() == 3 && v.iter().all(|x| x.is_finite()) {
+                    a.mat_colour = Some([v[0].clamp(0.0, 1.0), v[1].clamp(0.0, 1.0), v[2].clamp(0.0, 1.0)]);
+                }
+            }
+            "transparency" if a.in_material => a.mat_transparency = text.trim().parse::<f32>().ok().filter(|x| x.is_finite()).unwrap_or(0.0).clamp(0.0, 1.0),
+            "ParameterizedTexture" => {
+                a.in_texture = false;
+                let targets = std::mem::take(&mut a.cur_targets);
+                if let Some(img) = a.cur_image.take().filter(|i| !i.is_empty()) {
+                    let ti = match a.images.iter().position(|x| *x == img) {
+                        Some(i) => i,
+                        None => {
+                            a.images.push(img);
+                            a.images.len() - 1
+                        }
+                    } as u32;
+                    for (poly, rings) in targets {
+                        a.poly_tex.entry(poly).or_insert((ti, rings));
+                    }
+                }
+            }
+            "X3DMaterial" => {
+                a.in_material = false;
+                let c = a.mat_colour.unwrap_or([0.8, 0.8, 0.8]);
+                for t in std::mem::take(&mut a.mat_targets) {
+                    a.poly_colour.entry(t).or_insert([c[0], c[1], c[2], 1.0 - a.mat_transparency]);
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn nearest<T: Copy>(&self, f: impl Fn(&Frame) -> Option<T>) -> Option<T> {
         self.stack.iter().rev().find_map(f)
     }
@@ -191,6 +274,8 @@ impl Parser {
         }
         let mut id = None;
         let mut href = None;
+        let mut uri = None;
+        let mut ring_attr = None;
         for a in e.attributes().with_checks(false).flatten() {
             let key = a.key.local_name();
             let value = || a.unescape_value().map(|v| v.into_owned()).unwrap_or_else(|_| String::from_utf8_lossy(&a.value).into_owned());
@@ -210,8 +295,29 @@ impl Parser {
                 }
                 b"srsDimension" => frame.dim = value().trim().parse().ok(),
                 b"name" => frame.name_attr = Some(value()),
+                b"uri" => uri = Some(value()),
+                b"ring" => ring_attr = Some(value()),
                 _ => {}
             }
+        }
+        // Appearances (CityGML 2.0 app:, also 3.0 where the same element names are used).
+        match local.as_str() {
+            "ParameterizedTexture" => {
+                self.app.in_texture = true;
+                self.app.cur_image = None;
+                self.app.cur_targets.clear();
+            }
+            "X3DMaterial" => {
+                self.app.in_material = true;
+                self.app.mat_colour = None;
+                self.app.mat_transparency = 0.0;
+                self.app.mat_targets.clear();
+            }
+            "target" if self.app.in_texture => {
+                self.app.cur_target = uri.as_deref().map(|u| (u.trim().trim_start_matches('#').to_string(), Vec::new()));
+            }
+            "textureCoordinates" => self.app.cur_ring = ring_attr.map(|r| r.trim().trim_start_matches('#').to_string()),
+            _ => {}
         }
         let parent = self.stack.last().map(|f| f.local.as_str()).unwrap_or("");
         let top_level = matches!(parent, "cityObjectMember" | "featureMember" | "member") && self.cur.is_none();
@@ -273,11 +379,14 @@ impl Parser {
                 srs: self.nearest(|f| f.srs),
                 rings: Vec::new(),
                 bad: false,
+                id: None,
+                ring_ids: Vec::new(),
             });
             self.poly_id = id.or_else(|| self.stack.iter().rev().skip(1).take(2).find_map(|f| (f.local == "patches" || f.local == "Surface").then(|| f.agg_id.clone()).flatten()));
         } else if self.poly.is_some() && local == "LinearRing" {
             if let Some(p) = self.poly.as_mut() {
                 p.rings.push(Vec::new());
+                p.ring_ids.push(id.clone());
             }
         }
     }
@@ -292,6 +401,7 @@ impl Parser {
             return;
         }
         let local = frame.local.as_str();
+        self.end_appearance(local, &text);
         // Coordinates.
         if let Some(p) = self.poly.as_mut() {
             if matches!(local, "posList" | "pos" | "coordinates") {
@@ -309,8 +419,9 @@ impl Parser {
             }
         }
         if is_poly(local) && self.poly.is_some() && !self.stack.iter().any(|f| is_poly(&f.local)) {
-            if let Some(p) = self.poly.take() {
+            if let Some(mut p) = self.poly.take() {
                 let id = self.poly_id.take();
+                p.id = id.clone();
                 let r: Option<PolyRef> = match self.cur {
                     Some(b) => {
                         let bl = &mut self.buildings[b];
@@ -406,6 +517,7 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
         others: BTreeMap::new(),
         top_objects: 0,
         gen_name: None,
+        app: Appearances::default(),
     };
     let mut buf = Vec::new();
     let mut saw_root = false;
@@ -474,6 +586,19 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
     let name = ctx.name();
     let mut unresolved = 0u64;
     let buildings = std::mem::take(&mut p.buildings);
+    // Texture images: resolved against the document's directory; a missing file leaves its
+    // surfaces untextured (reported per building below).
+    let doc_dir = std::path::Path::new(&ctx.spec.path).parent().map(|d| d.to_path_buf()).unwrap_or_default();
+    let images: Vec<Option<String>> = p
+        .app
+        .images
+        .iter()
+        .map(|uri| {
+            let rel = uri.strip_prefix("file://").unwrap_or(uri).replace('\\', "/");
+            let path = doc_dir.join(&rel);
+            path.is_file().then(|| std::fs::canonicalize(&path).unwrap_or(path).display().to_string())
+        })
+        .collect();
     for (bi, b) in buildings.iter().enumerate() {
         if b.bad_coords > 0 {
             ctx.report.repaired(&name, &b.id, "polygon with unparsable coordinates removed");
@@ -508,6 +633,10 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
         chosen.sort_by_key(|c| c.1.is_none_or(|k| k == SurfaceKind::Other));
         let mut keys: HashSet<Vec<[i64; 3]>> = HashSet::new();
         let mut surfaces: Vec<RawSurface> = Vec::new();
+        // This building's textures (global image index → local) and the missing ones.
+        let mut textures: Vec<String> = Vec::new();
+        let mut tex_local: HashMap<u32, u32> = HashMap::new();
+        let mut missing: Vec<String> = Vec::new();
         for (r, kind, part) in chosen {
             let q = if r.0 == LOOSE { &p.loose[r.1] } else { &buildings[r.0].polys[r.1] };
             if let Some(ext) = q.rings.first() {
@@ -541,10 +670,54 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
                 t.transform(&mut xs, &mut ys, &mut zs).map_err(|e| ctx.err_at(&b.id, e))?;
                 rings.push((0..xs.len()).map(|i| [xs[i], ys[i], zs[i]]).collect());
             }
-            surfaces.push(RawSurface { kind: kind.unwrap_or(SurfaceKind::Other), part, rings });
+            // Appearance: a texture whose target rings all carry one UV per vertex, else none.
+            let mut app = None;
+            if let Some(id) = &q.id {
+                let colour = p.app.poly_colour.get(id).copied();
+                let mut texture = None;
+                let mut uvs: Vec<Vec<[f32; 2]>> = Vec::new();
+                if let Some((ti, tr)) = p.app.poly_tex.get(id) {
+                    match &images[*ti as usize] {
+                        None => {
+                            let uri = &p.app.images[*ti as usize];
+                            if !missing.contains(uri) {
+                                missing.push(uri.clone());
+                            }
+                        }
+                        Some(path) => {
+                            for (ri, ring) in q.rings.iter().enumerate() {
+                                let rid = q.ring_ids.get(ri).cloned().flatten();
+                                let found = tr.iter().find(|(r, _)| r.is_some() && *r == rid).or(if q.rings.len() == 1 && tr.len() == 1 { tr.first() } else { None });
+                                match found {
+                                    Some((_, uv)) if uv.len() == ring.len() => uvs.push(uv.clone()),
+                                    _ => break,
+                                }
+                            }
+                            if uvs.len() == q.rings.len() {
+                                let n = textures.len() as u32;
+                                let local = *tex_local.entry(*ti).or_insert_with(|| {
+                                    textures.push(path.clone());
+                                    n
+                                });
+                                texture = Some(local);
+                            } else {
+                                uvs.clear();
+                            }
+                        }
+                    }
+                }
+                if texture.is_some() || colour.is_some() {
+                    app = Some(crate::model::SurfaceAppearance { texture, uvs, colour });
+                }
+            }
+            surfaces.push(RawSurface { kind: kind.unwrap_or(SurfaceKind::Other), part, rings, app });
         }
         let get = |k: &str| b.attrs.get(k).cloned();
-        if let Some(building) = assemble(ctx, &b.id, lod as f32, surfaces, &get) {
+        if !missing.is_empty() {
+            ctx.report.repaired(&name, &b.id, "texture image missing: its surfaces are left untextured");
+            ctx.report.warn(format!("{name}: building {}: texture image(s) not found, surfaces left untextured: {}", b.id, missing.join(", ")));
+        }
+        if let Some(building) = assemble(ctx, &b.id, lod as f32, surfaces, textures, &get) {
             ctx.model.buildings.push(building);
         }
     }

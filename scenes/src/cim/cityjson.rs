@@ -48,6 +48,8 @@ pub(crate) struct RawSurface {
     pub kind: SurfaceKind,
     pub part: u32,
     pub rings: Vec<Vec<[f64; 3]>>,
+    /// Appearance (CityGML): texture index and per-ring-vertex UVs, material colour.
+    pub app: Option<crate::model::SurfaceAppearance>,
 }
 
 /// CityGML/CityJSON semantic surface type → [`SurfaceKind`] (namespace prefix ignored).
@@ -141,22 +143,24 @@ fn adv_epsg(def: &str) -> Option<u32> {
 
 /// Removes consecutive duplicate points and the closing point; `None` when fewer than 3
 /// distinct points remain.
-fn clean_ring(ring: &[[f64; 3]]) -> Option<Vec<[f64; 3]>> {
+/// The indices of `ring` kept by [`clean_ring`] (so per-vertex data such as UVs follow).
+fn clean_ring_idx(ring: &[[f64; 3]]) -> Option<Vec<usize>> {
     let same = |a: &[f64; 3], b: &[f64; 3]| (a[0] - b[0]).abs() < 1e-10 && (a[1] - b[1]).abs() < 1e-10 && (a[2] - b[2]).abs() < 1e-4;
-    let mut out: Vec<[f64; 3]> = Vec::with_capacity(ring.len());
-    for p in ring {
+    let mut out: Vec<usize> = Vec::with_capacity(ring.len());
+    for (i, p) in ring.iter().enumerate() {
         if !p.iter().all(|c| c.is_finite()) {
             return None;
         }
-        if out.last().is_none_or(|q| !same(q, p)) {
-            out.push(*p);
+        if out.last().is_none_or(|&q| !same(&ring[q], p)) {
+            out.push(i);
         }
     }
-    while out.len() > 1 && same(&out[0], &out[out.len() - 1]) {
+    while out.len() > 1 && same(&ring[out[0]], &ring[out[out.len() - 1]]) {
         out.pop();
     }
     let mut distinct: Vec<[f64; 3]> = Vec::new();
-    for p in &out {
+    for &i in &out {
+        let p = &ring[i];
         if !distinct.iter().any(|q| same(q, p)) {
             distinct.push(*p);
             if distinct.len() >= 3 {
@@ -184,25 +188,41 @@ pub(crate) fn assemble(
     id: &str,
     lod: f32,
     surfaces: Vec<RawSurface>,
+    textures: Vec<String>,
     get: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Building> {
     let name = ctx.name();
     let mut degenerate = 0usize;
     let mut clean: Vec<RawSurface> = Vec::with_capacity(surfaces.len());
     for s in surfaces {
-        let mut rings = s.rings.iter();
-        let Some(ext) = rings.next().and_then(|r| clean_ring(r)) else {
-            degenerate += 1;
-            continue;
-        };
-        let mut out = vec![ext];
-        for r in rings {
-            match clean_ring(r) {
-                Some(r) => out.push(r),
+        let mut out = Vec::with_capacity(s.rings.len());
+        let mut uvs_out = Vec::with_capacity(s.rings.len());
+        let textured = s.app.as_ref().is_some_and(|a| a.texture.is_some() && a.uvs.len() == s.rings.len());
+        for (ri, r) in s.rings.iter().enumerate() {
+            match clean_ring_idx(r) {
+                Some(k) => {
+                    if textured {
+                        let uv = &s.app.as_ref().unwrap().uvs[ri];
+                        uvs_out.push(k.iter().map(|&i| uv.get(i).copied().unwrap_or([0.0, 0.0])).collect::<Vec<_>>());
+                    }
+                    out.push(k.into_iter().map(|i| r[i]).collect::<Vec<_>>());
+                }
+                None if ri == 0 => break,
                 None => degenerate += 1,
             }
         }
-        clean.push(RawSurface { kind: s.kind, part: s.part, rings: out });
+        if out.is_empty() {
+            degenerate += 1;
+            continue;
+        }
+        let app = s.app.map(|a| {
+            if textured && uvs_out.len() == out.len() {
+                crate::model::SurfaceAppearance { texture: a.texture, uvs: uvs_out, colour: a.colour }
+            } else {
+                crate::model::SurfaceAppearance { texture: None, uvs: vec![], colour: a.colour }
+            }
+        });
+        clean.push(RawSurface { kind: s.kind, part: s.part, rings: out, app });
     }
     if degenerate > 0 {
         ctx.report.repaired(&name, id, "degenerate 3D surface or ring (< 3 distinct points) removed");
@@ -265,6 +285,7 @@ pub(crate) fn assemble(
     let out_surfaces: Vec<Surface> = clean
         .iter()
         .map(|s| Surface {
+            appearance: s.app.clone(),
             kind: s.kind,
             rings: s
                 .rings
@@ -298,7 +319,7 @@ pub(crate) fn assemble(
         district: None,
         level: level_of(lod),
         roof_shape: None,
-        solid: Some(Solid3d { lod, anchor: [c.x(), c.y(), zmin], surfaces: out_surfaces }),
+        solid: Some(Solid3d { lod, anchor: [c.x(), c.y(), zmin], surfaces: out_surfaces, textures }),
         cim_model: None,
     })
 }
@@ -534,12 +555,12 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
                         }
                         rings.push(pts);
                     }
-                    surfaces.push(RawSurface { kind, part: part as u32, rings });
+                    surfaces.push(RawSurface { kind, part: part as u32, rings, app: None });
                 }
             }
         }
         let get = attr_getter(obj.attributes.as_ref());
-        if let Some(b) = assemble(ctx, key, lod, surfaces, &get) {
+        if let Some(b) = assemble(ctx, key, lod, surfaces, vec![], &get) {
             ctx.model.buildings.push(b);
         }
     }

@@ -112,6 +112,8 @@ pub struct LocalModel {
     pub estimated: bool,
     /// Storey count when known (IFC), for `Building::levels`.
     pub levels: Option<u16>,
+    /// IFC: triangles of walls, slabs and roofs per semantic class (local ENU metres), for L4.
+    pub mesh: Vec<(crate::model::SurfaceKind, Vec<[[f64; 3]; 3]>)>,
 }
 
 /// A parsed placement file.
@@ -231,6 +233,22 @@ pub fn extent_of(points: &[[f64; 3]]) -> [[f64; 3]; 2] {
     [lo, hi]
 }
 
+/// The `dropped` reason of a placed model without georeference.
+pub const NO_GEOREFERENCE: &str = "placed model without georeference (no --placement and no IfcSite RefLatitude/RefLongitude)";
+
+fn set_kind(ctx: &mut SourceCtx<'_>, format: CimFormat, crs: &str) {
+    if let Some(src) = ctx.model.sources.get_mut(ctx.index as usize) {
+        src.kind = match format {
+            CimFormat::Ifc => "ifc".into(),
+            _ => "gltf".into(),
+        };
+        src.crs = crs.into();
+    }
+}
+
+/// Reads a placed glTF/IFC model. A model without georeference (no placement, no IfcSite
+/// lat/lon) is not fatal: it is reported under `dropped` ([`NO_GEOREFERENCE`]) with a warning
+/// and 0 features are read.
 pub fn ingest(ctx: &mut SourceCtx<'_>, kind: SourceKind) -> Result<u64, IngestError> {
     let file = ctx.name();
     let path = Path::new(&ctx.spec.path);
@@ -238,13 +256,18 @@ pub fn ingest(ctx: &mut SourceCtx<'_>, kind: SourceKind) -> Result<u64, IngestEr
         Some(p) => Some(read_placement(p)?),
         None => None,
     };
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let (format, mut local) = match kind {
         SourceKind::Gltf => {
             if placement_file.is_none() {
-                return Err(ctx.err(
-                    "a glTF/GLB model carries no georeference: pass --placement <file.json> \
-                     ({\"lon\": …, \"lat\": …, \"height\": …, \"heading_deg\": …})",
+                // Not fatal: the model is reported (dropped) and the build goes on.
+                ctx.report.dropped(&file, &stem, NO_GEOREFERENCE);
+                ctx.report.warn(format!(
+                    "{file}: a glTF/GLB model carries no georeference: pass --placement <file.json> \
+                     ({{\"lon\": …, \"lat\": …, \"height\": …, \"heading_deg\": …}}); model skipped"
                 ));
+                set_kind(ctx, CimFormat::Gltf, "none");
+                return Ok(0);
             }
             (CimFormat::Gltf, gltf::read(path, &file, ctx.report)?)
         }
@@ -254,9 +277,14 @@ pub fn ingest(ctx: &mut SourceCtx<'_>, kind: SourceKind) -> Result<u64, IngestEr
     let (placement, crs) = match (&placement_file, &local.georef) {
         (Some(pf), _) => (pf.placement.clone(), "placement"),
         (None, Some(g)) => (g.clone(), "IfcSite RefLatitude/RefLongitude"),
-        (None, None) => return Err(ctx.err(
-            "no georeference: pass --placement (the IFC has no IfcSite RefLatitude/RefLongitude)",
-        )),
+        (None, None) => {
+            ctx.report.dropped(&file, local.id.as_deref().unwrap_or(&stem), NO_GEOREFERENCE);
+            ctx.report.warn(format!(
+                "{file}: no georeference: pass --placement (the IFC has no IfcSite RefLatitude/RefLongitude); model skipped"
+            ));
+            set_kind(ctx, format, "none");
+            return Ok(0);
+        }
     };
     let mut names = local.names.clone();
     if let Some(pf) = &placement_file {
@@ -366,6 +394,61 @@ pub fn ingest(ctx: &mut SourceCtx<'_>, kind: SourceKind) -> Result<u64, IngestEr
         ext[1][2] - ext[0][2]
     );
     Ok(1)
+}
+
+/// Moves the CityJSON/CityGML buildings `model.buildings[first..]` of one source to a
+/// placement: the first building's anchor (footprint centroid at its lowest point) is the
+/// source's origin and goes to the placement's lon/lat; every point keeps its offset from that
+/// origin (local ENU metres), scaled and turned clockwise by the heading. Footprints and solids
+/// move together; the buildings become key buildings (`Level::L4`); the placement's names, if
+/// any, go to a single placed building.
+pub fn relocate(model: &mut crate::model::CityModel, first: usize, pf: &PlacementFile) {
+    let Some(origin) = model.buildings.get(first).and_then(|b| b.solid.as_ref().map(|s| s.anchor)) else {
+        return;
+    };
+    let p = &pf.placement;
+    let from = Enu::new(origin[0], origin[1], origin[2]);
+    let to = Enu::new(p.lon, p.lat, p.height);
+    let n = model.buildings.len() - first;
+    for b in model.buildings[first..].iter_mut() {
+        let move_ll = |lon: f64, lat: f64| -> (f64, f64) {
+            let l = from.from_geodetic(lon, lat, origin[2]);
+            let q = place_point(p, [l[0], l[1], 0.0]);
+            let (lo, la, _) = to.to_geodetic(q[0], q[1], 0.0);
+            (lo, la)
+        };
+        for poly in b.footprint.0.iter_mut() {
+            use geo::MapCoordsInPlace;
+            poly.map_coords_in_place(|c| {
+                let (x, y) = move_ll(c.x, c.y);
+                geo_types::Coord { x, y }
+            });
+        }
+        if let Some(s) = b.solid.as_mut() {
+            let l = from.from_geodetic(s.anchor[0], s.anchor[1], s.anchor[2]);
+            let q = place_point(p, l);
+            let (lo, la, h) = to.to_geodetic(q[0], q[1], q[2]);
+            s.anchor = [lo, la, h];
+            let rot = Placement { lon: 0.0, lat: 0.0, height: 0.0, heading_deg: p.heading_deg, scale: p.scale };
+            for surf in s.surfaces.iter_mut() {
+                for r in surf.rings.iter_mut() {
+                    for v in r.iter_mut() {
+                        let w = place_point(&rot, [v[0] as f64, v[1] as f64, v[2] as f64]);
+                        *v = [w[0] as f32, w[1] as f32, w[2] as f32];
+                    }
+                }
+            }
+        }
+        b.height *= p.scale as f32;
+        b.level = Level::L4;
+        if n == 1 && !pf.names.is_empty() {
+            let mut names = pf.names.clone();
+            if names.local.is_none() {
+                names.local = b.names.display().map(|s| s.to_string());
+            }
+            b.names = names;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -269,8 +269,19 @@ pub fn ingest_source(
     match kind {
         SourceKind::Gdal => gdal_vector::ingest(&mut ctx),
         SourceKind::Osm => osm::ingest(&mut ctx),
-        SourceKind::CityJson => crate::cim::cityjson::ingest(&mut ctx),
-        SourceKind::CityGml => crate::cim::citygml::ingest(&mut ctx),
+        SourceKind::CityJson | SourceKind::CityGml => {
+            let first = ctx.model.buildings.len();
+            let n = if kind == SourceKind::CityJson { crate::cim::cityjson::ingest(&mut ctx)? } else { crate::cim::citygml::ingest(&mut ctx)? };
+            // With --placement the source's buildings are key buildings placed by it (L4).
+            if let Some(pf) = &spec.placement {
+                let pf = crate::cim::placed::read_placement(pf)?;
+                crate::cim::placed::relocate(ctx.model, first, &pf);
+                if let Some(src) = ctx.model.sources.get_mut(index as usize) {
+                    src.crs = format!("{} → placement", src.crs);
+                }
+            }
+            Ok(n)
+        }
         SourceKind::Gltf | SourceKind::Ifc => crate::cim::placed::ingest(&mut ctx, kind),
     }
 }

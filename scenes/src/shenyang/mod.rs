@@ -66,6 +66,7 @@
 
 mod boundaries;
 pub mod gen;
+pub mod landmarks;
 mod raster;
 
 use crate::model::{CityModel, District, ModelInfo, SourceInfo};

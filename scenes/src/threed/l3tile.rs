@@ -8,6 +8,7 @@ use super::l2::{self, MeshBuf};
 use crate::geodesy::Enu;
 use crate::l3::{self, facade::FacadeVariant, LocalFrame, Material};
 use crate::model::{Building, CityModel, Solid3d, SurfaceKind};
+use serde::{Deserialize, Serialize};
 
 /// Which buildings get L3 tiles.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -87,6 +88,52 @@ impl L3Districts {
                 Ok(Some(chosen))
             }
         }
+    }
+}
+
+/// A named theme area (好系列 …) whose buildings and trees get L3 like a focus district:
+/// `NAME=west,south,east,north` in WGS-84 degrees (CLI `--l3-area`). A building belongs to it when
+/// its footprint centroid lies inside the box.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct L3Area {
+    pub name: String,
+    /// [west, south, east, north] degrees
+    pub bbox: [f64; 4],
+}
+
+impl L3Area {
+    /// `NAME=w,s,e,n`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (name, rest) = s.split_once('=').ok_or_else(|| format!("--l3-area {s:?}: expected NAME=west,south,east,north"))?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!("--l3-area {s:?}: the area needs a name"));
+        }
+        let v: Vec<f64> = rest
+            .split(',')
+            .map(|x| x.trim().parse::<f64>().map_err(|_| format!("--l3-area {s:?}: {x:?} is not a number")))
+            .collect::<Result<_, _>>()?;
+        let [w, so, e, n] = v[..] else {
+            return Err(format!("--l3-area {s:?}: expected 4 numbers west,south,east,north, got {}", v.len()));
+        };
+        if !(v.iter().all(|x| x.is_finite()) && (-180.0..=180.0).contains(&w) && (-180.0..=180.0).contains(&e) && (-90.0..=90.0).contains(&so) && (-90.0..=90.0).contains(&n)) {
+            return Err(format!("--l3-area {s:?}: longitudes must lie in [-180, 180] and latitudes in [-90, 90]"));
+        }
+        if !(w < e && so < n) {
+            return Err(format!("--l3-area {s:?}: west must be < east and south < north"));
+        }
+        Ok(L3Area { name: name.to_string(), bbox: [w, so, e, n] })
+    }
+
+    pub fn contains(&self, lon: f64, lat: f64) -> bool {
+        lon >= self.bbox[0] && lon <= self.bbox[2] && lat >= self.bbox[1] && lat <= self.bbox[3]
+    }
+
+    /// The built-in city's theme area: 好游玩 · 北陵公园 (清昭陵) and its surroundings — the
+    /// generator's park (centre 123.4250° E, 41.8400° N, semi-axes 850 m × 1,100 m) plus 300 m
+    /// on every side: 123.4111–123.4389° E, 41.8273–41.8527° N.
+    pub fn builtin_default() -> Vec<L3Area> {
+        vec![L3Area { name: "好游玩·北陵公园".into(), bbox: [123.4111, 41.8273, 123.4389, 41.8527] }]
     }
 }
 
@@ -369,9 +416,10 @@ mod tests {
                     if cw {
                         r.reverse();
                     }
-                    Surface { kind, rings: vec![r] }
+                    Surface { kind, rings: vec![r], appearance: None }
                 })
                 .collect(),
+            textures: vec![],
         });
         let p = l2::prepare(&b).unwrap();
         (b, p)

@@ -15,9 +15,10 @@
 
 pub mod l2;
 pub mod l3tile;
+pub mod l4;
 pub mod tileset;
 
-pub use l3tile::L3Districts;
+pub use l3tile::{L3Area, L3Districts};
 
 use crate::model::{BuildingUse, CityModel};
 use crate::report::{FeatureRef, Progress, Tally, EXAMPLES_PER_REASON};
@@ -62,6 +63,8 @@ pub struct Options {
     pub l3: L3Districts,
     /// At most this many buildings per L3 tile.
     pub max_features_per_l3_tile: usize,
+    /// Theme areas whose buildings (footprint centroid inside) and trees also get L3.
+    pub l3_areas: Vec<L3Area>,
 }
 
 impl Default for Options {
@@ -76,6 +79,7 @@ impl Default for Options {
             normals: false,
             l3: L3Districts::None,
             max_features_per_l3_tile: 250,
+            l3_areas: vec![],
         }
     }
 }
@@ -129,6 +133,32 @@ pub struct Tiles3dSummary {
     pub tree_tiles: u64,
     #[serde(default)]
     pub trees: u64,
+    /// Theme areas given L3 (`--l3-area`) with the buildings whose centroid lies inside.
+    #[serde(default)]
+    pub l3_areas: Vec<L3AreaSummary>,
+    /// L4 tiles (one per key building) and what they hold.
+    #[serde(default)]
+    pub l4_tiles: u64,
+    #[serde(default)]
+    pub l4_buildings: u64,
+    /// Gzip bytes of the L4 tiles.
+    #[serde(default)]
+    pub l4_bytes: u64,
+    /// Texture images embedded in the L4 tiles.
+    #[serde(default)]
+    pub l4_images: u64,
+    /// reason → key buildings without an L4 tile (shown by their L3/L2 representation), and
+    /// key buildings whose textures could not be read (drawn untextured).
+    #[serde(default)]
+    pub l4_fallbacks: BTreeMap<String, Tally>,
+}
+
+/// One `--l3-area` in the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct L3AreaSummary {
+    pub name: String,
+    pub bbox: [f64; 4],
+    pub buildings: u64,
 }
 
 /// Colour per use (linear RGB).
@@ -170,6 +200,16 @@ struct LeafOut {
 /// Writes the tileset of `model` into `dir` (created). Never fails on a bad building; fails on
 /// I/O errors only.
 pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSummary> {
+    write_with_ground(model, dir, opts, None)
+}
+
+/// Ground height (m above the ellipsoid) at a point, `None` outside the terrain: called on the
+/// calling thread only (a GDAL-backed DEM is not `Send`).
+pub type GroundFn<'a> = &'a dyn Fn(f64, f64) -> Option<f64>;
+
+/// [`write`], with the trees standing on `tree_ground` sampled per tree (else on
+/// `opts.base_height`).
+pub fn write_with_ground(model: &CityModel, dir: &Path, opts: &Options, tree_ground: Option<GroundFn<'_>>) -> Result<Tiles3dSummary> {
     let t0 = std::time::Instant::now();
     let content_dir = dir.join("content");
     let ge = tileset::GeometricErrors::new(&opts.sse);
@@ -264,6 +304,12 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
             l3_fallbacks: BTreeMap::new(),
             tree_tiles: 0,
             trees: 0,
+            l3_areas: vec![],
+            l4_tiles: 0,
+            l4_buildings: 0,
+            l4_bytes: 0,
+            l4_images: 0,
+            l4_fallbacks: BTreeMap::new(),
         });
     }
     std::fs::create_dir_all(&content_dir)
@@ -358,19 +404,122 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
         by_key.insert(l.key.clone(), l);
     }
 
-    // 3b. L3 children of the L2 tiles holding focus-district buildings: every building of
-    // such a tile goes into one of its L3 tiles (≤ max_features_per_l3_tile each).
-    let focus = opts.l3.focus(model).map_err(anyhow::Error::msg)?;
-    let mut l3_jobs: Vec<(String, String, Vec<usize>)> = Vec::new();
+    // 3a. L4: one tile per key building (Level::L4 with a solid or a placed glTF), below a
+    // slot tile of its own that holds the building alone at L3 (see docs/ARCHITECTURE.md).
+    let model_dir = dir.parent().unwrap_or(dir);
+    let mut leaf_of: BTreeMap<usize, String> = BTreeMap::new();
     for (key, items) in &leaves {
-        if !items.iter().any(|&i| focus[i]) {
+        for &i in items.iter() {
+            if l4::is_key(model, &model.buildings[i]) {
+                leaf_of.insert(i, key.to_string());
+            }
+        }
+    }
+    // per key building: (tile, embedded images, unreadable textures), or why it has no L4 tile
+    type L4Result = Result<(LeafOut, u64, Vec<String>), String>;
+    let l4_results: Vec<(usize, L4Result)> = leaf_of
+        .par_iter()
+        .map(|(&i, leaf)| {
+            let r = (|| -> Result<(LeafOut, u64, Vec<String>), String> {
+                let b = &model.buildings[i];
+                let p = prepared[i].as_ref().unwrap();
+                let base = opts.base_of(i);
+                let frame = crate::geodesy::Enu::new((p.bbox[0] + p.bbox[2]) / 2.0, (p.bbox[1] + p.bbox[3]) / 2.0, base);
+                let parts = l4::building_parts(model, b, base, &frame, model_dir)?;
+                if !l4::region_ok(&parts) {
+                    return Err("L4 geometry has no extent".into());
+                }
+                let transform = tileset::mat_mul(&root_inv, &frame.to_ecef_matrix());
+                let triangles = parts.triangles();
+                let images = parts.images.len() as u64;
+                let mut primitives = parts.primitives;
+                // The tile's frame origin is the building's block centre: positions stay small.
+                let vertices = primitives.iter().map(|p| p.positions.len() as u64).sum();
+                for p in primitives.iter_mut() {
+                    p.feature_ids.iter_mut().for_each(|f| *f = 0);
+                }
+                let positions = position_encoding(&primitives, opts);
+                let doc = gltf::Document {
+                    generator: format!("CityTwin twin-server {}", env!("CARGO_PKG_VERSION")),
+                    materials: parts.materials,
+                    primitives,
+                    positions,
+                    schema: Some(schema.clone()),
+                    property_table: Some(property_table(model, &[i], vec![4])),
+                    images: parts.images,
+                    instances: None,
+                };
+                let out = write_content(&doc, format!("{leaf}-l4-{}", b.id), parts.region, transform, triangles, vertices, opts, &content_dir)
+                    .map_err(|e| format!("I/O: {e:#}"))?;
+                Ok((out, images, parts.unreadable_textures))
+            })();
+            (i, r)
+        })
+        .collect();
+    let mut l4_by_building: BTreeMap<usize, LeafOut> = BTreeMap::new();
+    let mut l4_fallbacks: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut l4_images = 0u64;
+    let tally = |m: &mut BTreeMap<String, Tally>, reason: String, i: usize| {
+        let b = &model.buildings[i];
+        let t = m.entry(reason.chars().take(160).collect()).or_default();
+        t.count += 1;
+        if t.examples.len() < EXAMPLES_PER_REASON {
+            let source = model.sources.get(b.source.source as usize).map(|s| s.path.clone()).unwrap_or_default();
+            t.examples.push(FeatureRef { source, feature: format!("{} (building {})", b.source.id, b.id) });
+        }
+    };
+    for (i, r) in l4_results {
+        match r {
+            Ok((out, images, unreadable)) => {
+                l4_images += images;
+                if !unreadable.is_empty() {
+                    tally(&mut l4_fallbacks, "texture image unreadable: surfaces drawn untextured".into(), i);
+                }
+                l4_by_building.insert(i, out);
+            }
+            Err(e) if e.starts_with("I/O: ") => anyhow::bail!("3d tiles: L4 tile of building {}: {e}", model.buildings[i].id),
+            Err(e) => tally(&mut l4_fallbacks, e, i),
+        }
+    }
+    for (reason, t) in &l4_fallbacks {
+        tracing::warn!(count = t.count, reason = %reason, "3d tiles: key buildings (L4)");
+    }
+
+    // 3b. L3 children of the L2 tiles holding focus-district buildings or key buildings: every
+    // building of such a tile goes into one of its L3 tiles (≤ max_features_per_l3_tile each);
+    // a key building with an L4 tile gets an L3 tile of its own (its slot, parent of the L4).
+    let mut focus = opts.l3.focus(model).map_err(anyhow::Error::msg)?;
+    let mut l3_area_counts = vec![0u64; opts.l3_areas.len()];
+    for (i, r) in prepared.iter().enumerate() {
+        if let Ok(p) = r {
+            for (k, a) in opts.l3_areas.iter().enumerate() {
+                if a.contains(p.centroid[0], p.centroid[1]) {
+                    l3_area_counts[k] += 1;
+                    focus[i] = true;
+                }
+            }
+        }
+    }
+    let mut l3_jobs: Vec<(String, String, Vec<usize>)> = Vec::new();
+    let mut slot_of: BTreeMap<String, usize> = BTreeMap::new();
+    for (key, items) in &leaves {
+        let keys: Vec<usize> = items.iter().copied().filter(|i| l4_by_building.contains_key(i)).collect();
+        if !items.iter().any(|&i| focus[i]) && keys.is_empty() {
             continue;
         }
-        let sub = tileset::quadtree(&pts, items.to_vec(), opts.max_features_per_l3_tile.max(1), 24);
-        let mut subs = Vec::new();
-        sub.leaves(&mut subs);
-        for (n, (_, its)) in subs.iter().enumerate() {
-            l3_jobs.push((key.to_string(), format!("{key}-l3-{n}"), its.to_vec()));
+        let rest: Vec<usize> = items.iter().copied().filter(|i| !l4_by_building.contains_key(i)).collect();
+        if !rest.is_empty() {
+            let sub = tileset::quadtree(&pts, rest, opts.max_features_per_l3_tile.max(1), 24);
+            let mut subs = Vec::new();
+            sub.leaves(&mut subs);
+            for (n, (_, its)) in subs.iter().enumerate() {
+                l3_jobs.push((key.to_string(), format!("{key}-l3-{n}"), its.to_vec()));
+            }
+        }
+        for i in keys {
+            let k = format!("{key}-k{}", model.buildings[i].id);
+            slot_of.insert(k.clone(), i);
+            l3_jobs.push((key.to_string(), k, vec![i]));
         }
     }
     let l3_total: u64 = l3_jobs.iter().map(|j| j.2.len() as u64).sum();
@@ -403,7 +552,7 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
 
     // 3c. trees in the parks of the focus districts: instanced tree tiles
     let tree_tiles = if focus.iter().any(|f| *f) {
-        write_tree_tiles(model, opts, &root_inv, &content_dir, root_frame_lonlat(&bb), kx)?
+        write_tree_tiles(model, opts, &root_inv, &content_dir, root_frame_lonlat(&bb), kx, tree_ground)?
     } else {
         vec![]
     };
@@ -411,7 +560,10 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
     // 4. tree → tileset.json
     let (mut nodes, mut depth) = (0u64, 0u64);
     let mut children = match &tree {
-        Some(t) => vec![assemble(t, &by_key, &l3_by_parent, &ge, 1, &mut nodes, &mut depth)],
+        Some(t) => {
+            let l4 = L4Links { slot_of: &slot_of, tiles: &l4_by_building };
+            vec![assemble(t, &by_key, &l3_by_parent, &l4, &ge, 1, &mut nodes, &mut depth)]
+        }
         None => vec![],
     };
     let n_trees: u64 = tree_tiles.iter().map(|t| t.1).sum();
@@ -479,14 +631,19 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
 
     let summary = Tiles3dSummary {
         tileset: format!("{DIR}/{TILESET_FILE}"),
-        tiles: by_key.len() as u64 + l3_tiles + tree_tiles.len() as u64,
+        tiles: by_key.len() as u64 + l3_tiles + tree_tiles.len() as u64 + l4_by_building.len() as u64,
         nodes,
         depth,
         buildings: ok.len() as u64,
-        triangles: by_key.values().map(|l| l.triangles).sum::<u64>() + l3_tris + tree_tiles.iter().map(|t| t.0.triangles).sum::<u64>(),
-        vertices: by_key.values().map(|l| l.vertices).sum::<u64>() + l3_verts,
-        bytes_raw: by_key.values().map(|l| l.raw).sum::<u64>() + l3_raw + json.len() as u64,
-        bytes: by_key.values().map(|l| l.gz).sum::<u64>() + l3_bytes + tree_tiles.iter().map(|t| t.0.gz).sum::<u64>() + gz.len() as u64,
+        triangles: by_key.values().map(|l| l.triangles).sum::<u64>() + l3_tris + tree_tiles.iter().map(|t| t.0.triangles).sum::<u64>()
+            + l4_by_building.values().map(|l| l.triangles).sum::<u64>(),
+        vertices: by_key.values().map(|l| l.vertices).sum::<u64>() + l3_verts + l4_by_building.values().map(|l| l.vertices).sum::<u64>(),
+        bytes_raw: by_key.values().map(|l| l.raw).sum::<u64>() + l3_raw + json.len() as u64 + l4_by_building.values().map(|l| l.raw).sum::<u64>(),
+        bytes: by_key.values().map(|l| l.gz).sum::<u64>()
+            + l3_bytes
+            + tree_tiles.iter().map(|t| t.0.gz).sum::<u64>()
+            + gz.len() as u64
+            + l4_by_building.values().map(|l| l.gz).sum::<u64>(),
         seconds: t0.elapsed().as_secs_f64(),
         max_features_per_tile: opts.max_features_per_tile as u64,
         position_encoding: match opts.positions {
@@ -504,6 +661,17 @@ pub fn write(model: &CityModel, dir: &Path, opts: &Options) -> Result<Tiles3dSum
         l3_fallbacks: l3_stats.fallbacks,
         tree_tiles: tree_tiles.len() as u64,
         trees: n_trees,
+        l3_areas: opts
+            .l3_areas
+            .iter()
+            .zip(&l3_area_counts)
+            .map(|(a, &n)| L3AreaSummary { name: a.name.clone(), bbox: a.bbox, buildings: n })
+            .collect(),
+        l4_tiles: l4_by_building.len() as u64,
+        l4_buildings: l4_by_building.len() as u64,
+        l4_bytes: l4_by_building.values().map(|l| l.gz).sum(),
+        l4_images,
+        l4_fallbacks,
     };
     tracing::info!(
         l3_tiles = summary.l3_tiles,
@@ -537,10 +705,18 @@ fn union(a: [f64; 6], b: [f64; 6]) -> [f64; 6] {
     ]
 }
 
+/// Slot tiles (L3 tile key → key building) and the key buildings' L4 tiles.
+struct L4Links<'a> {
+    slot_of: &'a BTreeMap<String, usize>,
+    tiles: &'a BTreeMap<usize, LeafOut>,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn assemble(
     n: &tileset::QNode,
     leaves: &BTreeMap<String, LeafOut>,
     l3: &BTreeMap<String, Vec<LeafOut>>,
+    l4: &L4Links<'_>,
     ge: &tileset::GeometricErrors,
     depth: u64,
     nodes: &mut u64,
@@ -560,13 +736,35 @@ fn assemble(
                 .get(key)
                 .map(|v| {
                     v.iter()
-                        .map(|c| Tile {
-                            bounding_volume: BoundingVolume::region(c.region),
-                            geometric_error: ge.l3,
-                            refine: Some(Refine::Replace),
-                            transform: Some(tileset::mat_mul(&l2_inv, &c.transform)),
-                            content: Some(Content { uri: format!("content/{}.glb", c.key), bounding_volume: None }),
-                            children: vec![],
+                        .map(|c| {
+                            // A key building's slot: its L4 tile below (REPLACE: only the key
+                            // building is replaced, its neighbours are in the other L3 tiles).
+                            let l4_child: Vec<Tile> = l4
+                                .slot_of
+                                .get(&c.key)
+                                .and_then(|i| l4.tiles.get(i))
+                                .map(|t| Tile {
+                                    bounding_volume: BoundingVolume::region(t.region),
+                                    geometric_error: ge.l4,
+                                    refine: Some(Refine::Replace),
+                                    transform: Some(tileset::mat_mul(&tileset::rigid_inverse(&c.transform), &t.transform)),
+                                    content: Some(Content { uri: format!("content/{}.glb", t.key), bounding_volume: None }),
+                                    children: vec![],
+                                })
+                                .into_iter()
+                                .collect();
+                            let region = l4_child.iter().filter_map(|t| t.bounding_volume.region).fold(c.region, union);
+                            Tile {
+                                bounding_volume: BoundingVolume::region(region),
+                                geometric_error: ge.l3,
+                                refine: Some(Refine::Replace),
+                                transform: Some(tileset::mat_mul(&l2_inv, &c.transform)),
+                                content: Some(Content {
+                                    uri: format!("content/{}.glb", c.key),
+                                    bounding_volume: (!l4_child.is_empty()).then(|| BoundingVolume::region(c.region)),
+                                }),
+                                children: l4_child,
+                            }
                         })
                         .collect()
                 })
@@ -575,6 +773,11 @@ fn assemble(
             if refined {
                 *nodes += l3_children.len() as u64;
                 *max_depth = (*max_depth).max(depth + 2);
+                let n4 = l3_children.iter().map(|c| c.children.len() as u64).sum::<u64>();
+                if n4 > 0 {
+                    *nodes += n4;
+                    *max_depth = (*max_depth).max(depth + 3);
+                }
             }
             // The L2 region must contain its children's (solids may exceed the footprint's block).
             let region = l3_children.iter().filter_map(|c| c.bounding_volume.region).fold(l.region, union);
@@ -603,7 +806,7 @@ fn assemble(
         tileset::QNode::Inner { children, .. } => {
             let children: Vec<Tile> = children
                 .iter()
-                .map(|c| assemble(c, leaves, l3, ge, depth + 1, nodes, max_depth))
+                .map(|c| assemble(c, leaves, l3, l4, ge, depth + 1, nodes, max_depth))
                 .collect();
             let region = children
                 .iter()
@@ -689,6 +892,7 @@ fn write_leaf(
             metallic: 0.0,
             roughness: 0.9,
             texture: None,
+            double_sided: false,
         });
         let b = std::mem::take(buf);
         primitives.push(gltf::Primitive {
@@ -900,7 +1104,7 @@ fn write_l3_tile(
             }
             None => (colours[k], None, vec![]),
         };
-        materials.push(gltf::Material { name: l3tile::MATERIAL_NAMES[k].into(), base_color, metallic: 0.0, roughness: 0.9, texture });
+        materials.push(gltf::Material { name: l3tile::MATERIAL_NAMES[k].into(), base_color, metallic: 0.0, roughness: 0.9, texture, double_sided: false });
         primitives.push(gltf::Primitive {
             material: materials.len() - 1,
             positions: buf.positions,
@@ -944,20 +1148,23 @@ fn write_tree_tiles(
     content_dir: &Path,
     centre: [f64; 2],
     kx: f64,
+    tree_ground: Option<GroundFn<'_>>,
 ) -> Result<Vec<(LeafOut, u64)>> {
     use geo::Contains;
     let mask = opts.l3.district_mask(model).map_err(anyhow::Error::msg)?;
     let frame = crate::l3::LocalFrame::new(centre[0], centre[1]);
-    let all = crate::l3::trees::place_trees(model, &frame, 1);
-    let trees: Vec<crate::l3::trees::Tree> = all
+    let trees: Vec<crate::l3::trees::Tree> = crate::l3::trees::place_trees(model, &frame, 1)
         .into_iter()
-        .filter(|t| match &mask {
-            None => true,
-            Some(m) => model
-                .districts
-                .iter()
-                .enumerate()
-                .any(|(i, d)| m[i] && d.geometry.contains(&geo_types::Point::new(t.lon, t.lat))),
+        .filter(|t| {
+            opts.l3_areas.iter().any(|a| a.contains(t.lon, t.lat))
+                || match &mask {
+                    None => true,
+                    Some(m) => model
+                        .districts
+                        .iter()
+                        .enumerate()
+                        .any(|(i, d)| m[i] && d.geometry.contains(&geo_types::Point::new(t.lon, t.lat))),
+                }
         })
         .collect();
     if trees.is_empty() {
@@ -968,25 +1175,38 @@ fn write_tree_tiles(
     let mut leaves = Vec::new();
     q.leaves(&mut leaves);
     let unit = l3tile::unit_tree_gltf();
-    // Trees stand on the flat/fallback ground: with --dem that is the DEM's mean over the model,
-    // not the terrain under each tree (not sampled per tree yet).
-    let base = opts.base_height;
+    // Each tree stands on the ground under it (the DEM sampled per tree, with `--dem`), else on
+    // the flat / fallback ground. Sampled here, on the calling thread.
+    let bases: Vec<f64> = trees
+        .iter()
+        .map(|t| tree_ground.and_then(|g| g(t.lon, t.lat)).filter(|h| h.is_finite()).unwrap_or(opts.base_height))
+        .collect();
     leaves
         .par_iter()
         .map(|(key, items)| {
+            let base = items.iter().map(|&i| bases[i]).fold(f64::INFINITY, f64::min);
             let mut reg = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY, base, f64::NEG_INFINITY];
             for &i in items.iter() {
                 let t = &trees[i];
                 let (mx, my) = l2::ellipsoid_metres_per_degree(t.lat);
                 let (dx, dy) = (t.crown_radius / mx, t.crown_radius / my);
-                reg = [reg[0].min(t.lon - dx), reg[1].min(t.lat - dy), reg[2].max(t.lon + dx), reg[3].max(t.lat + dy), base, reg[5].max(base + t.height)];
+                reg = [reg[0].min(t.lon - dx), reg[1].min(t.lat - dy), reg[2].max(t.lon + dx), reg[3].max(t.lat + dy), base, reg[5].max(bases[i] + t.height)];
             }
             let tframe = crate::geodesy::Enu::new((reg[0] + reg[2]) / 2.0, (reg[1] + reg[3]) / 2.0, base);
             let transform = tileset::mat_mul(root_inv, &tframe.to_ecef_matrix());
-            let mut inst = gltf::Instances::default();
+            // per-tree feature ids (EXT_instance_features) into a `tree` property table
+            let mut inst = gltf::Instances { feature_ids: (0..items.len() as u32).collect(), ..Default::default() };
+            let table = gltf::PropertyTable {
+                class: "tree".into(),
+                count: items.len(),
+                columns: vec![
+                    ("id".into(), Column::U32(items.iter().map(|&i| i as u32).collect())),
+                    ("height".into(), Column::F32(items.iter().map(|&i| trees[i].height as f32).collect())),
+                ],
+            };
             for &i in items.iter() {
                 let t = &trees[i];
-                let e = tframe.from_geodetic(t.lon, t.lat, base);
+                let e = tframe.from_geodetic(t.lon, t.lat, bases[i]);
                 inst.translations.push([e[0] as f32, e[2] as f32, (-e[1]) as f32]);
                 inst.rotations.push(l3tile::heading_quaternion(t.heading));
                 inst.scales.push([t.height as f32; 3]);
@@ -998,7 +1218,7 @@ fn write_tree_tiles(
                     crate::l3::Material::TreeCrown => [0.20, 0.45, 0.18, 1.0],
                     _ => [0.40, 0.28, 0.18, 1.0],
                 };
-                materials.push(gltf::Material { name: m.as_str().into(), base_color: colour, metallic: 0.0, roughness: 0.9, texture: None });
+                materials.push(gltf::Material { name: m.as_str().into(), base_color: colour, metallic: 0.0, roughness: 0.9, texture: None, double_sided: false });
                 primitives.push(gltf::Primitive {
                     material: materials.len() - 1,
                     positions: buf.positions.clone(),
@@ -1014,8 +1234,8 @@ fn write_tree_tiles(
                 materials,
                 primitives,
                 positions: PositionEncoding::Float,
-                schema: None,
-                property_table: None,
+                schema: Some(gltf::tree_schema()),
+                property_table: Some(table),
                 images: vec![],
                 instances: Some(inst),
             };

@@ -24,6 +24,7 @@ struct Root {
     buffers: Vec<Buffer>,
     materials: Vec<serde_json::Value>,
     textures: Vec<serde_json::Value>,
+    images: Vec<serde_json::Value>,
     extensions_required: Vec<String>,
 }
 
@@ -55,6 +56,7 @@ struct Mesh {
 struct Primitive {
     attributes: BTreeMap<String, usize>,
     indices: Option<usize>,
+    material: Option<usize>,
     mode: Option<u32>,
     extensions: Option<serde_json::Map<String, serde_json::Value>>,
 }
@@ -425,20 +427,8 @@ impl Doc<'_> {
     }
 }
 
-/// Reads a glTF/GLB file into a [`LocalModel`] (vertices in local ENU metres).
-pub fn read(path: &Path, file: &str, report: &mut BuildReport) -> Result<LocalModel, IngestError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| IngestError::file(file, format!("cannot read: {e}")))?;
-    read_bytes(&bytes, path.parent(), file, report)
-}
-
-/// Reads glTF/GLB bytes; `dir` resolves external buffer URIs of `.gltf` files.
-pub fn read_bytes(
-    bytes: &[u8],
-    dir: Option<&Path>,
-    file: &str,
-    report: &mut BuildReport,
-) -> Result<LocalModel, IngestError> {
+/// Parses glTF/GLB bytes and loads their buffers (bounds of each buffer checked).
+fn parse_doc<'a>(bytes: &'a [u8], dir: Option<&Path>, file: &str) -> Result<Doc<'a>, IngestError> {
     let err = |m: String| IngestError::file(file, m);
     let is_glb = bytes.starts_with(GLB_MAGIC) || file.to_ascii_lowercase().ends_with(".glb");
     let (json, bin) = if is_glb {
@@ -495,6 +485,25 @@ pub fn read_bytes(
         buffers.push(data);
     }
     let doc = Doc { root, buffers };
+    Ok(doc)
+}
+
+/// Reads a glTF/GLB file into a [`LocalModel`] (vertices in local ENU metres).
+pub fn read(path: &Path, file: &str, report: &mut BuildReport) -> Result<LocalModel, IngestError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| IngestError::file(file, format!("cannot read: {e}")))?;
+    read_bytes(&bytes, path.parent(), file, report)
+}
+
+/// Reads glTF/GLB bytes; `dir` resolves external buffer URIs of `.gltf` files.
+pub fn read_bytes(
+    bytes: &[u8],
+    dir: Option<&Path>,
+    file: &str,
+    report: &mut BuildReport,
+) -> Result<LocalModel, IngestError> {
+    let err = |m: String| IngestError::file(file, m);
+    let doc = parse_doc(bytes, dir, file)?;
     let root = &doc.root;
 
     let scene_roots: Vec<usize> = match root.scene.or(if root.scenes.is_empty() {
@@ -648,6 +657,196 @@ pub fn read_bytes(
         .insert("textures".into(), root.textures.len() as u64);
     for (k, v) in counters {
         out.stats.insert(k.into(), v);
+    }
+    Ok(out)
+}
+
+/// A material of a placed model, as its file gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeshMaterial {
+    pub name: String,
+    pub base_color: [f32; 4],
+    pub metallic: f32,
+    pub roughness: f32,
+    /// Index into [`MeshModel::images`].
+    pub texture: Option<usize>,
+}
+
+/// One triangle list of a placed model in its local ENU frame (metres, before placement).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MeshPrim {
+    pub material: Option<usize>,
+    pub positions: Vec<[f64; 3]>,
+    /// `TEXCOORD_0`, only when the material has a texture.
+    pub uvs: Vec<[f32; 2]>,
+    pub indices: Vec<u32>,
+}
+
+/// The triangles, materials and images of a glTF/GLB model, for its L4 tile.
+#[derive(Debug, Clone, Default)]
+pub struct MeshModel {
+    pub materials: Vec<MeshMaterial>,
+    /// Encoded images (PNG/JPEG bytes as stored).
+    pub images: Vec<Vec<u8>>,
+    pub primitives: Vec<MeshPrim>,
+}
+
+impl Doc<'_> {
+    /// All elements of accessor `ai` as `ncomp` floats each (normalised integers scaled).
+    fn floats(&self, ai: usize, ncomp: usize, err: &dyn Fn(String) -> IngestError) -> Result<Vec<f64>, IngestError> {
+        let a = self.root.accessors.get(ai).ok_or_else(|| err(format!("accessor {ai} does not exist")))?;
+        if a.sparse.is_some() {
+            return Err(err(format!("accessor {ai}: sparse accessors are not supported")));
+        }
+        let mut out = Vec::with_capacity(a.count * ncomp);
+        match self.locate(ai, err)? {
+            None => out.resize(a.count * ncomp, 0.0),
+            Some((view, off, stride, elem)) => {
+                if elem % ncomp != 0 {
+                    return Err(err(format!("accessor {ai}: {elem}-byte elements are not {ncomp} components")));
+                }
+                let cs = elem / ncomp;
+                for i in 0..a.count {
+                    let at = off + i * stride;
+                    let e = view.get(at..at + elem).ok_or_else(|| err(format!("accessor {ai} out of bounds at element {i}")))?;
+                    for k in 0..ncomp {
+                        out.push(read_component(&e[k * cs..(k + 1) * cs], a.component_type, a.normalized));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Reads the triangles (mode 4 primitives of the default scene, node transforms applied),
+/// materials (base colour factor and texture) and images of a glTF/GLB file.
+pub fn read_mesh(path: &Path, file: &str) -> Result<MeshModel, IngestError> {
+    let bytes = std::fs::read(path).map_err(|e| IngestError::file(file, format!("cannot read: {e}")))?;
+    let dir = path.parent();
+    let err = |m: String| IngestError::file(file, m);
+    let doc = parse_doc(&bytes, dir, file)?;
+    let root = &doc.root;
+    let mut out = MeshModel::default();
+    // images
+    let mut image_index: Vec<Option<usize>> = Vec::new();
+    for (i, im) in root.images.iter().enumerate() {
+        let data: Option<Vec<u8>> = if let Some(bv) = im.get("bufferView").and_then(|v| v.as_u64()) {
+            root.buffer_views.get(bv as usize).and_then(|v| doc.buffers.get(v.buffer).and_then(|b| b.get(v.byte_offset..v.byte_offset.checked_add(v.byte_length)?)).map(|s| s.to_vec()))
+        } else if let Some(uri) = im.get("uri").and_then(|v| v.as_str()) {
+            if uri.starts_with("data:") {
+                uri.split_once(";base64,").and_then(|(_, p)| base64_decode(p))
+            } else {
+                dir.map(|d| d.join(uri)).and_then(|p| std::fs::read(p).ok())
+            }
+        } else {
+            None
+        };
+        match data.filter(|d| d.starts_with(&[0x89, b'P', b'N', b'G']) || d.starts_with(&[0xFF, 0xD8])) {
+            Some(d) => {
+                out.images.push(d);
+                image_index.push(Some(out.images.len() - 1));
+            }
+            None => {
+                tracing::warn!(file, image = i, "glTF image missing or not PNG/JPEG: its materials are untextured");
+                image_index.push(None);
+            }
+        }
+    }
+    for m in &root.materials {
+        let pbr = m.get("pbrMetallicRoughness");
+        let f = |k: &str, d: f64| pbr.and_then(|p| p.get(k)).and_then(|v| v.as_f64()).unwrap_or(d) as f32;
+        let mut base_color = [1.0f32; 4];
+        if let Some(a) = pbr.and_then(|p| p.get("baseColorFactor")).and_then(|v| v.as_array()) {
+            for (k, v) in a.iter().take(4).enumerate() {
+                base_color[k] = v.as_f64().unwrap_or(1.0).clamp(0.0, 1.0) as f32;
+            }
+        }
+        let texture = pbr
+            .and_then(|p| p.get("baseColorTexture"))
+            .filter(|t| t.get("texCoord").and_then(|v| v.as_u64()).unwrap_or(0) == 0)
+            .and_then(|t| t.get("index"))
+            .and_then(|v| v.as_u64())
+            .and_then(|ti| root.textures.get(ti as usize))
+            .and_then(|t| t.get("source"))
+            .and_then(|v| v.as_u64())
+            .and_then(|si| image_index.get(si as usize).copied().flatten());
+        out.materials.push(MeshMaterial {
+            name: m.get("name").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+            base_color,
+            metallic: f("metallicFactor", 1.0),
+            roughness: f("roughnessFactor", 1.0),
+            texture,
+        });
+    }
+    let scene_roots: Vec<usize> = match root.scene.or(if root.scenes.is_empty() { None } else { Some(0) }) {
+        Some(s) => root.scenes.get(s).map(|s| s.nodes.clone()).unwrap_or_default(),
+        None => {
+            let mut is_child = vec![false; root.nodes.len()];
+            for n in &root.nodes {
+                for &c in &n.children {
+                    if let Some(x) = is_child.get_mut(c) {
+                        *x = true;
+                    }
+                }
+            }
+            (0..root.nodes.len()).filter(|&i| !is_child[i]).collect()
+        }
+    };
+    let mut stack: Vec<(usize, Mat4, usize)> = scene_roots.iter().rev().map(|&n| (n, IDENTITY, 0)).collect();
+    let mut visits = 0usize;
+    while let Some((ni, parent, depth)) = stack.pop() {
+        visits += 1;
+        if depth > MAX_DEPTH || visits > 1_000_000 + root.nodes.len() * 64 {
+            return Err(err(format!("node hierarchy too deep or cyclic at node {ni}")));
+        }
+        let node = root.nodes.get(ni).ok_or_else(|| err(format!("node {ni} does not exist")))?;
+        let world = mat_mul(&parent, &node_matrix(node, ni, &err)?);
+        // a mirroring transform flips the winding
+        let det = world[0] * (world[5] * world[10] - world[9] * world[6]) - world[4] * (world[1] * world[10] - world[9] * world[2])
+            + world[8] * (world[1] * world[6] - world[5] * world[2]);
+        if let Some(mesh) = node.mesh.and_then(|mi| root.meshes.get(mi)) {
+            for prim in &mesh.primitives {
+                if prim.mode.unwrap_or(4) != 4 || prim.extensions.as_ref().is_some_and(|e| e.contains_key("KHR_draco_mesh_compression")) {
+                    continue;
+                }
+                let Some(&pa) = prim.attributes.get("POSITION") else { continue };
+                let pos = doc.floats(pa, 3, &err)?;
+                let n = pos.len() / 3;
+                let positions: Vec<[f64; 3]> = pos.chunks_exact(3).map(|c| gltf_to_enu(transform(&world, [c[0], c[1], c[2]]))).collect();
+                if positions.iter().any(|p| p.iter().any(|x| !x.is_finite())) {
+                    return Err(err(format!("mesh {:?}: non-finite position", node.mesh)));
+                }
+                let material = prim.material.filter(|&m| m < out.materials.len());
+                let textured = material.is_some_and(|m| out.materials[m].texture.is_some());
+                let uvs: Vec<[f32; 2]> = match (textured, prim.attributes.get("TEXCOORD_0")) {
+                    (true, Some(&ta)) => {
+                        let t = doc.floats(ta, 2, &err)?;
+                        if t.len() / 2 == n { t.chunks_exact(2).map(|c| [c[0] as f32, c[1] as f32]).collect() } else { vec![] }
+                    }
+                    _ => vec![],
+                };
+                let mut indices: Vec<u32> = match prim.indices {
+                    Some(ii) => doc.floats(ii, 1, &err)?.into_iter().map(|x| x as u32).collect(),
+                    None => (0..n as u32).collect(),
+                };
+                indices.truncate(indices.len() / 3 * 3);
+                if indices.iter().any(|&i| i as usize >= n) {
+                    return Err(err(format!("mesh {:?}: index out of range ({n} vertices)", node.mesh)));
+                }
+                if det < 0.0 {
+                    for t in indices.chunks_exact_mut(3) {
+                        t.swap(1, 2);
+                    }
+                }
+                // a textured material without UVs is drawn untextured (its own colour)
+                let material = if textured && uvs.is_empty() { None } else { material };
+                out.primitives.push(MeshPrim { material, positions, uvs, indices });
+            }
+        }
+        for &c in node.children.iter().rev() {
+            stack.push((c, world, depth + 1));
+        }
     }
     Ok(out)
 }

@@ -501,6 +501,46 @@ struct Geom<'a> {
     placements: HashMap<u64, Affine>,
     counters: BTreeMap<&'static str, u64>,
     unsupported: BTreeMap<String, u64>,
+    /// Triangles of the element being evaluated, in its representation's frame (L4 meshes).
+    tris: Vec<[[f64; 3]; 3]>,
+}
+
+/// Triangulates a closed planar outline (in its own frame, z = 0) extruded along `dir · d`,
+/// both placed by `pos`: bottom and top caps (earcut) and one quad per edge.
+fn prism(prof: &[[f64; 3]], pos: &Affine, dir: [f64; 3], d: f64, out: &mut Vec<[[f64; 3]; 3]>) {
+    let mut ring: Vec<[f64; 3]> = prof.to_vec();
+    if ring.len() > 1 && ring.first() == ring.last() {
+        ring.pop();
+    }
+    if ring.len() < 3 {
+        return;
+    }
+    let top = |p: [f64; 3]| [p[0] + dir[0] * d, p[1] + dir[1] * d, p[2] + dir[2] * d];
+    let mut tri: Vec<u32> = Vec::new();
+    earcut::Earcut::<f64>::default().earcut(ring.iter().map(|p| [p[0], p[1]]), &[], &mut tri);
+    // orientation of the outline (counter-clockwise → positive area)
+    let area: f64 = (0..ring.len()).map(|i| {
+        let (a, b) = (ring[i], ring[(i + 1) % ring.len()]);
+        a[0] * b[1] - b[0] * a[1]
+    }).sum();
+    let up = (area >= 0.0) == (dir[2] * d >= 0.0);
+    for t in tri.chunks_exact(3) {
+        let (a, b, c) = (ring[t[0] as usize], ring[t[1] as usize], ring[t[2] as usize]);
+        if up {
+            out.push([pos.apply(a), pos.apply(c), pos.apply(b)]);
+            out.push([pos.apply(top(a)), pos.apply(top(b)), pos.apply(top(c))]);
+        } else {
+            out.push([pos.apply(a), pos.apply(b), pos.apply(c)]);
+            out.push([pos.apply(top(a)), pos.apply(top(c)), pos.apply(top(b))]);
+        }
+    }
+    for i in 0..ring.len() {
+        let (a, b) = (ring[i], ring[(i + 1) % ring.len()]);
+        let (a, b) = if up { (a, b) } else { (b, a) };
+        let (pa, pb, ta, tb) = (pos.apply(a), pos.apply(b), pos.apply(top(a)), pos.apply(top(b)));
+        out.push([pa, pb, tb]);
+        out.push([pa, tb, ta]);
+    }
 }
 
 impl Geom<'_> {
@@ -696,6 +736,7 @@ impl Geom<'_> {
                 let d = e.arg(3).as_f64().map(|d| d * self.unit);
                 match (prof, pos, dir, d) {
                     (Some(prof), Some(pos), Some(dir), Some(d)) if d.is_finite() => {
+                        prism(&prof, &pos, dir, d, &mut self.tris);
                         for p in prof {
                             out.push(pos.apply(p));
                             out.push(pos.apply([
@@ -723,6 +764,7 @@ impl Geom<'_> {
             }
             "IFCFACETEDBREP" => {
                 let n0 = out.len();
+                let mut fan: Vec<[[f64; 3]; 3]> = Vec::new();
                 if let Some(shell) = self.ent(e.arg(0)) {
                     for face in shell.arg(0).as_list().unwrap_or_default() {
                         for bound in self
@@ -735,15 +777,22 @@ impl Geom<'_> {
                                 continue;
                             };
                             if loop_.ty == "IFCPOLYLOOP" {
+                                let mut face: Vec<[f64; 3]> = Vec::new();
                                 for p in loop_.arg(0).as_list().unwrap_or_default() {
                                     if let Some(q) = self.point3(p) {
                                         out.push(q);
+                                        face.push(q);
                                     }
+                                }
+                                // fan (faceted breps have planar, mostly convex faces)
+                                for k in 1..face.len().saturating_sub(1) {
+                                    fan.push([face[0], face[k], face[k + 1]]);
                                 }
                             }
                         }
                     }
                 }
+                self.tris.extend(fan);
                 if out.len() > n0 {
                     *self.counters.entry("faceted_breps").or_default() += 1;
                 } else {
@@ -952,6 +1001,7 @@ pub fn read_bytes(
         wcs: ID,
         placements: HashMap::new(),
         counters: BTreeMap::new(),
+        tris: Vec::new(),
         unsupported: BTreeMap::new(),
     };
     if let Some(c) = ctx {
@@ -1031,6 +1081,26 @@ pub fn read_bytes(
         }
         if !pts.is_empty() {
             with_geometry += 1;
+        }
+        let tris = std::mem::take(&mut g.tris);
+        if !tris.is_empty() {
+            let class = match e.ty.as_str() {
+                "IFCROOF" => crate::model::SurfaceKind::Roof,
+                t if t.starts_with("IFCSLAB") => {
+                    if e.arg(8).as_enum().is_some_and(|x| x.eq_ignore_ascii_case("ROOF")) {
+                        crate::model::SurfaceKind::Roof
+                    } else {
+                        crate::model::SurfaceKind::OuterFloor
+                    }
+                }
+                _ => crate::model::SurfaceKind::Wall,
+            };
+            let placed: Vec<[[f64; 3]; 3]> = tris
+                .into_iter()
+                .map(|t| t.map(|p| world.apply(p)))
+                .filter(|t| t.iter().flatten().all(|x| x.is_finite()))
+                .collect();
+            out.mesh.push((class, placed));
         }
         out.points.extend(
             pts.into_iter()
