@@ -591,7 +591,7 @@ mod tests {
             primitives: vec![Primitive {
                 material: 0,
                 positions: vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
-                feature_ids: vec![],
+                feature_ids: vec![0; 3],
                 indices: vec![0, 1, 2],
                 normals: vec![[0.0, 0.0, 1.0]; 3],
                 uvs: vec![],

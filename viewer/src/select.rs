@@ -220,13 +220,14 @@ mod tests {
     use super::*;
     use crate::geodesy::GeoPose;
 
-    /// A Shenyang-like tree built from regions: a root over 4 × 4 km with one content-less gate
-    /// (ge 34.21 m) per 1 km² cell holding an L2 tile (ge 8.55 m, REPLACE) with one L3 child (ge 2.57 m).
-    /// Geometric errors as docs/ARCHITECTURE.md: L2 appears within 2 km, L3 within 500 m (1080 px, 60°).
-    fn city() -> (Tree, Vec<usize>, Vec<usize>) {
+    /// A Shenyang-like tree built from regions: a root over 4 × 4 cells of `cell` metres with one
+    /// content-less gate (ge 34.21 m) per cell holding an L2 tile (ge 8.55 m, REPLACE) with one L3
+    /// child (ge 2.57 m); heights 0–30 m. Geometric errors as docs/ARCHITECTURE.md: L2 appears
+    /// within 2 km, L3 within 500 m (1080 px high view, 60°).
+    fn city(cell: f64) -> (Tree, Vec<usize>, Vec<usize>) {
         let (lon0, lat0) = (123.40f64, 41.78f64);
-        let dlon = 1000.0 / (111_319.49 * lat0.to_radians().cos());
-        let dlat = 1000.0 / 110_950.0;
+        let dlon = cell / (111_319.49 * lat0.to_radians().cos());
+        let dlat = cell / 110_950.0;
         let mut gates = vec![];
         for i in 0..4 {
             for j in 0..4 {
@@ -247,9 +248,14 @@ mod tests {
         (tree, l2, l3)
     }
 
-    fn cam_at(tree: &Tree, lon: f64, lat: f64, alt: f64, pitch: f64) -> Camera {
+    fn cam_at(tree: &Tree, lon: f64, lat: f64, alt: f64, pitch: f64, w: f64) -> Camera {
         let (pos, forward, up) = GeoPose { lon, lat, alt, heading_deg: 0.0, pitch_deg: pitch }.to_world(&tree.frame);
-        Camera { pos, forward, up, fov_y: 60f64.to_radians(), width_px: 1920.0, height_px: 1080.0, near: 1.0, far: 1e6 }
+        Camera { pos, forward, up, fov_y: 60f64.to_radians(), width_px: w, height_px: 1080.0, near: 1.0, far: 1e6 }
+    }
+
+    /// The centre of the 4 × 4 cells of `city(cell)`.
+    fn centre(cell: f64) -> (f64, f64) {
+        (123.40 + 2.0 * cell / (111_319.49 * 41.78f64.to_radians().cos()), 41.78 + 2.0 * cell / 110_950.0)
     }
 
     #[test]
@@ -263,41 +269,47 @@ mod tests {
 
     #[test]
     fn l2_within_two_km_l3_within_500_m_straight_down() {
-        let (tree, l2, l3) = city();
+        // 250 m cells (1 × 1 km in all), a square 1080 × 1080 view looking straight down: the
+        // view's footprint on the tiles' tops is ±(alt − 30) · tan 30°
+        let (tree, l2, l3) = city(250.0);
         let all_ready = |_: usize| State::Ready;
-        // centre of the 4 × 4 km area; looking straight down
-        let (lon, lat) = (123.40 + 2000.0 / (111_319.49 * 41.78f64.to_radians().cos()), 41.78 + 2000.0 / 110_950.0);
-        // from 3,000 m (gates' regions ≥ 2,970 m away: sse < 16): nothing refines to L2
-        let s = select(&tree, &cam_at(&tree, lon, lat, 3000.0, -90.0), 16.0, &all_ready);
+        let (lon, lat) = centre(250.0);
+        // from 3,000 m every tile is ≥ 2,970 m away: sse(34.21) < 16, nothing refines to L2
+        let s = select(&tree, &cam_at(&tree, lon, lat, 3000.0, -90.0, 1080.0), 16.0, &all_ready);
         assert!(s.render.is_empty() && s.complete, "{s:?}");
-        // from 1,200 m: every gate is within 2 km (the corner cells' nearest points are
-        // sqrt(1170² + 1414²) = 1,835 m away) and no L2 tile within 500 m (≥ 1,170 m)
-        let s = select(&tree, &cam_at(&tree, lon, lat, 1200.0, -90.0), 16.0, &all_ready);
+        // from 1,200 m: all cells in view (±675 m), the corner cells' nearest points
+        // sqrt(1170² + 354²) = 1,222 m < 2 km away; no L2 tile within 500 m (≥ 1,170 m)
+        let s = select(&tree, &cam_at(&tree, lon, lat, 1200.0, -90.0, 1080.0), 16.0, &all_ready);
         let mut r = s.render.clone();
         r.sort();
         assert_eq!(r, l2, "all 16 L2 tiles, no L3");
-        // from 300 m above the centre: the four cells touching the centre are within 500 m
-        // (distance 270 m to their tops) and refine to L3; the others (≥ 1,036 m away) stay L2;
-        // the corner cells' gates (1,440 m) still refine to L2
-        let s = select(&tree, &cam_at(&tree, lon, lat, 300.0, -90.0), 16.0, &all_ready);
+        // from 520 m: the four inner cells are 490 m away (< 500: L3); the 8 edge cells
+        // sqrt(490² + 250²) = 550 m and the 4 corner cells 604 m (L2); all in view (±283 m)
+        let s = select(&tree, &cam_at(&tree, lon, lat, 520.0, -90.0, 1080.0), 16.0, &all_ready);
         let n3 = s.render.iter().filter(|i| l3.contains(i)).count();
         let n2 = s.render.iter().filter(|i| l2.contains(i)).count();
         assert_eq!((n3, n2), (4, 12), "{s:?}");
-        // a larger max SSE (32) halves the switch distances: from 300 m nothing goes to L3
-        // (8.55 at 270 m gives sse 29.6 < 32)
-        let s = select(&tree, &cam_at(&tree, lon, lat, 300.0, -90.0), 32.0, &all_ready);
+        // max SSE 32 halves the switch distances: 8.55 at 490 m gives sse 16.3 < 32: no L3
+        let s = select(&tree, &cam_at(&tree, lon, lat, 520.0, -90.0, 1080.0), 32.0, &all_ready);
         assert_eq!(s.render.iter().filter(|i| l3.contains(i)).count(), 0);
+        assert_eq!(s.render.len(), 16);
+        // from 300 m only the four inner cells are in view (±156 m on their tops < 250 m): all L3
+        let s = select(&tree, &cam_at(&tree, lon, lat, 300.0, -90.0, 1080.0), 16.0, &all_ready);
+        let mut r = s.render.clone();
+        r.sort();
+        assert_eq!(r.len(), 4);
+        assert!(r.iter().all(|i| l3.contains(i)), "{r:?}");
     }
 
     #[test]
     fn frustum_culls_tiles_behind_and_beside_the_camera() {
-        let (tree, l2, _) = city();
+        let (tree, l2, _) = city(1000.0);
         let all_ready = |_: usize| State::Ready;
         // at the west edge, 1,500 m up, looking north horizontally-ish (pitch −30°): the cells
         // behind (south of) the camera are culled
         let lon = 123.40;
         let lat = 41.78 + 2000.0 / 110_950.0;
-        let c = cam_at(&tree, lon, lat, 1500.0, -30.0);
+        let c = cam_at(&tree, lon, lat, 1500.0, -30.0, 1920.0);
         let s = select(&tree, &c, 16.0, &all_ready);
         let planes = c.frustum();
         // hand check: a cell's visibility = its box not outside any plane; those drawn are the
@@ -325,25 +337,30 @@ mod tests {
 
     #[test]
     fn replace_keeps_the_parent_until_children_are_ready_and_requests_nearest_first() {
-        let (tree, l2, l3) = city();
-        let (lon, lat) = (123.40 + 2000.0 / (111_319.49 * 41.78f64.to_radians().cos()), 41.78 + 2000.0 / 110_950.0);
-        let c = cam_at(&tree, lon, lat, 300.0, -90.0);
-        // nothing loaded: L2 and L3 contents wanted, nothing drawn, placeholders, incomplete
+        let (tree, l2, l3) = city(250.0);
+        let (lon, lat) = centre(250.0);
+        let c = cam_at(&tree, lon, lat, 520.0, -90.0, 1080.0);
+        // nothing loaded: 12 L2, the 4 refining L2 parents and their 4 L3 children wanted,
+        // nothing drawn, placeholders, incomplete
         let s = select(&tree, &c, 16.0, &|_| State::Unloaded);
         assert!(!s.complete && s.render.is_empty());
         assert!(!s.placeholders.is_empty());
         let wanted: Vec<usize> = s.wanted.iter().map(|w| w.0).collect();
-        assert_eq!(wanted.len(), 20, "16 L2 + the 4 L3 under the camera: {wanted:?}");
-        assert!(l3.iter().filter(|i| wanted.contains(i)).count() == 4);
-        // the first requests are the tiles under the camera (270 m away), the rest farther
+        assert_eq!(wanted.len(), 20, "{wanted:?}");
+        assert!(l3.iter().filter(|i| wanted.contains(i)).count() == 4 && l2.iter().all(|i| wanted.contains(i)), "{wanted:?} {l2:?} {l3:?}");
+        assert!(s.wanted.windows(2).all(|w| w[0].1 <= w[1].1), "sorted by priority");
+        // priority d / (1 + sse): edge cells 550 / 15.5 = 35.5 first, corners 604 / 14.2 = 42.5,
+        // then the refining parents (2 · 490 / 17.3 + 1 = 57.6), then the L3 tiles 490 / 5.9 = 83
         let d = |i: usize| tree.nodes[i].volume.distance(c.pos);
-        assert!(wanted[..8].iter().all(|&i| d(i) < 300.0), "{:?}", wanted.iter().map(|&i| d(i)).collect::<Vec<_>>());
-        assert!(wanted[8..].iter().all(|&i| d(i) > 1000.0));
-        // L2 ready, L3 not: the four refining L2 parents stay drawn
+        let ds: Vec<f64> = wanted.iter().map(|&i| d(i)).collect();
+        assert!(ds[..8].iter().all(|&x| (x - 550.0).abs() < 3.0), "{ds:?}");
+        assert!(ds[8..12].iter().all(|&x| (x - 604.0).abs() < 3.0), "{ds:?}");
+        assert!(wanted[12..16].iter().all(|i| l2.contains(i)) && wanted[16..].iter().all(|i| l3.contains(i)), "{wanted:?}");
+        // L2 ready, L3 pending: the four refining L2 parents stay drawn
         let s = select(&tree, &c, 16.0, &|i| if l2.contains(&i) { State::Ready } else { State::Pending });
         assert_eq!(s.render.len(), 16);
         assert!(s.render.iter().all(|i| l2.contains(i)) && !s.complete);
-        // a failed L3 child: its L2 parent stays; the view is settled (complete) once nothing is pending
+        // failed L3 children: their L2 parents stay drawn; the view is settled (complete)
         let s = select(&tree, &c, 16.0, &|i| if l3.contains(&i) { State::Failed } else { State::Ready });
         assert!(s.complete);
         assert_eq!(s.render.len(), 16, "the L2 parents of failed L3 tiles stay drawn");
@@ -351,6 +368,7 @@ mod tests {
         // all ready: 4 L3 + 12 L2, complete, nothing wanted
         let s = select(&tree, &c, 16.0, &|_| State::Ready);
         assert!(s.complete && s.wanted.is_empty() && s.placeholders.is_empty());
+        assert_eq!(s.render.iter().filter(|i| l3.contains(i)).count(), 4);
     }
 
     #[test]

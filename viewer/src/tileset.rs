@@ -426,7 +426,10 @@ mod tests {
         assert_eq!(tree.nodes.len(), 1);
         assert_eq!(tree.nodes[0].content.as_ref().unwrap().url, "http://h/t/0.b3dm");
         assert_eq!(tree.nodes[0].content.as_ref().unwrap().kind, ContentKind::B3dm);
-        assert!(tree.nodes[0].volume.center.length() < 1e-6, "the world origin is the root centre");
+        // the world origin is under the root centre, on its lowest corner
+        let c = tree.nodes[0].volume.center;
+        assert!(c.x.abs() < 1e-6 && c.z.abs() < 1e-6 && c.y > 0.0, "{c}");
+        assert!(tree.nodes[0].volume.corners().iter().all(|k| k.y > -0.01), "no corner below the frame's origin");
     }
 
     #[test]

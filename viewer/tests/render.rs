@@ -11,6 +11,26 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("viewer-test-{tag}-{}-{:x}", std::process::id(), Instant::now().elapsed().as_nanos() ^ (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() & 0xffff_ffff)));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn viewer() -> &'static str {
     env!("CARGO_BIN_EXE_viewer")
 }
@@ -92,21 +112,17 @@ struct Png {
 }
 
 impl Png {
+    /// Decoded with the `image` crate (through bevy_image), not with the viewer's code.
     fn read(p: &Path) -> Png {
-        let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))));
-        let mut r = dec.read_info().unwrap();
-        let mut buf = vec![0; r.output_buffer_size().unwrap()];
-        let info = r.next_frame(&mut buf).unwrap();
-        let ch = match info.color_type {
-            png::ColorType::Rgb => 3,
-            png::ColorType::Rgba => 4,
-            c => panic!("unexpected PNG colour type {c:?}"),
-        };
-        let (w, h) = (info.width as usize, info.height as usize);
-        let mut rgb = Vec::with_capacity(w * h * 3);
-        for px in buf[..w * h * ch].chunks(ch) {
-            rgb.extend_from_slice(&px[..3]);
-        }
+        use bevy::asset::RenderAssetUsages;
+        use bevy::image::{CompressedImageFormats, Image, ImageSampler, ImageType};
+        let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let img = Image::from_buffer(&bytes, ImageType::Extension("png"), CompressedImageFormats::NONE, true, ImageSampler::Default, RenderAssetUsages::all())
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let data = img.data.expect("pixels");
+        assert_eq!(data.len(), w * h * 4, "RGBA8 expected");
+        let rgb = data.chunks(4).flat_map(|c| [c[0], c[1], c[2]]).collect();
         Png { w, h, rgb }
     }
     fn px(&self, x: usize, y: usize) -> [u8; 3] {
@@ -236,7 +252,7 @@ fn centroid(ring: &[(f64, f64)]) -> ((f64, f64), f64) {
 
 #[test]
 fn default_city_headless_screenshot_shows_buildings_where_the_model_has_them() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TempDir::new("city");
     let model = tmp.path().join("sy");
     let o = Command::new(twin_server()).args(["build", "--no-tiles", "--out"]).arg(&model).env("RUST_LOG", "warn").output().unwrap();
     assert!(o.status.success(), "build: {}", String::from_utf8_lossy(&o.stderr));
@@ -335,7 +351,7 @@ fn default_city_headless_screenshot_shows_buildings_where_the_model_has_them() {
 
 #[test]
 fn third_party_3dbag_renders_and_unsupported_content_is_reported() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TempDir::new("bag");
     let dir = shared_data().join("3dtiles/3dbag/tiles");
     let shot = tmp.path().join("3dbag.png");
     let r = run_viewer(&["--tileset", dir.to_str().unwrap(), "--headless", "--screenshot", shot.to_str().unwrap(), "--size", "640x480", "--timeout", "300"]);
@@ -384,7 +400,7 @@ fn wrong_crs_tileset_is_reported_by_name_without_a_panic() {
 #[test]
 fn missing_tiles_are_retried_then_outlined_and_the_rest_still_renders() {
     // the 3D BAG tileset with half of its contents removed (a copy in a temp dir)
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = TempDir::new("partial");
     let src = shared_data().join("3dtiles/3dbag/tiles");
     let dst = tmp.path().join("partial");
     std::fs::create_dir(&dst).unwrap();
