@@ -204,7 +204,8 @@ fn setup_scene(
         Projection::Perspective(PerspectiveProjection {
             fov: (FOV_Y_DEG as f32).to_radians(),
             near: 1.0,
-            far: 200_000.0,
+            // culling only (Bevy projects with an infinite reverse-z): beyond any tileset
+            far: 2.0e7,
             aspect_ratio: w as f32 / h as f32,
             ..default()
         }),
@@ -431,7 +432,7 @@ fn update_view(
     };
     let (fov, near, far) = match proj {
         Projection::Perspective(p) => (p.fov as f64, p.near as f64, p.far as f64),
-        _ => ((FOV_Y_DEG).to_radians(), 1.0, 2e5),
+        _ => ((FOV_Y_DEG).to_radians(), 1.0, 2e7),
     };
     let t = gt.compute_transform();
     let cam = select::Camera {
