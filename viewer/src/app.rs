@@ -492,8 +492,11 @@ fn update_view(
     client.stats.placeholders = want_ph.len();
     // requests, nearest / coarsest first, at most max_requests in flight
     let now = Instant::now();
+    // at most max_requests fetches run at once (one per loader thread); up to 4 × that many are
+    // queued so a slow frame (software rendering) does not starve the loaders
+    let queue_bound = client.opts.max_requests * 4;
     for &(i, _) in &sel.wanted {
-        if client.in_flight >= client.opts.max_requests {
+        if client.in_flight >= queue_bound {
             break;
         }
         let go = match client.status[i] {

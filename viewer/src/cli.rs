@@ -194,7 +194,7 @@ pub fn main() -> ExitCode {
         timeout: Duration::from_secs_f64(args.timeout_s.max(1.0)),
         max_requests: args.max_requests,
         memory_budget_mb: args.memory_mb,
-        loader_threads: args.max_requests.clamp(1, 8),
+        loader_threads: args.max_requests.clamp(1, 16),
         bench_frames: args.bench_frames,
     };
     let log = bevy::log::LogPlugin {
