@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what CityTwin needs on Debian 12, idempotently: GDAL (library + tools), PostgreSQL 15
 # with PostGIS 3 (for the PostGIS tests), PROJ tools and grids (cs2cs, egm96_15.gtx for --dem),
-# networkx (the routing tests' reference) and cargo-nextest. Rust itself comes from rustup.
+# networkx (the routing tests' reference), lavapipe (mesa-vulkan-drivers + libvulkan1: the viewer's
+# off-screen CPU renderer) and cargo-nextest. Rust itself comes from rustup.
 set -euo pipefail
 
 SUDO=""
@@ -9,7 +10,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 PKGS=(build-essential pkg-config curl libgdal-dev libsqlite3-dev gdal-bin proj-bin proj-data python3-pip unzip
       postgresql-15 postgresql-15-postgis-3 postgresql-client-15
-      python3-networkx)  # independent shortest paths for scenes/tests/routing.rs
+      python3-networkx  # independent shortest paths for scenes/tests/routing.rs
+      mesa-vulkan-drivers libvulkan1)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

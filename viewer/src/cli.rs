@@ -1,0 +1,293 @@
+//! `viewer --server URL [--tileset NAME|URL|PATH] [--headless --screenshot out.png --size WxH]
+//! [--at lon,lat,alt,heading,pitch] [--sse 16] [--mode leader|dispatcher|planner] [--lang zh|en]`
+
+use crate::app::{self, Client, Headless, Mode, Options, TilesPlugin};
+use crate::geodesy::GeoPose;
+use crate::tileset::Tree;
+use bevy::prelude::*;
+use bevy::render::pipelined_rendering::PipelinedRenderingPlugin;
+use bevy::render::renderer::RenderDevice;
+use bevy::render::RenderPlugin;
+use bevy::window::ExitCondition;
+use bevy::winit::WinitPlugin;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: viewer [--server URL] [--tileset NAME|URL|PATH] [--headless --screenshot OUT.png] [--size WxH]
+              [--at lon,lat,alt,heading,pitch] [--sse 16] [--mode leader|dispatcher|planner] [--lang zh|en]
+              [--timeout SECS] [--max-requests N] [--memory-mb MB] [--bench-frames N]
+  --tileset  a tileset name on the server (default shenyang: SERVER/3dtiles/NAME/tileset.json), an
+             http(s):// or file:// URL of a tileset.json, or a local tileset.json / directory
+  --at       camera: degrees lon, lat, metres above the ellipsoid, heading (° clockwise from north),
+             pitch (° above the horizon, −90 = straight down); default: the whole tileset from above
+  --headless render off-screen, wait until the view's tiles are loaded (or --timeout, default 120 s),
+             write the PNG, print a JSON summary line on stdout, exit";
+
+#[derive(Debug, Clone)]
+pub struct Args {
+    pub server: String,
+    pub tileset: String,
+    pub headless: bool,
+    pub screenshot: Option<PathBuf>,
+    pub size: (u32, u32),
+    pub at: Option<GeoPose>,
+    pub sse: f64,
+    pub mode: Mode,
+    pub zh: bool,
+    pub timeout_s: f64,
+    pub max_requests: usize,
+    pub memory_mb: usize,
+    pub bench_frames: u32,
+}
+
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut a = Args {
+        server: "http://127.0.0.1:8080".into(),
+        tileset: "shenyang".into(),
+        headless: false,
+        screenshot: None,
+        size: (1920, 1080),
+        at: None,
+        sse: 16.0,
+        mode: Mode::Planner,
+        zh: true,
+        timeout_s: 120.0,
+        max_requests: 8,
+        memory_mb: 1024,
+        bench_frames: 0,
+    };
+    let mut it = args.into_iter();
+    let num = |s: Option<String>, what: &str| -> Result<f64, String> {
+        let s = s.ok_or(format!("{what} needs a value"))?;
+        s.trim().parse::<f64>().map_err(|_| format!("{what} {s}: not a number"))
+    };
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--server" => a.server = it.next().ok_or("--server needs a URL")?.trim_end_matches('/').to_string(),
+            "--tileset" => a.tileset = it.next().ok_or("--tileset needs a name, URL or path")?,
+            "--headless" => a.headless = true,
+            "--screenshot" => a.screenshot = Some(PathBuf::from(it.next().ok_or("--screenshot needs a file")?)),
+            "--size" => {
+                let s = it.next().ok_or("--size needs WxH")?;
+                let (w, h) = s.split_once(['x', 'X']).ok_or(format!("--size {s}: expected WxH, e.g. 1920x1080"))?;
+                let w: u32 = w.parse().map_err(|_| format!("--size {s}: bad width"))?;
+                let h: u32 = h.parse().map_err(|_| format!("--size {s}: bad height"))?;
+                if !(16..=16384).contains(&w) || !(16..=16384).contains(&h) {
+                    return Err(format!("--size {s}: width and height must be 16…16384"));
+                }
+                a.size = (w, h);
+            }
+            "--at" => {
+                let s = it.next().ok_or("--at needs lon,lat,alt,heading,pitch")?;
+                let v: Vec<f64> = s.split(',').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| format!("--at {s}: expected 5 numbers lon,lat,alt,heading,pitch"))?;
+                if v.len() != 5 {
+                    return Err(format!("--at {s}: expected 5 numbers lon,lat,alt,heading,pitch, got {}", v.len()));
+                }
+                if v[0].abs() > 180.0 || v[1].abs() > 90.0 || v[4].abs() > 90.0 {
+                    return Err(format!("--at {s}: lon must be within ±180, lat and pitch within ±90"));
+                }
+                a.at = Some(GeoPose { lon: v[0], lat: v[1], alt: v[2], heading_deg: v[3], pitch_deg: v[4] });
+            }
+            "--sse" => {
+                a.sse = num(it.next(), "--sse")?;
+                if a.sse <= 0.0 {
+                    return Err("--sse must be > 0".into());
+                }
+            }
+            "--mode" => {
+                a.mode = match it.next().as_deref() {
+                    Some("leader") => Mode::Leader,
+                    Some("dispatcher") => Mode::Dispatcher,
+                    Some("planner") => Mode::Planner,
+                    o => return Err(format!("--mode {}: expected leader, dispatcher or planner", o.unwrap_or(""))),
+                }
+            }
+            "--lang" => {
+                a.zh = match it.next().as_deref() {
+                    Some("zh") => true,
+                    Some("en") => false,
+                    o => return Err(format!("--lang {}: expected zh or en", o.unwrap_or(""))),
+                }
+            }
+            "--timeout" => a.timeout_s = num(it.next(), "--timeout")?,
+            "--max-requests" => a.max_requests = num(it.next(), "--max-requests")?.max(1.0) as usize,
+            "--memory-mb" => a.memory_mb = num(it.next(), "--memory-mb")?.max(1.0) as usize,
+            "--bench-frames" => a.bench_frames = num(it.next(), "--bench-frames")?.max(0.0) as u32,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument '{other}' (try --help)")),
+        }
+    }
+    if a.screenshot.is_some() && !a.headless {
+        return Err("--screenshot needs --headless".into());
+    }
+    Ok(a)
+}
+
+/// The tileset.json URL (or path) and a display name for `--tileset`.
+pub fn tileset_location(server: &str, t: &str) -> (String, String) {
+    let name_of = |p: &str| {
+        let p = p.trim_end_matches('/');
+        let p = p.strip_suffix("/tileset.json").unwrap_or(p);
+        p.rsplit('/').next().unwrap_or(p).to_string()
+    };
+    if t.contains("://") {
+        let url = if t.ends_with(".json") { t.to_string() } else { format!("{}/tileset.json", t.trim_end_matches('/')) };
+        return (url, name_of(t));
+    }
+    let p = std::path::Path::new(t);
+    if p.is_dir() {
+        return (p.join("tileset.json").to_string_lossy().into_owned(), name_of(t));
+    }
+    if p.is_file() || t.ends_with(".json") {
+        return (t.to_string(), name_of(t));
+    }
+    (format!("{server}/3dtiles/{t}/tileset.json"), t.to_string())
+}
+
+fn error_line(name: &str, url: &str, e: &str) {
+    println!("{}", serde_json::json!({"tileset": name, "url": url, "error": e, "complete": false}));
+}
+
+pub fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("viewer: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (url, name) = tileset_location(&args.server, &args.tileset);
+    let t0 = Instant::now();
+    let bytes = match crate::fetch::fetch(&crate::fetch::agent(), &url) {
+        Ok(b) => b,
+        Err(e) => {
+            let msg = format!("cannot load tileset '{name}': {e}");
+            eprintln!("viewer: {msg}");
+            error_line(&name, &url, &msg);
+            return ExitCode::from(1);
+        }
+    };
+    let tree = match Tree::load(&bytes, &url, &name) {
+        Ok(t) => t,
+        Err(e) => {
+            // a bad tileset is reported, never a crash
+            eprintln!("viewer: {e}");
+            error_line(&name, &url, &e.0);
+            return ExitCode::from(3);
+        }
+    };
+    let opts = Options {
+        tileset_url: url,
+        tileset_name: name,
+        headless: args.headless,
+        screenshot: args.screenshot.clone(),
+        size: args.size,
+        at: args.at,
+        max_sse: args.sse,
+        mode: args.mode,
+        zh: args.zh,
+        timeout: Duration::from_secs_f64(args.timeout_s.max(1.0)),
+        max_requests: args.max_requests,
+        memory_budget_mb: args.memory_mb,
+        loader_threads: args.max_requests.clamp(1, 16),
+        bench_frames: args.bench_frames,
+    };
+    let log = bevy::log::LogPlugin {
+        filter: "wgpu=error,naga=warn,bevy_render=warn,bevy_app=warn,offset_allocator=warn".into(),
+        level: bevy::log::Level::INFO,
+        ..default()
+    };
+    let mut app = App::new();
+    if args.headless {
+        app.add_plugins(
+            DefaultPlugins
+                .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
+                .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
+                .set(log)
+                .disable::<WinitPlugin>()
+                .disable::<PipelinedRenderingPlugin>(),
+        );
+    } else {
+        let title = if args.zh { "城市数字孪生 — 沈阳" } else { "City digital twin — Shenyang" };
+        app.add_plugins(
+            DefaultPlugins
+                .set(WindowPlugin {
+                    primary_window: Some(Window { title: title.into(), resolution: args.size.into(), ..default() }),
+                    ..default()
+                })
+                .set(log),
+        );
+    }
+    app.insert_resource(Client::new(tree, opts)).add_plugins(TilesPlugin);
+    if !args.headless {
+        app.run();
+        return ExitCode::SUCCESS;
+    }
+    app.finish();
+    app.cleanup();
+    loop {
+        app.update();
+        // wait for the GPU so each iteration is one complete frame (and readbacks land)
+        if let Some(dev) = app.world().get_resource::<RenderDevice>() {
+            let _ = dev.wgpu_device().poll(bevy::render::render_resource::PollType::Wait { submission_index: None, timeout: None });
+        }
+        if app.should_exit().is_some() {
+            break;
+        }
+    }
+    let client = app.world().resource::<Client>();
+    let hl = app.world().resource::<Headless>();
+    let s = app::summary(client, hl, t0.elapsed());
+    println!("{s}");
+    if let Some(e) = &hl.shot_error {
+        eprintln!("viewer: screenshot failed: {e}");
+        return ExitCode::from(1);
+    }
+    if hl.timed_out {
+        eprintln!(
+            "viewer: view incomplete after {:.0} s: rendered what was loaded ({} of the tiles in view; {} failed)",
+            args.timeout_s, client.stats.tiles_loaded, client.stats.tiles_failed
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Args, String> {
+        parse_args(s.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn parses_the_documented_flags() {
+        let a = p("--server http://x:1/ --headless --screenshot o.png --size 800x600 --at 123.43,41.80,600,30,-45 --sse 8 --mode leader --lang en").unwrap();
+        assert_eq!(a.server, "http://x:1");
+        assert_eq!(a.size, (800, 600));
+        assert_eq!(a.at.unwrap().heading_deg, 30.0);
+        assert_eq!(a.at.unwrap().pitch_deg, -45.0);
+        assert_eq!((a.sse, a.mode, a.zh), (8.0, Mode::Leader, false));
+        assert!(p("--size 800").unwrap_err().contains("WxH"));
+        assert!(p("--at 1,2,3").unwrap_err().contains("5 numbers"));
+        assert!(p("--at 1,95,3,0,0").unwrap_err().contains("±90"));
+        assert!(p("--mode boss").unwrap_err().contains("leader"));
+        assert!(p("--screenshot a.png").unwrap_err().contains("--headless"));
+        assert!(p("--frobnicate").unwrap_err().contains("frobnicate"));
+    }
+
+    #[test]
+    fn tileset_names_urls_and_paths() {
+        assert_eq!(tileset_location("http://s:8", "shenyang"), ("http://s:8/3dtiles/shenyang/tileset.json".into(), "shenyang".into()));
+        assert_eq!(tileset_location("http://s:8", "http://o/t/3dbag/"), ("http://o/t/3dbag/tileset.json".into(), "3dbag".into()));
+        assert_eq!(tileset_location("http://s:8", "file:///d/lyon/tileset.json").1, "lyon");
+        let dir = std::env::temp_dir();
+        let (u, _) = tileset_location("http://s:8", dir.to_str().unwrap());
+        assert!(u.ends_with("tileset.json") && !u.contains("3dtiles"));
+    }
+}

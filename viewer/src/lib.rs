@@ -1,0 +1,17 @@
+//! CityTwin viewer: a Bevy 0.19 / wgpu 3D Tiles client for the twin-server (and third-party
+//! tilesets), windowed or headless (off-screen, e.g. on lavapipe) with PNG screenshots.
+//!
+//! Pure, GPU-free parts: [`geodesy`] (WGS-84, ECEF, the ENU world frame), [`tileset`] (the tile
+//! tree with world-space bounding volumes, external tilesets, the ECEF check), [`select`]
+//! (screen-space-error selection, frustum culling, request priorities), [`lru`] (memory budget),
+//! [`fetch`] (loader threads), [`decode`] (GLB/b3dm → meshes). [`app`] is the Bevy plugin and
+//! [`cli`] the command line.
+
+pub mod app;
+pub mod cli;
+pub mod decode;
+pub mod fetch;
+pub mod geodesy;
+pub mod lru;
+pub mod select;
+pub mod tileset;
