@@ -442,8 +442,8 @@ pub async fn log_route(State(live): State<LiveState>, Path(id): Path<String>) ->
         })
         .await?;
     let e = e.ok_or_else(|| LiveError::not_found(format!("no event {id}")))?;
-    // The current state is derived from the log: its last state-changing entry.
-    let derived = log.iter().rev().find(|t| t.kind != "escalated" && t.kind != "assigned").map(|t| t.to);
+    // The current state is derived from the log: every entry records the state after it.
+    let derived = log.last().map(|t| t.to);
     Ok(Json(json!({"event_id": id, "state": e.state, "derived_state": derived, "entries": log})))
 }
 

@@ -10,7 +10,7 @@
 //!
 //! Per subscriber: a pump task follows the store's broadcast (catching up from the ring/table on
 //! any jump) into a bounded queue (`--stream-queue`); a writer task drains it into the socket. A
-//! full queue or a broadcast lag means the subscriber is too slow: it is sent `resync` (with the
+//! queue that stays full for [`STALL`] (2 s) or a broadcast lag means the subscriber is too slow: it is sent `resync` (with the
 //! last seq written to it) and dropped; nobody else waits for it. `ping` every 15 s.
 
 use super::db::DbResult;
@@ -30,6 +30,8 @@ use twin_protocol::{Bbox, Change, EventState, ServerMessage, Topic};
 
 const PING: Duration = Duration::from_secs(15);
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a subscriber's full queue is waited on before it counts as too slow.
+pub const STALL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct Sub {
@@ -138,14 +140,20 @@ fn overflow(ctl: &Ctl, reason: String) {
     METRICS.stream_resyncs.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Returns false when the subscriber is gone or too slow (then `ctl.overflow` is set).
-fn offer(tx: &mpsc::Sender<ServerMessage>, ctl: &Ctl, m: ServerMessage) -> bool {
+/// Queues a message. A full queue is waited on for at most [`STALL`] (a burst of changes is not
+/// a slow consumer); still full after that, the subscriber is too slow. Returns false when the
+/// subscriber is gone or too slow (then `ctl.overflow` is set).
+async fn offer(tx: &mpsc::Sender<ServerMessage>, ctl: &Ctl, m: ServerMessage) -> bool {
     match tx.try_send(m) {
         Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            overflow(ctl, format!("subscriber queue full ({} messages): too slow", tx.max_capacity()));
-            false
-        }
+        Err(mpsc::error::TrySendError::Full(m)) => match tokio::time::timeout(STALL, tx.send(m)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                overflow(ctl, format!("subscriber queue full ({} messages) for {} ms: too slow", tx.max_capacity(), STALL.as_millis()));
+                false
+            }
+        },
         Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
@@ -153,7 +161,7 @@ fn offer(tx: &mpsc::Sender<ServerMessage>, ctl: &Ctl, m: ServerMessage) -> bool 
 async fn pump(live: LiveState, sub: Sub, mut rx: broadcast::Receiver<Arc<Change>>, tx: mpsc::Sender<ServerMessage>, ctl: &Ctl) -> DbResult<()> {
     let db = live.db.clone();
     let hello = ServerMessage::Hello { server: "citytwin".into(), topics: sub.topics.clone(), bbox: sub.bbox.map(|b| b.0), since: sub.since, head: db.head() };
-    if !offer(&tx, ctl, hello) {
+    if !offer(&tx, ctl, hello).await {
         return Ok(());
     }
     let mut next = match sub.since {
@@ -179,7 +187,7 @@ async fn pump(live: LiveState, sub: Sub, mut rx: broadcast::Receiver<Arc<Change>
                     Ok((seq, events, units))
                 })
                 .await?;
-            if !offer(&tx, ctl, ServerMessage::Snapshot { seq, events, units, sensors: vec![] }) {
+            if !offer(&tx, ctl, ServerMessage::Snapshot { seq, events, units, sensors: vec![] }).await {
                 return Ok(());
             }
             seq + 1
@@ -200,7 +208,7 @@ async fn pump(live: LiveState, sub: Sub, mut rx: broadcast::Receiver<Arc<Change>
                     continue;
                 }
                 next = c.seq + 1;
-                if sub.wants(&c) && !offer(&tx, ctl, ServerMessage::Delta((*c).clone())) {
+                if sub.wants(&c) && !offer(&tx, ctl, ServerMessage::Delta((*c).clone())).await {
                     return Ok(());
                 }
             }
@@ -215,7 +223,7 @@ async fn pump(live: LiveState, sub: Sub, mut rx: broadcast::Receiver<Arc<Change>
                         continue; // the loop head fills the jump from the ring/table first
                     }
                     next = c.seq + 1;
-                    if sub.wants(&c) && !offer(&tx, ctl, ServerMessage::Delta((*c).clone())) {
+                    if sub.wants(&c) && !offer(&tx, ctl, ServerMessage::Delta((*c).clone())).await {
                         return Ok(());
                     }
                 }
@@ -226,7 +234,7 @@ async fn pump(live: LiveState, sub: Sub, mut rx: broadcast::Receiver<Arc<Change>
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),
             },
             _ = ping.tick() => {
-                if !offer(&tx, ctl, ServerMessage::Ping { head: db.head() }) {
+                if !offer(&tx, ctl, ServerMessage::Ping { head: db.head() }).await {
                     return Ok(());
                 }
             }
