@@ -61,7 +61,7 @@ pub async fn start(app: AppState, model: &std::path::Path, opts: LiveOptions) ->
         Some(p) => events::Categories::load(p)?,
         None => events::Categories::bundled()?,
     };
-    let dbopts = DbOptions { ring: opts.stream_ring, broadcast: opts.stream_queue.max(1024), ..Default::default() };
+    let dbopts = DbOptions { ring: opts.stream_ring, broadcast: opts.stream_queue.max(8192), ..Default::default() };
     let u = url.clone();
     let db = tokio::task::spawn_blocking(move || Db::open(&u, dbopts)).await?.with_context(|| format!("live store {}", url.display()))?;
     db.migrate("events", events::MIGRATIONS).await.context("live store: events schema")?;
@@ -127,25 +127,39 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejec
     })
 }
 
+/// The live routes in two groups, so access control (issue 8) can wrap each with one
+/// `route_layer`: [`read_routes`] (leader and up) and [`write_routes`] (dispatcher: events and
+/// dispatch). The stream is a read route; `/metrics` an operator route.
 pub fn router(live: LiveState) -> axum::Router {
-    use axum::routing::{get, post};
     let max_body = live.opts.max_body;
+    read_routes()
+        .merge(write_routes())
+        .route("/metrics", axum::routing::get(metrics_route))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .with_state(live)
+}
+
+pub fn read_routes() -> axum::Router<LiveState> {
+    use axum::routing::get;
     axum::Router::new()
-        .route("/api/events", post(events::create_route).get(events::list_route))
+        .route("/api/events", get(events::list_route))
         .route("/api/events/replay", get(events::replay_route))
         .route("/api/events/categories", get(events::categories_route))
         .route("/api/events/{id}", get(events::get_route))
         .route("/api/events/{id}/log", get(events::log_route))
-        .route("/api/events/{id}/transitions", post(events::transition_route))
-        .route("/api/events/{id}/assign", post(units::assign_route))
         .route("/api/events/{id}/recommend", get(units::recommend_route))
         .route("/api/units", get(units::list_route))
         .route("/api/units/{id}", get(units::get_route))
-        .route("/api/units/{id}/status", post(units::status_route))
         .route("/api/stream", get(stream::stream_route))
-        .route("/metrics", get(metrics_route))
-        .layer(axum::extract::DefaultBodyLimit::max(max_body))
-        .with_state(live)
+}
+
+pub fn write_routes() -> axum::Router<LiveState> {
+    use axum::routing::post;
+    axum::Router::new()
+        .route("/api/events", post(events::create_route))
+        .route("/api/events/{id}/transitions", post(events::transition_route))
+        .route("/api/events/{id}/assign", post(units::assign_route))
+        .route("/api/units/{id}/status", post(units::status_route))
 }
 
 async fn metrics_route(axum::extract::State(live): axum::extract::State<LiveState>) -> Response {

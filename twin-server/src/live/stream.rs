@@ -21,7 +21,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -79,6 +79,68 @@ pub fn parse_sub(q: &HashMap<String, String>, headers: &HeaderMap) -> Result<Sub
     Ok(Sub { topics, bbox, since })
 }
 
+/// What a subscriber's queue holds: a message, or a delta (encoded once per change for all
+/// subscribers, see [`encode_delta`]).
+enum Out {
+    Msg(ServerMessage),
+    Delta(Arc<Change>),
+}
+
+impl From<ServerMessage> for Out {
+    fn from(m: ServerMessage) -> Out {
+        Out::Msg(m)
+    }
+}
+
+impl Out {
+    fn seq(&self) -> Option<i64> {
+        match self {
+            Out::Delta(c) => Some(c.seq),
+            Out::Msg(ServerMessage::Snapshot { seq, .. }) => Some(*seq),
+            _ => None,
+        }
+    }
+    fn kind(&self) -> &'static str {
+        match self {
+            Out::Delta(_) => "delta",
+            Out::Msg(ServerMessage::Hello { .. }) => "hello",
+            Out::Msg(ServerMessage::Snapshot { .. }) => "snapshot",
+            Out::Msg(ServerMessage::Delta(_)) => "delta",
+            Out::Msg(ServerMessage::Resync { .. }) => "resync",
+            Out::Msg(ServerMessage::Ping { .. }) => "ping",
+            Out::Msg(ServerMessage::Error { .. }) => "error",
+        }
+    }
+    fn text(&self) -> Arc<str> {
+        match self {
+            Out::Delta(c) => encode_delta(c),
+            Out::Msg(m) => serde_json::to_string(m).unwrap_or_default().into(),
+        }
+    }
+}
+
+/// The `delta` JSON of a change, serialised once and shared by every subscriber (a cache of the
+/// most recent 8,192 seqs).
+fn encode_delta(c: &Change) -> Arc<str> {
+    static CACHE: std::sync::LazyLock<Mutex<(HashMap<i64, Arc<str>>, VecDeque<i64>)>> = std::sync::LazyLock::new(Default::default);
+    if let Some(t) = CACHE.lock().unwrap().0.get(&c.seq) {
+        return t.clone();
+    }
+    // `Change` serialises as an object: splice the tag in front (same JSON as ServerMessage::Delta).
+    let body = serde_json::to_string(c).unwrap_or_else(|_| "{}".into());
+    let text: Arc<str> = format!("{{\"type\":\"delta\",{}", &body[1..]).into();
+    let mut g = CACHE.lock().unwrap();
+    if g.0.insert(c.seq, text.clone()).is_none() {
+        g.1.push_back(c.seq);
+        while g.1.len() > 8192 {
+            if let Some(old) = g.1.pop_front() {
+                g.0.remove(&old);
+            }
+        }
+    }
+    text
+}
+
 /// Shared between a subscriber's pump and writer.
 struct Ctl {
     overflow: AtomicBool,
@@ -119,7 +181,7 @@ pub async fn stream_route(
     LiveError::bad("bad_request", "GET /api/stream: open it as a WebSocket (Upgrade: websocket) or as Server-Sent Events (Accept: text/event-stream)").into_response()
 }
 
-fn start(live: LiveState, sub: Sub) -> (mpsc::Receiver<ServerMessage>, Arc<Ctl>) {
+fn start(live: LiveState, sub: Sub) -> (mpsc::Receiver<Out>, Arc<Ctl>) {
     let cap = live.opts.stream_queue.max(1);
     let (tx, rx) = mpsc::channel(cap);
     let ctl = Arc::new(Ctl { overflow: AtomicBool::new(false), reason: Mutex::new(String::new()), last_sent: AtomicI64::new(-1) });
@@ -128,7 +190,7 @@ fn start(live: LiveState, sub: Sub) -> (mpsc::Receiver<ServerMessage>, Arc<Ctl>)
     let rx_changes = live.db.subscribe();
     tokio::spawn(async move {
         if let Err(e) = pump(live, sub, rx_changes, tx.clone(), &c2).await {
-            let _ = tx.try_send(ServerMessage::Error { message: format!("store error: {e}") });
+            let _ = tx.try_send(ServerMessage::Error { message: format!("store error: {e}") }.into());
         }
     });
     (rx, ctl)
@@ -143,8 +205,8 @@ fn overflow(ctl: &Ctl, reason: String) {
 /// Queues a message. A full queue is waited on for at most [`STALL`] (a burst of changes is not
 /// a slow consumer); still full after that, the subscriber is too slow. Returns false when the
 /// subscriber is gone or too slow (then `ctl.overflow` is set).
-async fn offer(tx: &mpsc::Sender<ServerMessage>, ctl: &Ctl, m: ServerMessage) -> bool {
-    match tx.try_send(m) {
+async fn offer(tx: &mpsc::Sender<Out>, ctl: &Ctl, m: impl Into<Out>) -> bool {
+    match tx.try_send(m.into()) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(m)) => match tokio::time::timeout(STALL, tx.send(m)).await {
             Ok(Ok(())) => true,
@@ -158,7 +220,7 @@ async fn offer(tx: &mpsc::Sender<ServerMessage>, ctl: &Ctl, m: ServerMessage) ->
     }
 }
 
-async fn pump(live: LiveState, sub: Sub, mut rx: broadcast::Receiver<Arc<Change>>, tx: mpsc::Sender<ServerMessage>, ctl: &Ctl) -> DbResult<()> {
+async fn pump(live: LiveState, sub: Sub, mut rx: broadcast::Receiver<Arc<Change>>, tx: mpsc::Sender<Out>, ctl: &Ctl) -> DbResult<()> {
     let db = live.db.clone();
     let hello = ServerMessage::Hello { server: "citytwin".into(), topics: sub.topics.clone(), bbox: sub.bbox.map(|b| b.0), since: sub.since, head: db.head() };
     if !offer(&tx, ctl, hello).await {
@@ -208,7 +270,7 @@ async fn pump(live: LiveState, sub: Sub, mut rx: broadcast::Receiver<Arc<Change>
                     continue;
                 }
                 next = c.seq + 1;
-                if sub.wants(&c) && !offer(&tx, ctl, ServerMessage::Delta((*c).clone())).await {
+                if sub.wants(&c) && !offer(&tx, ctl, Out::Delta(c.clone())).await {
                     return Ok(());
                 }
             }
@@ -223,7 +285,7 @@ async fn pump(live: LiveState, sub: Sub, mut rx: broadcast::Receiver<Arc<Change>
                         continue; // the loop head fills the jump from the ring/table first
                     }
                     next = c.seq + 1;
-                    if sub.wants(&c) && !offer(&tx, ctl, ServerMessage::Delta((*c).clone())).await {
+                    if sub.wants(&c) && !offer(&tx, ctl, Out::Delta(c.clone())).await {
                         return Ok(());
                     }
                 }
@@ -243,41 +305,52 @@ async fn pump(live: LiveState, sub: Sub, mut rx: broadcast::Receiver<Arc<Change>
     }
 }
 
-fn seq_of(m: &ServerMessage) -> Option<i64> {
-    match m {
-        ServerMessage::Delta(c) => Some(c.seq),
-        ServerMessage::Snapshot { seq, .. } => Some(*seq),
-        _ => None,
-    }
-}
-
 fn resync_msg(ctl: &Ctl) -> ServerMessage {
     let last = ctl.last_sent.load(Ordering::Acquire);
     ServerMessage::Resync { reason: ctl.reason.lock().unwrap().clone(), last_sent: (last >= 0).then_some(last) }
 }
 
 async fn ws_session(live: LiveState, sub: Sub, mut socket: WebSocket) {
+    use futures_util::SinkExt;
     let _g = SubGuard::new();
     let (mut rx, ctl) = start(live, sub);
-    loop {
+    'outer: loop {
         tokio::select! {
             m = rx.recv() => {
-                let Some(m) = m else { break };
+                let Some(first) = m else { break };
+                // Write everything already queued (up to 256 frames), then flush once: one
+                // syscall for a burst instead of one per frame.
+                let mut batch = vec![first];
+                while batch.len() < 256 {
+                    match rx.try_recv() {
+                        Ok(m) => batch.push(m),
+                        Err(_) => break,
+                    }
+                }
                 if ctl.overflow.load(Ordering::Acquire) {
                     break;
                 }
-                let seq = seq_of(&m);
-                let text = serde_json::to_string(&m).unwrap_or_default();
-                match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await {
-                    Ok(Ok(())) => {
-                        if let Some(s) = seq {
-                            ctl.last_sent.store(s, Ordering::Release);
+                let (mut last_seq, mut deltas) = (None, 0u64);
+                let write = async {
+                    for m in &batch {
+                        socket.feed(Message::Text((&*m.text()).into())).await?;
+                        if let Some(s) = m.seq() {
+                            last_seq = Some(s);
                         }
-                        if matches!(m, ServerMessage::Delta(_)) {
-                            METRICS.stream_deltas.fetch_add(1, Ordering::Relaxed);
+                        if matches!(m, Out::Delta(_)) {
+                            deltas += 1;
                         }
                     }
-                    _ => return, // gone, or stalled for 30 s: drop
+                    socket.flush().await
+                };
+                match tokio::time::timeout(SEND_TIMEOUT, write).await {
+                    Ok(Ok(())) => {
+                        if let Some(s) = last_seq {
+                            ctl.last_sent.store(s, Ordering::Release);
+                        }
+                        METRICS.stream_deltas.fetch_add(deltas, Ordering::Relaxed);
+                    }
+                    _ => break 'outer, // gone, or stalled for 30 s: drop
                 }
             }
             incoming = socket.recv() => match incoming {
@@ -302,26 +375,18 @@ fn sse_session(live: LiveState, sub: Sub) -> impl IntoResponse {
         }
         let m = rx.recv().await;
         let (m, done) = match m {
-            Some(_) if ctl.overflow.load(Ordering::Acquire) => (resync_msg(&ctl), true),
+            Some(_) if ctl.overflow.load(Ordering::Acquire) => (Out::Msg(resync_msg(&ctl)), true),
             Some(m) => (m, false),
-            None if ctl.overflow.load(Ordering::Acquire) => (resync_msg(&ctl), true),
+            None if ctl.overflow.load(Ordering::Acquire) => (Out::Msg(resync_msg(&ctl)), true),
             None => return None,
         };
-        let kind = match &m {
-            ServerMessage::Hello { .. } => "hello",
-            ServerMessage::Snapshot { .. } => "snapshot",
-            ServerMessage::Delta(_) => "delta",
-            ServerMessage::Resync { .. } => "resync",
-            ServerMessage::Ping { .. } => "ping",
-            ServerMessage::Error { .. } => "error",
-        };
-        let mut ev = SseEvent::default().event(kind).data(serde_json::to_string(&m).unwrap_or_default());
-        if let Some(s) = seq_of(&m) {
+        let mut ev = SseEvent::default().event(m.kind()).data(&*m.text());
+        if let Some(s) = m.seq() {
             // Written to the socket by axum after this returns; close enough for last_sent (SSE
             // has no per-frame acknowledgement either way).
             ctl.last_sent.store(s, Ordering::Release);
             ev = ev.id(s.to_string());
-            if matches!(m, ServerMessage::Delta(_)) {
+            if matches!(m, Out::Delta(_)) {
                 METRICS.stream_deltas.fetch_add(1, Ordering::Relaxed);
             }
         }
