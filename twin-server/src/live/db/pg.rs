@@ -10,6 +10,8 @@ use std::time::Duration;
 
 pub struct PgConn {
     c: Client,
+    /// Prepared statements by SQL text: one Parse round trip per statement per connection.
+    stmts: std::collections::HashMap<String, postgres::Statement>,
 }
 
 fn err(e: postgres::Error) -> DbError {
@@ -22,7 +24,7 @@ fn err(e: postgres::Error) -> DbError {
 impl PgConn {
     pub fn connect(dsn: &str) -> DbResult<PgConn> {
         let c = Client::connect(dsn, NoTls).map_err(|e| DbError(format!("postgres: cannot connect to {}: {e}", super::mask_password(dsn))))?;
-        Ok(PgConn { c })
+        Ok(PgConn { c, stmts: std::collections::HashMap::new() })
     }
 }
 
@@ -78,17 +80,40 @@ fn params(p: &[Val]) -> Vec<&(dyn ToSql + Sync)> {
     p.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
 }
 
+impl PgConn {
+    fn stmt(&mut self, sql: &str) -> DbResult<postgres::Statement> {
+        if let Some(st) = self.stmts.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.c.prepare(sql).map_err(err)?;
+        if self.stmts.len() >= 256 {
+            self.stmts.clear();
+        }
+        self.stmts.insert(sql.to_string(), st.clone());
+        Ok(st)
+    }
+    /// A failed statement is re-prepared next time (its plan may be stale after a migration).
+    fn forget_on_error<T>(&mut self, sql: &str, r: Result<T, postgres::Error>) -> DbResult<T> {
+        if r.is_err() {
+            self.stmts.remove(sql);
+        }
+        r.map_err(err)
+    }
+}
+
 impl Conn for PgConn {
     fn backend(&self) -> Backend {
         Backend::Postgres
     }
     fn exec(&mut self, sql: &str, p: &[Val]) -> DbResult<u64> {
-        let st = self.c.prepare(sql).map_err(err)?;
-        self.c.execute(&st, &params(p)).map_err(err)
+        let st = self.stmt(sql)?;
+        let r = self.c.execute(&st, &params(p));
+        self.forget_on_error(sql, r)
     }
     fn query(&mut self, sql: &str, p: &[Val]) -> DbResult<Vec<Row>> {
-        let st = self.c.prepare(sql).map_err(err)?;
-        self.c.query(&st, &params(p)).map_err(err)?.iter().map(row_vals).collect()
+        let st = self.stmt(sql)?;
+        let r = self.c.query(&st, &params(p));
+        self.forget_on_error(sql, r)?.iter().map(row_vals).collect()
     }
     fn batch(&mut self, sql: &str) -> DbResult<()> {
         self.c.batch_execute(sql).map_err(err)
