@@ -10,6 +10,7 @@
 //! | `GET /api/pick?lon=&lat=` | the building containing the point, 404 if none |
 //! | `GET /api/nearest?lon=&lat=[&k=5][&layer=buildings\|pois][&kind=hospital]` | k nearest, with metres |
 //! | `GET /3dtiles/{name}/tileset.json`, `/3dtiles/{name}/{*path}` | the 3D Tiles tileset (`threed_http.rs`) |
+//! | `/api/events…`, `/api/units…`, `/api/stream`, `/metrics` | live operations (`live/`, docs/LIVE.md) |
 //!
 //! Errors are JSON `{"error": "..."}` with 400 for bad parameters and 404 for unknown ids.
 
