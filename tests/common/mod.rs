@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+
 use std::time::{Duration, Instant};
 
 /// `../shared/data` next to the checkout (overridable with CITYTWIN_SHARED_DATA).
@@ -83,11 +84,17 @@ pub fn free_port() -> u16 {
 }
 
 pub fn serve(model: &Path) -> Server {
+    serve_with(model, &[])
+}
+
+/// `serve --model MODEL ARGS…` on a free port; waits for /healthz.
+pub fn serve_with(model: &Path, args: &[&str]) -> Server {
     let port = free_port();
     let child = Command::new(bin())
         .args(["serve", "--model"])
         .arg(model)
         .args(["--addr", &format!("127.0.0.1:{port}")])
+        .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -125,4 +132,199 @@ pub fn lyon_hauteur(path: &std::path::Path) -> std::collections::HashMap<String,
         .iter()
         .map(|f| (f["properties"]["ID"].as_str().unwrap().to_string(), f["properties"]["HAUTEUR"].as_f64().unwrap()))
         .collect()
+}
+
+// ---------------------------------------------------------------- PostgreSQL
+
+pub const PG_INSTALL_HINT: &str = "PostgreSQL 15 server + PostGIS 3 are needed for this test: run scripts/install-deps.sh \
+     (Debian/Ubuntu: apt-get install -y postgresql-15 postgresql-15-postgis-3), or set PG_BINDIR to the directory with initdb/pg_ctl";
+
+/// Directory holding initdb/pg_ctl/createdb/psql: $PG_BINDIR, else /usr/lib/postgresql/15/bin.
+pub fn pg_bindir() -> PathBuf {
+    let dir = std::env::var_os("PG_BINDIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"));
+    for tool in ["initdb", "pg_ctl", "createdb", "psql"] {
+        assert!(dir.join(tool).is_file(), "{} not found. {PG_INSTALL_HINT}", dir.join(tool).display());
+    }
+    dir
+}
+
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A throw-away PostgreSQL cluster listening only on a unix socket in its own temp dir; stopped
+/// (`pg_ctl -m immediate stop`) and deleted on drop, whatever happens.
+pub struct PgServer {
+    pub bindir: PathBuf,
+    pub as_postgres: bool,
+    /// Socket directory (the temp dir itself); the cluster is in `data/` below it.
+    pub sock: PathBuf,
+    pub port: u16,
+    started: bool,
+    // Dropped after `drop()` has stopped the server.
+    _tmp: tempfile::TempDir,
+}
+
+impl PgServer {
+    /// A PostgreSQL tool, run as `postgres` when we are root.
+    pub fn cmd(&self, tool: &str) -> Command {
+        let exe = self.bindir.join(tool);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    pub fn run(&self, tool: &str, args: &[&str]) -> Output {
+        let o = self.cmd(tool).args(args).output().unwrap_or_else(|e| panic!("cannot run {tool}: {e}. {PG_INSTALL_HINT}"));
+        assert!(o.status.success(), "{tool} {args:?} failed: {}", text(&o));
+        o
+    }
+
+    /// A cluster with database `citytwin` and the PostGIS extension.
+    pub fn start() -> PgServer {
+        Self::start_with(true)
+    }
+
+    /// A cluster with database `citytwin`; PostGIS only when asked.
+    pub fn start_with(postgis: bool) -> PgServer {
+        let bindir = pg_bindir();
+        let as_postgres = is_root();
+        let tmp = tempfile::Builder::new().prefix("citytwin-pg").tempdir().unwrap();
+        if as_postgres {
+            let o = Command::new("chown").args(["postgres:"]).arg(tmp.path()).output().expect("chown");
+            assert!(o.status.success(), "chown postgres {}: {} (no `postgres` system user? {PG_INSTALL_HINT})", tmp.path().display(), text(&o));
+        }
+        let mut s = PgServer { bindir, as_postgres, sock: tmp.path().to_path_buf(), port: free_port(), started: false, _tmp: tmp };
+        let data = s.sock.join("data");
+        let (data_s, sock_s, log_s) = (data.to_string_lossy().into_owned(), s.sock.to_string_lossy().into_owned(), s.sock.join("log").to_string_lossy().into_owned());
+        s.run("initdb", &["-D", &data_s, "-U", "postgres", "--auth=trust", "--no-sync"]);
+        // -l: the server must not inherit our stdout/stderr pipes (output() would wait for it).
+        let opts = format!("-p {} -k {} -c listen_addresses='' -c fsync=off", s.port, sock_s);
+        s.started = true; // from here on, drop() stops it (a failed start is harmless to stop)
+        let o = s.cmd("pg_ctl").args(["-D", &data_s, "-l", &log_s, "-o", &opts, "-w", "-t", "60", "start"]).output().expect("pg_ctl");
+        assert!(o.status.success(), "pg_ctl start failed: {}\nserver log:\n{}", text(&o), std::fs::read_to_string(&log_s).unwrap_or_default());
+        let port = s.port.to_string();
+        s.run("createdb", &["-h", &sock_s, "-p", &port, "-U", "postgres", "citytwin"]);
+        if !postgis {
+            return s;
+        }
+        let o = s.cmd("psql").args(["-h", &sock_s, "-p", &port, "-U", "postgres", "-d", "citytwin", "-v", "ON_ERROR_STOP=1", "-c", "CREATE EXTENSION postgis"]).output().unwrap();
+        assert!(o.status.success(), "CREATE EXTENSION postgis failed (PostGIS not installed?): {}. {PG_INSTALL_HINT}", text(&o));
+        s
+    }
+
+    /// `twin-server serve --db` value (libpq key=value form over the unix socket).
+    pub fn url(&self) -> String {
+        format!("host={} port={} user=postgres dbname=citytwin", self.sock.display(), self.port)
+    }
+
+    /// Stops the server (fast shutdown) and starts it again on the same data and port.
+    pub fn restart(&self) {
+        let data = self.sock.join("data");
+        let (data_s, sock_s, log_s) = (data.to_string_lossy().into_owned(), self.sock.to_string_lossy().into_owned(), self.sock.join("log").to_string_lossy().into_owned());
+        self.run("pg_ctl", &["-D", &data_s, "-m", "fast", "-w", "stop"]);
+        let opts = format!("-p {} -k {} -c listen_addresses='' -c fsync=off", self.port, sock_s);
+        self.run("pg_ctl", &["-D", &data_s, "-l", &log_s, "-o", &opts, "-w", "-t", "60", "start"]);
+    }
+
+    /// GDAL DSN (without the `PG:` prefix) with a password, which trust auth ignores.
+    pub fn dsn(&self) -> String {
+        format!("host={} port={} user=postgres password=secret dbname=citytwin", self.sock.display(), self.port)
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        if self.started {
+            let data = self.sock.join("data");
+            let _ = self.cmd("pg_ctl").arg("-D").arg(&data).args(["-m", "immediate", "-w", "stop"]).output();
+        }
+    }
+}
+
+
+// ---------------------------------------------------------------- live operations
+
+/// A two-district test city: 西区 (123.40–123.43 E) and 东区 (123.43–123.46 E), 41.78–41.82 N,
+/// one police station (2 police units: ids 1, 2), one fire station (fire 3, 4), one hospital
+/// (ambulance 5) and one town hall (city management 6, gas emergency 7) — unit ids in POI order.
+pub const LIVE_CITY: &str = r#"{"type":"FeatureCollection","features":[
+{"type":"Feature","properties":{"boundary":"administrative","adcode":910001,"name":"西区","name:en":"West"},"geometry":{"type":"Polygon","coordinates":[[[123.40,41.78],[123.43,41.78],[123.43,41.82],[123.40,41.82],[123.40,41.78]]]}},
+{"type":"Feature","properties":{"boundary":"administrative","adcode":910002,"name":"东区","name:en":"East"},"geometry":{"type":"Polygon","coordinates":[[[123.43,41.78],[123.46,41.78],[123.46,41.82],[123.43,41.82],[123.43,41.78]]]}},
+{"type":"Feature","properties":{"amenity":"police","name":"西区派出所"},"geometry":{"type":"Point","coordinates":[123.41,41.80]}},
+{"type":"Feature","properties":{"amenity":"fire_station","name":"东区消防站"},"geometry":{"type":"Point","coordinates":[123.45,41.80]}},
+{"type":"Feature","properties":{"amenity":"hospital","name":"中心医院"},"geometry":{"type":"Point","coordinates":[123.43,41.81]}},
+{"type":"Feature","properties":{"amenity":"townhall","name":"区政府"},"geometry":{"type":"Point","coordinates":[123.42,41.79]}},
+{"type":"Feature","properties":{"building":"yes","height":10},"geometry":{"type":"Polygon","coordinates":[[[123.420,41.800],[123.421,41.800],[123.421,41.801],[123.420,41.801],[123.420,41.800]]]}}
+]}"#;
+
+/// Builds [`LIVE_CITY`] into `dir/city` (no tiles) and returns the model path.
+pub fn live_model(dir: &Path) -> PathBuf {
+    let src = dir.join("city.geojson");
+    std::fs::write(&src, LIVE_CITY).unwrap();
+    let out = dir.join("city");
+    let o = twin(&["build", "--source", &src.to_string_lossy(), "--out", &out.to_string_lossy(), "--no-tiles", "--no-3dtiles"]);
+    assert!(o.status.success(), "build failed: {}", stderr(&o));
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LiveBackend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh live store: a SQLite file in a temp dir or a throw-away PostgreSQL cluster.
+pub struct LiveDb {
+    pub url: String,
+    pub pg: Option<PgServer>,
+    pub dir: tempfile::TempDir,
+}
+
+impl LiveDb {
+    pub fn new(b: LiveBackend) -> LiveDb {
+        let dir = tempfile::tempdir().unwrap();
+        match b {
+            LiveBackend::Sqlite => LiveDb { url: format!("sqlite:{}", dir.path().join("live.sqlite").display()), pg: None, dir },
+            LiveBackend::Postgres => {
+                let pg = PgServer::start_with(false);
+                LiveDb { url: pg.url(), pg: Some(pg), dir }
+            }
+        }
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into()
+}
+
+/// POST a JSON body: (status, JSON answer).
+pub fn post_json(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    post_raw(url, serde_json::to_vec(body).unwrap())
+}
+
+/// POST raw bytes as application/json: (status, JSON answer or Null).
+pub fn post_raw(url: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+    let mut r = agent().post(url).header("content-type", "application/json").send(&body[..]).expect("request");
+    let status = r.status().as_u16();
+    let v = r.body_mut().read_json().unwrap_or(serde_json::Value::Null);
+    (status, v)
+}
+
+/// GET a text body (e.g. /metrics).
+pub fn get_text(url: &str) -> String {
+    agent().get(url).call().expect("request").body_mut().read_to_string().unwrap()
+}
+
+/// A Prometheus sample's value (`name{labels}` exactly as printed), 0 if absent.
+pub fn metric(text: &str, key: &str) -> f64 {
+    text.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')).map(|v| v.trim().parse().unwrap())).unwrap_or(0.0)
 }

@@ -39,6 +39,8 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     /// Extra glyph fonts (*.ttf, *.otf) beside the bundled one.
     pub fonts: Option<PathBuf>,
+    /// Live operations options (store, categories, stream).
+    pub live: crate::live::LiveOptions,
 }
 
 fn clap_command() -> ClapCommand {
@@ -114,7 +116,13 @@ fn clap_command() -> ClapCommand {
                 .arg(Arg::new("addr").long("addr").default_value("127.0.0.1:8080").value_name("HOST:PORT"))
                 .arg(Arg::new("tileset").long("tileset").action(ArgAction::Append).value_name("NAME=FILE.pmtiles").help("Also serve this PMTiles archive as tileset NAME; repeatable"))
                 .arg(Arg::new("public-url").long("public-url").value_name("URL").help("Base URL for absolute links in TileJSON and styles (default: from the request's Host header)"))
-                .arg(Arg::new("fonts").long("fonts").value_name("DIR").help("Directory of extra glyph fonts (*.ttf, *.otf) beside the bundled Noto Sans CJK SC subset")),
+                .arg(Arg::new("fonts").long("fonts").value_name("DIR").help("Directory of extra glyph fonts (*.ttf, *.otf) beside the bundled Noto Sans CJK SC subset"))
+                .arg(Arg::new("db").long("db").value_name("sqlite:PATH|postgres://…").help("Live-operations store [default: sqlite:<model>.live.sqlite beside the model directory]"))
+                .arg(Arg::new("categories").long("categories").value_name("FILE.toml").help("Event categories and SLAs [default: the bundled assets/events/categories.toml]"))
+                .arg(Arg::new("sla-check-ms").long("sla-check-ms").value_parser(clap::value_parser!(u64).range(10..=3_600_000)).default_value("5000").help("How often overdue events are escalated (ms)"))
+                .arg(Arg::new("stream-ring").long("stream-ring").value_parser(clap::value_parser!(u64).range(1..=10_000_000)).default_value("10000").help("Recent changes kept in memory for stream resumes"))
+                .arg(Arg::new("stream-queue").long("stream-queue").value_parser(clap::value_parser!(u64).range(1..=1_000_000)).default_value("1024").help("Per-subscriber queue of the stream: a subscriber this far behind is told to resync and dropped"))
+                .arg(Arg::new("max-body").long("max-body").value_parser(clap::value_parser!(u64).range(1024..=1_073_741_824)).default_value("1048576").help("Largest accepted request body, bytes (413 above)")),
         )
 }
 
@@ -226,6 +234,19 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
                 tilesets,
                 public_url: sm.get_one::<String>("public-url").cloned(),
                 fonts: sm.get_one::<String>("fonts").map(PathBuf::from),
+                live: crate::live::LiveOptions {
+                    db: match sm.get_one::<String>("db") {
+                        None => None,
+                        Some(d) => Some(
+                            crate::live::db::DbUrl::parse(d).map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n")))?,
+                        ),
+                    },
+                    categories: sm.get_one::<String>("categories").map(PathBuf::from),
+                    sla_check_ms: *sm.get_one::<u64>("sla-check-ms").expect("default"),
+                    stream_ring: *sm.get_one::<u64>("stream-ring").expect("default") as usize,
+                    stream_queue: *sm.get_one::<u64>("stream-queue").expect("default") as usize,
+                    max_body: *sm.get_one::<u64>("max-body").expect("default") as usize,
+                },
             })
         }
         Some(("export", sm)) => Action::Export(ExportOptions {

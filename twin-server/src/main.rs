@@ -2,6 +2,7 @@
 
 mod cli;
 mod glyphs;
+mod live;
 mod server;
 mod state;
 mod styles;

@@ -10,6 +10,7 @@
 //! | `GET /api/pick?lon=&lat=` | the building containing the point, 404 if none |
 //! | `GET /api/nearest?lon=&lat=[&k=5][&layer=buildings\|pois][&kind=hospital]` | k nearest, with metres |
 //! | `GET /3dtiles/{name}/tileset.json`, `/3dtiles/{name}/{*path}` | the 3D Tiles tileset (`threed_http.rs`) |
+//! | `/api/events…`, `/api/units…`, `/api/stream`, `/metrics` | live operations (`live/`, docs/LIVE.md) |
 //!
 //! Errors are JSON `{"error": "..."}` with 400 for bad parameters and 404 for unknown ids.
 
@@ -230,7 +231,8 @@ async fn nearest(Extension(s): Extension<Arc<Build>>, Query(q): Query<HashMap<St
     Ok(Json(json!({"results": results})))
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, live: Option<crate::live::LiveState>) -> Router {
+    let live_routes = live.map(crate::live::router).unwrap_or_default();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/model", get(model_manifest))
@@ -245,8 +247,10 @@ pub fn router(state: AppState) -> Router {
         .route("/styles/{file}", get(crate::styles::style))
         .route("/fonts/{stack}/{range}", get(crate::styles::glyph_range))
         .route("/3dtiles/{name}/{*path}", axum::routing::any(crate::threed_http::handle))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::state::snapshot_mw))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(live_routes)
+        .layer(axum::middleware::from_fn(crate::live::metrics::count_requests))
+        .layer(axum::middleware::from_fn_with_state(state, crate::state::snapshot_mw))
 }
 
 pub async fn serve(opts: ServeOptions) -> Result<()> {
@@ -274,11 +278,12 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     let name = build.loaded.model.info.name.clone();
     let state = Shared::new(build, opts.model.clone(), extra, opts.public_url.clone(), fonts);
     crate::state::spawn_watchers(state.clone());
+    let live = crate::live::start(state.clone(), &opts.model, opts.live.clone()).await?;
     let listener = tokio::net::TcpListener::bind(opts.addr).await.with_context(|| format!("cannot listen on {}", opts.addr))?;
     let local = listener.local_addr()?;
     println!("CityTwin serving model '{name}' at http://{local}/  (try http://{local}/api/model, /tiles, /styles/command.json)");
     tracing::info!(addr = %local, "listening");
-    let app = router(state);
+    let app = router(state, Some(live));
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

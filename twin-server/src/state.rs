@@ -186,7 +186,7 @@ pub async fn snapshot_mw(State(s): State<AppState>, mut req: Request, next: Next
         let mut r = StatusCode::NO_CONTENT.into_response();
         let h = r.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, POST, OPTIONS"));
         let allow = req
             .headers()
             .get(header::ACCESS_CONTROL_REQUEST_HEADERS)

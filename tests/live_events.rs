@@ -1,0 +1,423 @@
+//! Events, units and their closed loop over HTTP against a real server, once per store backend
+//! (SQLite file and a throw-away PostgreSQL 15 cluster): lifecycle, every invalid transition,
+//! reasons, atomic assignment, recommendation order, queries against hand-computed sets, replay
+//! order, SLA escalation, bad input with its metrics.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const STATES: [&str; 7] = ["reported", "dispatched", "handling", "feedback", "closed", "cancelled", "rejected"];
+
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(super::LiveBackend::Sqlite)
+            }
+            #[test]
+            fn postgres() {
+                super::$name(super::LiveBackend::Postgres)
+            }
+        }
+    };
+}
+
+struct T {
+    s: Server,
+    _db: LiveDb,
+    _dir: tempfile::TempDir,
+}
+
+fn start(b: LiveBackend, extra: &[&str]) -> T {
+    let dir = tempfile::tempdir().unwrap();
+    let model = live_model(dir.path());
+    let db = LiveDb::new(b);
+    let mut args = vec!["--db", db.url.as_str()];
+    args.extend_from_slice(extra);
+    let s = serve_with(&model, &args);
+    T { s, _db: db, _dir: dir }
+}
+
+fn new_event(category: &str, lon: f64, lat: f64, title: &str) -> Value {
+    json!({"category": category, "source": "hotline_12345", "title": title, "location": {"lon": lon, "lat": lat}, "actor": "operator-1"})
+}
+
+fn transition(base: &str, id: i64, to: &str, reason: Option<&str>) -> (u16, Value) {
+    let mut b = json!({"to": to, "actor": "dispatcher-7", "note": format!("to {to}")});
+    if let Some(r) = reason {
+        b["reason"] = r.into();
+    }
+    post_json(&format!("{base}/api/events/{id}/transitions"), &b)
+}
+
+fn state_of(base: &str, id: i64) -> String {
+    let (st, e) = get_json(&format!("{base}/api/events/{id}"));
+    assert_eq!(st, 200);
+    e["state"].as_str().unwrap().to_string()
+}
+
+/// From the current state, every target outside `allowed` is 409 naming the event, its state
+/// and the target, and changes nothing.
+fn refuse_all_but(base: &str, id: i64, current: &str, allowed: &[&str]) {
+    for to in STATES {
+        if allowed.contains(&to) {
+            continue;
+        }
+        let (st, body) = transition(base, id, to, Some("because"));
+        assert_eq!(st, 409, "{current} → {to} must be refused: {body}");
+        let msg = body["error"].as_str().unwrap();
+        assert!(msg.contains(&format!("event {id} is {current}")) && msg.contains(&format!("cannot move to {to}")), "{msg}");
+        assert_eq!(body["reason"], "invalid_transition");
+        assert_eq!(state_of(base, id), current, "a refused transition changed the state");
+    }
+}
+
+fn unit(base: &str, id: i64) -> Value {
+    let (st, u) = get_json(&format!("{base}/api/units/{id}"));
+    assert_eq!(st, 200, "{u}");
+    u
+}
+
+/// Metres between two lon/lat points, equirectangular (independent of the server's haversine;
+/// < 0.01 % apart at these distances).
+fn metres(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let phi = ((a.1 + b.1) / 2.0).to_radians();
+    let dx = (b.0 - a.0).to_radians() * phi.cos() * 6_371_008.8;
+    let dy = (b.1 - a.1).to_radians() * 6_371_008.8;
+    (dx * dx + dy * dy).sqrt()
+}
+
+fn closed_loop(b: LiveBackend) {
+    let t = start(b, &[]);
+    let base = &t.s.base;
+    // Units seeded from the model's stations, in POI order.
+    let (_, units) = get_json(&format!("{base}/api/units"));
+    let kinds: Vec<&str> = units["units"].as_array().unwrap().iter().map(|u| u["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["police", "police", "fire", "fire", "ambulance", "city_management", "gas_emergency"]);
+
+    let (st, e) = post_json(&format!("{base}/api/events"), &new_event("fire", 123.445, 41.805, "厨房起火"));
+    assert_eq!(st, 201, "{e}");
+    let id = e["id"].as_i64().unwrap();
+    assert_eq!(e["state"], "reported");
+    assert_eq!(e["severity"], 4, "fire's default severity");
+    assert_eq!(e["district"], 1);
+    assert_eq!(e["district_name"], "东区");
+    let due = chrono::DateTime::parse_from_rfc3339(e["due_at"].as_str().unwrap()).unwrap();
+    let upd = chrono::DateTime::parse_from_rfc3339(e["updated_at"].as_str().unwrap()).unwrap();
+    assert_eq!((due - upd).num_milliseconds(), 60_000, "fire: 1 minute to dispatch");
+
+    refuse_all_but(base, id, "reported", &["dispatched", "cancelled", "rejected"]);
+    // cancel / reject need a reason.
+    for to in ["cancelled", "rejected"] {
+        for r in [None, Some("   ")] {
+            let (st, body) = transition(base, id, to, r);
+            assert_eq!(st, 400, "{body}");
+            assert_eq!(body["reason"], "missing_reason");
+            assert!(body["error"].as_str().unwrap().contains("needs a non-empty 'reason'"));
+        }
+    }
+
+    // Recommendation: fire, ambulance, police units, fastest first; straight line × 1.3 at the
+    // kind's speed (fire 40 km/h, ambulance/police 45 km/h).
+    let (st, rec) = get_json(&format!("{base}/api/events/{id}/recommend?k=7"));
+    assert_eq!(st, 200, "{rec}");
+    let recs = rec["recommendations"].as_array().unwrap();
+    let ev = (123.445, 41.805);
+    let mut want: Vec<(f64, i64)> = vec![
+        (metres((123.45, 41.80), ev) * 1.3 / (40.0 / 3.6), 3),
+        (metres((123.45, 41.80), ev) * 1.3 / (40.0 / 3.6), 4),
+        (metres((123.43, 41.81), ev) * 1.3 / (45.0 / 3.6), 5),
+        (metres((123.41, 41.80), ev) * 1.3 / (45.0 / 3.6), 1),
+        (metres((123.41, 41.80), ev) * 1.3 / (45.0 / 3.6), 2),
+    ];
+    want.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    assert_eq!(recs.len(), 5, "only fire, ambulance and police units: {rec}");
+    for (r, (eta, uid)) in recs.iter().zip(&want) {
+        assert_eq!(r["unit"]["id"].as_i64().unwrap(), *uid, "{rec}");
+        assert!((r["eta_s"].as_f64().unwrap() - eta).abs() < eta * 0.001, "eta {} vs {eta}", r["eta_s"]);
+    }
+
+    // Assign: event dispatched + unit en route, together.
+    let (st, a) = post_json(&format!("{base}/api/events/{id}/assign"), &json!({"unit_id": 3, "actor": "dispatcher-7"}));
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(a["event"]["state"], "dispatched");
+    assert_eq!(a["event"]["units"], json!([3]));
+    let u3 = unit(base, 3);
+    assert_eq!((u3["status"].as_str(), u3["event_id"].as_i64()), (Some("en_route"), Some(id)));
+    let (st, body) = post_json(&format!("{base}/api/events/{id}/assign"), &json!({"unit_id": 3, "actor": "dispatcher-7"}));
+    assert_eq!(st, 409, "{body}");
+    assert_eq!(body["reason"], "unit_unavailable");
+    assert!(body["error"].as_str().unwrap().contains(&format!("unit 3 (消防-1) is en_route (出动中) on event {id}")), "{body}");
+    let (st, _) = post_json(&format!("{base}/api/events/{id}/assign"), &json!({"unit_id": 999, "actor": "d"}));
+    assert_eq!(st, 404);
+    // A refused assignment changed nothing.
+    assert_eq!(state_of(base, id), "dispatched");
+    assert_eq!(unit(base, 4)["status"], "available");
+
+    refuse_all_but(base, id, "dispatched", &["handling", "reported", "cancelled"]);
+    assert_eq!(transition(base, id, "handling", None).0, 200);
+    let u3 = unit(base, 3);
+    assert_eq!(u3["status"], "on_scene");
+    assert_eq!(u3["position"], json!({"lon": 123.445, "lat": 41.805}));
+    refuse_all_but(base, id, "handling", &["feedback", "cancelled"]);
+    assert_eq!(transition(base, id, "feedback", None).0, 200);
+    assert_eq!(unit(base, 3)["status"], "returning");
+    refuse_all_but(base, id, "feedback", &["closed", "handling"]);
+    let (st, closed) = transition(base, id, "closed", None);
+    assert_eq!(st, 200);
+    assert_eq!(closed["due_at"], Value::Null, "no deadline after closing");
+    let u3 = unit(base, 3);
+    assert_eq!((u3["status"].as_str(), u3["event_id"].as_i64()), (Some("available"), None));
+    assert_eq!(u3["position"], json!({"lon": 123.45, "lat": 41.80}));
+    refuse_all_but(base, id, "closed", &[]);
+    let (st, body) = post_json(&format!("{base}/api/events/{id}/assign"), &json!({"unit_id": 4, "actor": "d"}));
+    assert_eq!(st, 409, "{body}");
+    assert_eq!(unit(base, 4)["status"], "available");
+
+    // The log is the truth: every step in order with actor and note; the state derives from it.
+    let (_, log) = get_json(&format!("{base}/api/events/{id}/log"));
+    let entries = log["entries"].as_array().unwrap();
+    let steps: Vec<(&str, Option<&str>, &str)> = entries.iter().map(|e| (e["kind"].as_str().unwrap(), e["from"].as_str(), e["to"].as_str().unwrap())).collect();
+    assert_eq!(
+        steps,
+        [
+            ("created", None, "reported"),
+            ("assigned", Some("reported"), "dispatched"),
+            ("transition", Some("dispatched"), "handling"),
+            ("transition", Some("handling"), "feedback"),
+            ("transition", Some("feedback"), "closed"),
+        ]
+    );
+    assert_eq!(entries[0]["actor"], "operator-1");
+    assert_eq!(entries[2]["actor"], "dispatcher-7");
+    assert_eq!(entries[2]["note"], "to handling");
+    assert_eq!(log["state"], "closed");
+    assert_eq!(log["derived_state"], "closed");
+
+    // Reject with a reason, and a recall (dispatched → reported) releases the unit.
+    let (_, e2) = post_json(&format!("{base}/api/events"), &new_event("city_management", 123.41, 41.79, "占道经营"));
+    let id2 = e2["id"].as_i64().unwrap();
+    assert_eq!(e2["district_name"], "西区");
+    let (st, r) = transition(base, id2, "rejected", Some("重复上报"));
+    assert_eq!(st, 200, "{r}");
+    let (_, log2) = get_json(&format!("{base}/api/events/{id2}/log"));
+    assert_eq!(log2["entries"][1]["reason"], "重复上报");
+    let (_, e3) = post_json(&format!("{base}/api/events"), &new_event("public_security", 123.42, 41.80, "纠纷"));
+    let id3 = e3["id"].as_i64().unwrap();
+    assert_eq!(post_json(&format!("{base}/api/events/{id3}/assign"), &json!({"unit_id": 1, "actor": "d"})).0, 200);
+    assert_eq!(transition(base, id3, "reported", None).0, 200);
+    let u1 = unit(base, 1);
+    assert_eq!((u1["status"].as_str(), u1["event_id"].as_i64()), (Some("available"), None));
+    let (_, e3) = get_json(&format!("{base}/api/events/{id3}"));
+    assert_eq!(e3["units"], json!([]));
+}
+both!(closed_loop);
+
+fn queries_and_replay(b: LiveBackend) {
+    let t = start(b, &[]);
+    let base = &t.s.base;
+    let t0 = chrono::Utc::now() - chrono::Duration::seconds(1);
+    // (category, lon, lat, reported_at hour offset from 2026-01-01T00:00Z)
+    let spec: [(&str, f64, f64, i64); 8] = [
+        ("fire", 123.41, 41.79, 0),            // 1 西区
+        ("fire", 123.45, 41.81, 1),            // 2 东区
+        ("traffic_accident", 123.42, 41.81, 2), // 3 西区
+        ("flooding", 123.44, 41.79, 3),        // 4 东区
+        ("fire", 123.455, 41.785, 4),          // 5 东区
+        ("medical", 123.405, 41.815, 5),       // 6 西区
+        ("gas_leak", 123.50, 41.90, 6),        // 7 outside both districts
+        ("traffic_accident", 123.435, 41.80, 7), // 8 东区
+    ];
+    let batch: Vec<Value> = spec
+        .iter()
+        .map(|(c, lon, lat, h)| {
+            let mut e = new_event(c, *lon, *lat, &format!("{c} at {h}"));
+            e["reported_at"] = format!("2026-01-01T{:02}:00:00Z", h).into();
+            e
+        })
+        .collect();
+    let (st, created) = post_json(&format!("{base}/api/events"), &Value::Array(batch));
+    assert_eq!(st, 201, "{created}");
+    let ids: Vec<i64> = created["events"].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, (1..=8).collect::<Vec<_>>());
+    assert_eq!(created["events"][6]["district"], Value::Null);
+    // States: 2 dispatched (unit 3), 3 handling, 4 closed, 6 cancelled; the rest reported.
+    assert_eq!(post_json(&format!("{base}/api/events/2/assign"), &json!({"unit_id": 3, "actor": "d"})).0, 200);
+    assert_eq!(post_json(&format!("{base}/api/events/3/assign"), &json!({"unit_id": 1, "actor": "d"})).0, 200);
+    assert_eq!(transition(base, 3, "handling", None).0, 200);
+    for to in ["dispatched", "handling", "feedback", "closed"] {
+        assert_eq!(transition(base, 4, to, None).0, 200);
+    }
+    assert_eq!(transition(base, 6, "cancelled", Some("误报")).0, 200);
+
+    let q = |query: &str| -> Vec<i64> {
+        let (st, v) = get_json(&format!("{base}/api/events?{query}"));
+        assert_eq!(st, 200, "{query}: {v}");
+        v["events"].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect()
+    };
+    assert_eq!(q(""), (1..=8).collect::<Vec<_>>());
+    assert_eq!(q("state=reported"), [1, 5, 7, 8]);
+    assert_eq!(q("state=dispatched,handling"), [2, 3]);
+    assert_eq!(q("category=fire"), [1, 2, 5]);
+    assert_eq!(q("category=fire&state=reported"), [1, 5]);
+    assert_eq!(q("district=1"), [2, 4, 5, 8]);
+    assert_eq!(q("district=%E8%A5%BF%E5%8C%BA"), [1, 3, 6], "by name 西区");
+    assert_eq!(q("district=910002&category=traffic_accident"), [8], "by adcode");
+    assert_eq!(q("bbox=123.40,41.78,123.43,41.80"), [1]);
+    assert_eq!(q("bbox=123.43,41.78,123.46,41.80"), [4, 5, 8]);
+    assert_eq!(q("from=2026-01-01T02:00:00Z&to=2026-01-01T05:00:00Z"), [3, 4, 5]);
+    assert_eq!(q(&format!("from={}", 1767229200000i64)), [2, 3, 4, 5, 6, 7, 8], "ms since epoch (01:00Z)");
+    assert_eq!(q("limit=2&offset=3"), [4, 5]);
+    for bad in ["state=done", "category=volcano", "district=99", "bbox=1,2,3", "from=yesterday", "limit=0", "colour=red"] {
+        let (st, v) = get_json(&format!("{base}/api/events?{bad}"));
+        assert_eq!(st, 400, "{bad}: {v}");
+    }
+
+    // Replay: every log entry in the window, in commit order.
+    let (st, r) = get_json(&format!("{base}/api/events/replay?from={}", t0.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
+    assert_eq!(st, 200, "{r}");
+    let entries = r["entries"].as_array().unwrap();
+    let seen: Vec<(i64, &str, &str)> = entries.iter().map(|e| (e["event_id"].as_i64().unwrap(), e["kind"].as_str().unwrap(), e["to"].as_str().unwrap())).collect();
+    let mut want: Vec<(i64, &str, &str)> = (1..=8).map(|i| (i, "created", "reported")).collect();
+    want.extend([
+        (2, "assigned", "dispatched"),
+        (3, "assigned", "dispatched"),
+        (3, "transition", "handling"),
+        (4, "transition", "dispatched"),
+        (4, "transition", "handling"),
+        (4, "transition", "feedback"),
+        (4, "transition", "closed"),
+        (6, "transition", "cancelled"),
+    ]);
+    assert_eq!(seen, want);
+    let log_ids: Vec<i64> = entries.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert!(log_ids.windows(2).all(|w| w[0] < w[1]));
+    let ats: Vec<String> = entries.iter().map(|e| e["at"].as_str().unwrap().to_string()).collect();
+    assert!(ats.windows(2).all(|w| w[0] <= w[1]), "replay in time order");
+    // A window that ends before the transitions holds only the creations.
+    let cut = &entries[8]["at"];
+    let (_, r2) = get_json(&format!("{base}/api/events/replay?from={}&to={}", t0.timestamp_millis(), cut.as_str().unwrap()));
+    let kinds2: Vec<&str> = r2["entries"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(entries[7]["at"] != *cut, "creations and the first assignment in distinct milliseconds");
+    assert_eq!(kinds2, vec!["created"; 8], "[from, to) excludes the entry at `to`");
+    let (st, _) = get_json(&format!("{base}/api/events/replay"));
+    assert_eq!(st, 400, "from is required");
+}
+both!(queries_and_replay);
+
+fn categories_with_short_sla(dir: &std::path::Path) -> String {
+    let mut s = String::new();
+    for id in ["fire", "traffic_accident", "gas_leak", "flooding", "city_management", "public_security", "medical", "air_quality", "infrastructure", "other"] {
+        let sla = if id == "fire" { "sla_seconds = { reported = 1, dispatched = 1 }" } else { "sla_minutes = { reported = 60 }" };
+        s.push_str(&format!("[[category]]\nid = \"{id}\"\nname_zh = \"{id}\"\nname_en = \"{id}\"\nseverity = 2\nunits = [\"fire\", \"police\"]\n{sla}\n\n"));
+    }
+    let p = dir.join("cats.toml");
+    std::fs::write(&p, s).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sla_escalation(b: LiveBackend) {
+    let cdir = tempfile::tempdir().unwrap();
+    let cats = categories_with_short_sla(cdir.path());
+    let t = start(b, &["--categories", &cats, "--sla-check-ms", "100"]);
+    let base = &t.s.base;
+    let (_, fire) = post_json(&format!("{base}/api/events"), &new_event("fire", 123.41, 41.80, "仓库起火"));
+    let (_, other) = post_json(&format!("{base}/api/events"), &new_event("city_management", 123.42, 41.80, "井盖缺失"));
+    let (fid, oid) = (fire["id"].as_i64().unwrap(), other["id"].as_i64().unwrap());
+    assert_eq!(fire["severity"], 2, "default severity from --categories");
+    let escalation = |id: i64| get_json(&format!("{base}/api/events/{id}")).1["escalation"].as_i64().unwrap();
+    wait_for("first escalation", 15, || escalation(fid) == 1);
+    // Once per stage: still 1 well after the next checks.
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(escalation(fid), 1);
+    let (_, overdue) = get_json(&format!("{base}/api/events?overdue=1"));
+    assert_eq!(overdue["events"].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect::<Vec<_>>(), [fid]);
+    // A new stage has a new deadline and escalates again.
+    assert_eq!(post_json(&format!("{base}/api/events/{fid}/assign"), &json!({"unit_id": 3, "actor": "d"})).0, 200);
+    wait_for("second escalation", 15, || escalation(fid) == 2);
+    let (_, log) = get_json(&format!("{base}/api/events/{fid}/log"));
+    let esc: Vec<&Value> = log["entries"].as_array().unwrap().iter().filter(|e| e["kind"] == "escalated").collect();
+    assert_eq!(esc.len(), 2);
+    assert_eq!(esc[0]["to"], "reported");
+    assert_eq!(esc[1]["to"], "dispatched");
+    assert_eq!(esc[0]["actor"], "system:sla");
+    assert!(esc[0]["note"].as_str().unwrap().contains("stage reported (发现) overdue"), "{}", esc[0]);
+    assert_eq!(log["derived_state"], "dispatched", "escalations do not change the state");
+    assert_eq!(escalation(oid), 0, "an hour-long SLA is not overdue");
+    let m = get_text(&format!("{base}/metrics"));
+    assert_eq!(metric(&m, "citytwin_event_escalations_total"), 2.0);
+}
+both!(sla_escalation);
+
+/// POST with `Content-Length: len` but only the first 1.125 MiB of the body (past the 1 MiB limit):
+/// the server answers 413 as soon as it has read past the limit (a client pushing the whole body
+/// would race the server's close of the connection).
+fn post_oversized(base: &str, path: &str, len: usize) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n").unwrap();
+    let _ = s.write_all(&vec![b' '; (1 << 20) + (1 << 17)]);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status: u16 = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    // The body may be chunked: take the JSON object in it.
+    let json = body.find('{').and_then(|i| body.rfind('}').map(|j| &body[i..=j])).unwrap_or("null");
+    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+}
+
+fn bad_input(b: LiveBackend) {
+    let t = start(b, &[]);
+    let base = &t.s.base;
+    let (_, good) = post_json(&format!("{base}/api/events"), &new_event("medical", 123.42, 41.80, "老人摔倒"));
+    let id = good["id"].as_i64().unwrap();
+    let (_, before) = get_json(&format!("{base}/api/events/{id}"));
+    let ev = format!("{base}/api/events");
+    let cases: Vec<(&str, u16, &str, &str, (u16, Value))> = vec![
+        ("malformed JSON", 400, "malformed_json", "line 1 column", post_raw(&ev, b"{\"category\": \"fire\",".to_vec())),
+        ("unknown category", 400, "invalid_field", "unknown variant `volcano`", post_json(&ev, &new_event("volcano", 123.4, 41.8, "x"))),
+        ("out-of-range location", 400, "out_of_range", "is not a WGS-84 lon/lat", post_json(&ev, &new_event("fire", 223.4, 41.8, "x"))),
+        ("empty title", 400, "invalid_field", "title must be", post_json(&ev, &new_event("fire", 123.4, 41.8, " "))),
+        ("batch names the item", 400, "invalid_field", "[1]: unknown variant", post_json(&ev, &json!([new_event("fire", 123.4, 41.8, "a"), new_event("x", 123.4, 41.8, "b")]))),
+        ("unknown field", 400, "invalid_field", "unknown field `colour`", post_json(&format!("{ev}/{id}/transitions"), &json!({"to": "dispatched", "actor": "a", "colour": 1}))),
+        ("unknown event", 404, "unknown_id", "no event 424242", post_json(&format!("{ev}/424242/transitions"), &json!({"to": "dispatched", "actor": "a"}))),
+        ("bad id", 400, "bad_id", "positive integer", get_json(&format!("{ev}/abc"))),
+        ("oversized body", 413, "body_too_large", "larger than the limit", post_oversized(base, "/api/events", 2 << 20)),
+        ("invalid transition", 409, "invalid_transition", "cannot move to closed", post_json(&format!("{ev}/{id}/transitions"), &json!({"to": "closed", "actor": "a"}))),
+    ];
+    let mut per_reason = std::collections::BTreeMap::<&str, f64>::new();
+    for (what, status, reason, msg, (st, body)) in &cases {
+        assert_eq!(st, status, "{what}: {body}");
+        assert_eq!(body["reason"], *reason, "{what}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(msg), "{what}: {body}");
+        *per_reason.entry(reason).or_default() += 1.0;
+    }
+    // The server keeps serving, the earlier event is intact, the rejected batch created nothing.
+    let (st, after) = get_json(&format!("{base}/api/events/{id}"));
+    assert_eq!(st, 200);
+    assert_eq!(after, before);
+    let (_, all) = get_json(&format!("{base}/api/events"));
+    assert_eq!(all["count"], 1, "nothing of the refused requests was stored");
+    let m = get_text(&format!("{base}/metrics"));
+    for (reason, n) in per_reason {
+        assert_eq!(metric(&m, &format!("citytwin_rejected_inputs_total{{reason=\"{reason}\"}}")), n, "{reason}\n{m}");
+    }
+    assert_eq!(metric(&m, "citytwin_http_requests_total{route=\"/api/events\",method=\"POST\",status=\"413\"}"), 1.0, "{m}");
+    let backend = if b == LiveBackend::Sqlite { "sqlite" } else { "postgres" };
+    assert_eq!(metric(&m, &format!("citytwin_changes_seq{{backend=\"{backend}\"}}")), 1.0, "one accepted change");
+}
+both!(bad_input);

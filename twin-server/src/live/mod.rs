@@ -1,0 +1,189 @@
+//! Live operations (issue 5): the store and change log ([`db`]), events and their closed loop
+//! ([`events`]), dispatch units ([`units`]), the WebSocket/SSE stream ([`stream`]) and metrics.
+//! Semantics and API: docs/LIVE.md.
+
+pub mod db;
+pub mod events;
+pub mod metrics;
+pub mod stream;
+pub mod units;
+
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use db::{Db, DbError, DbOptions, DbUrl};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// `None`: `sqlite:<model>.live.sqlite` beside the model directory.
+    pub db: Option<DbUrl>,
+    pub categories: Option<PathBuf>,
+    pub sla_check_ms: u64,
+    pub stream_ring: usize,
+    pub stream_queue: usize,
+    pub max_body: usize,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions { db: None, categories: None, sla_check_ms: 5000, stream_ring: 10_000, stream_queue: 1024, max_body: 1 << 20 }
+    }
+}
+
+/// Everything the live routes need.
+pub struct Live {
+    pub db: Db,
+    pub cats: events::Categories,
+    pub app: AppState,
+    pub opts: LiveOptions,
+}
+
+pub type LiveState = Arc<Live>;
+
+/// The default store of a model: `<model>.live.sqlite` beside the model path (never inside the
+/// immutable build directory).
+pub fn default_db(model: &std::path::Path) -> DbUrl {
+    let name = model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    DbUrl::Sqlite(model.with_file_name(format!("{name}.live.sqlite")))
+}
+
+/// Opens the store, migrates every live module, seeds the units and starts the periodic tasks.
+pub async fn start(app: AppState, model: &std::path::Path, opts: LiveOptions) -> anyhow::Result<LiveState> {
+    use anyhow::Context;
+    let url = opts.db.clone().unwrap_or_else(|| default_db(model));
+    let cats = match &opts.categories {
+        Some(p) => events::Categories::load(p)?,
+        None => events::Categories::bundled()?,
+    };
+    let dbopts = DbOptions { ring: opts.stream_ring, broadcast: opts.stream_queue.max(8192), ..Default::default() };
+    let u = url.clone();
+    let db = tokio::task::spawn_blocking(move || Db::open(&u, dbopts)).await?.with_context(|| format!("live store {}", url.display()))?;
+    db.migrate("events", events::MIGRATIONS).await.context("live store: events schema")?;
+    db.migrate("units", units::MIGRATIONS).await.context("live store: units schema")?;
+    let live = Arc::new(Live { db, cats, app, opts });
+    let seeded = units::seed_from_model(&live).await.context("seeding units")?;
+    if seeded > 0 {
+        tracing::info!(units = seeded, "units seeded from the model's stations");
+    }
+    events::spawn_escalation(live.clone());
+    Ok(live)
+}
+
+/// A refused request: status, a metrics reason label and a message naming what and where.
+#[derive(Debug)]
+pub struct LiveError {
+    pub status: StatusCode,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl LiveError {
+    pub fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        LiveError { status, reason, message: message.into() }
+    }
+    pub fn bad(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, reason, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "unknown_id", message)
+    }
+    pub fn conflict(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, reason, message)
+    }
+}
+
+impl From<DbError> for LiveError {
+    fn from(e: DbError) -> Self {
+        tracing::error!("live store: {e}");
+        LiveError::new(StatusCode::SERVICE_UNAVAILABLE, "store_error", format!("store error: {e}"))
+    }
+}
+
+impl IntoResponse for LiveError {
+    fn into_response(self) -> Response {
+        metrics::METRICS.reject(self.reason);
+        (self.status, Json(json!({"error": self.message, "reason": self.reason}))).into_response()
+    }
+}
+
+/// Parses a JSON body; names the request and the line/column of a syntax or type error.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>, what: &str) -> Result<T, LiveError> {
+    let bytes = body.map_err(|rej| {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            LiveError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("{what}: body larger than the limit ({rej})"))
+        } else {
+            LiveError::bad("malformed_body", format!("{what}: cannot read the body: {rej}"))
+        }
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let reason = if e.is_syntax() || e.is_eof() { "malformed_json" } else { "invalid_field" };
+        LiveError::bad(reason, format!("{what}: {e}"))
+    })
+}
+
+/// The live routes in two groups, so access control (issue 8) can wrap each with one
+/// `route_layer`: [`read_routes`] (leader and up) and [`write_routes`] (dispatcher: events and
+/// dispatch). The stream is a read route; `/metrics` an operator route.
+pub fn router(live: LiveState) -> axum::Router {
+    let max_body = live.opts.max_body;
+    read_routes()
+        .merge(write_routes())
+        .route("/metrics", axum::routing::get(metrics_route))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .with_state(live)
+}
+
+pub fn read_routes() -> axum::Router<LiveState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/api/events", get(events::list_route))
+        .route("/api/events/replay", get(events::replay_route))
+        .route("/api/events/categories", get(events::categories_route))
+        .route("/api/events/{id}", get(events::get_route))
+        .route("/api/events/{id}/log", get(events::log_route))
+        .route("/api/events/{id}/recommend", get(units::recommend_route))
+        .route("/api/units", get(units::list_route))
+        .route("/api/units/{id}", get(units::get_route))
+        .route("/api/stream", get(stream::stream_route))
+}
+
+pub fn write_routes() -> axum::Router<LiveState> {
+    use axum::routing::post;
+    axum::Router::new()
+        .route("/api/events", post(events::create_route))
+        .route("/api/events/{id}/transitions", post(events::transition_route))
+        .route("/api/events/{id}/assign", post(units::assign_route))
+        .route("/api/units/{id}/status", post(units::status_route))
+}
+
+async fn metrics_route(axum::extract::State(live): axum::extract::State<LiveState>) -> Response {
+    let backend = match live.db.backend() {
+        db::Backend::Sqlite => "sqlite",
+        db::Backend::Postgres => "postgres",
+    };
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        metrics::METRICS.render(live.db.head(), live.db.ring_first(), backend),
+    )
+        .into_response()
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// `from`/`to` query values: RFC 3339 or milliseconds since the epoch.
+pub fn parse_time(name: &str, v: &str) -> Result<i64, LiveError> {
+    if let Ok(ms) = v.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| LiveError::bad("bad_query", format!("query parameter '{name}': '{v}' is neither RFC 3339 nor milliseconds since the epoch ({e})")))
+}
