@@ -421,3 +421,85 @@ fn bad_input(b: LiveBackend) {
     assert_eq!(metric(&m, &format!("citytwin_changes_seq{{backend=\"{backend}\"}}")), 1.0, "one accepted change");
 }
 both!(bad_input);
+
+/// Great-circle metres (haversine, R = 6,371,008.8 m), for the road lengths below.
+fn haversine(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (p1, p2) = (a.1.to_radians(), b.1.to_radians());
+    let (dp, dl) = (p2 - p1, (b.0 - a.0).to_radians());
+    let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * 6_371_008.8 * h.sqrt().asin()
+}
+
+/// A river between two parallel primary roads (41.800 and 41.815) that meet only through a
+/// secondary road at the west end (123.400); the event is at the north end of a residential
+/// spur (123.45, 41.800 → 41.810) off the south road. Station A stands on the north road right
+/// across the river from the event (555 m straight), station B on the south road 2.5 km west:
+/// by straight line A's units come first, over the roads B's do — the recommendation must rank
+/// by the roads, with these hand-derived travel times (class speeds of docs/ARCHITECTURE.md
+/// "Routing" × 0.67: primary 50, secondary 40, residential 20 km/h).
+const RIVER_CITY: &str = r#"{"type":"FeatureCollection","features":[
+{"type":"Feature","properties":{"amenity":"police","name":"南岸派出所"},"geometry":{"type":"Point","coordinates":[123.42,41.80]}},
+{"type":"Feature","properties":{"amenity":"police","name":"北岸派出所"},"geometry":{"type":"Point","coordinates":[123.45,41.815]}},
+{"type":"Feature","properties":{"highway":"primary","name":"南滨路"},"geometry":{"type":"LineString","coordinates":[[123.40,41.80],[123.42,41.80],[123.45,41.80],[123.46,41.80]]}},
+{"type":"Feature","properties":{"highway":"primary","name":"北滨路"},"geometry":{"type":"LineString","coordinates":[[123.40,41.815],[123.45,41.815],[123.46,41.815]]}},
+{"type":"Feature","properties":{"highway":"secondary","name":"西桥路"},"geometry":{"type":"LineString","coordinates":[[123.40,41.80],[123.40,41.815]]}},
+{"type":"Feature","properties":{"highway":"residential","name":"支路"},"geometry":{"type":"LineString","coordinates":[[123.45,41.80],[123.45,41.81]]}}
+]}"#;
+
+#[test]
+fn recommend_by_road_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("river.geojson");
+    std::fs::write(&src, RIVER_CITY).unwrap();
+    let model = dir.path().join("river");
+    let o = twin(&["build", "--source", &src.to_string_lossy(), "--out", &model.to_string_lossy(), "--no-tiles", "--no-3dtiles"]);
+    assert!(o.status.success(), "build failed: {}", stderr(&o));
+    let db = LiveDb::new(LiveBackend::Sqlite);
+    let s = serve_with(&model, &["--db", db.url.as_str()]);
+    let base = &s.base;
+
+    let ev = (123.45, 41.81);
+    let (st, e) = post_json(&format!("{base}/api/events"), &new_event("public_security", ev.0, ev.1, "纠纷"));
+    assert_eq!(st, 201, "{e}");
+    let id = e["id"].as_i64().unwrap();
+    let (st, rec) = get_json(&format!("{base}/api/events/{id}/recommend?k=4"));
+    assert_eq!(st, 200, "{rec}");
+    assert_eq!(rec["method"], "road_network", "{rec}");
+
+    let v = |kmh: f64| kmh * 0.67 / 3.6;
+    let spur = haversine((123.45, 41.80), ev);
+    // B: east along 南滨路 123.42 → 123.45, then up the spur.
+    let b_len = haversine((123.42, 41.80), (123.45, 41.80)) + spur;
+    let b_eta = haversine((123.42, 41.80), (123.45, 41.80)) / v(50.0) + spur / v(20.0);
+    // A: west along 北滨路 to 123.40, over 西桥路, east along 南滨路 to 123.45, up the spur.
+    let (north, bridge, south) = (
+        haversine((123.45, 41.815), (123.40, 41.815)),
+        haversine((123.40, 41.815), (123.40, 41.80)),
+        haversine((123.40, 41.80), (123.45, 41.80)),
+    );
+    let a_len = north + bridge + south + spur;
+    let a_eta = (north + south) / v(50.0) + bridge / v(40.0) + spur / v(20.0);
+    assert!(metres((123.45, 41.815), ev) < metres((123.42, 41.80), ev), "A is nearer by straight line");
+
+    let recs = rec["recommendations"].as_array().unwrap();
+    let got: Vec<(i64, f64, f64)> =
+        recs.iter().map(|r| (r["unit"]["id"].as_i64().unwrap(), r["eta_s"].as_f64().unwrap(), r["distance_m"].as_f64().unwrap())).collect();
+    let want = [(1, b_eta, b_len), (2, b_eta, b_len), (3, a_eta, a_len), (4, a_eta, a_len)];
+    assert_eq!(got.len(), 4, "{rec}");
+    for ((gid, geta, glen), (wid, weta, wlen)) in got.iter().zip(want) {
+        assert_eq!(*gid, wid, "{rec}");
+        assert!((geta - weta).abs() < weta * 1e-3, "unit {gid}: eta {geta} vs hand-computed {weta}");
+        assert!((glen - wlen).abs() < wlen * 1e-3, "unit {gid}: length {glen} vs hand-computed {wlen}");
+    }
+    // Each route runs from the unit's station to the event along the roads.
+    for r in recs {
+        let route = r["route"].as_array().expect("route geometry");
+        let first = (route[0][0].as_f64().unwrap(), route[0][1].as_f64().unwrap());
+        let last = route.last().map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap())).unwrap();
+        let pos = (r["unit"]["position"]["lon"].as_f64().unwrap(), r["unit"]["position"]["lat"].as_f64().unwrap());
+        assert!(metres(first, pos) < 1.0 && metres(last, ev) < 1.0, "route {first:?} → {last:?}");
+        let len: f64 = route.windows(2).map(|w| haversine((w[0][0].as_f64().unwrap(), w[0][1].as_f64().unwrap()), (w[1][0].as_f64().unwrap(), w[1][1].as_f64().unwrap()))).sum();
+        assert!((len - r["distance_m"].as_f64().unwrap()).abs() < 1.0, "geometry length {len} vs distance_m {}", r["distance_m"]);
+    }
+    // The straight-line fallback (a model without roads) is what closed_loop checks.
+}

@@ -54,6 +54,9 @@ pub struct Build {
     pub loaded: LoadedModel,
     /// Tilesets by name: the build's `tiles/*.pmtiles` plus the `--tileset` archives.
     pub tilesets: BTreeMap<String, Arc<Tileset>>,
+    /// The model's road graph for dispatch (`scenes::routing`), built once per build; `None`
+    /// when the model has no routable roads (recommendation then falls back to straight line).
+    pub roads: Option<Arc<scenes::routing::RoadGraph>>,
 }
 
 /// Loads a build from `model` (resolved once to its canonical directory).
@@ -84,7 +87,17 @@ pub fn load_build(model: &Path, extra: &[Arc<Tileset>]) -> Result<Build> {
         }
     }
     let id_header = HeaderValue::from_str(&id).ok();
-    Ok(Build { id, id_header, dir, loaded, tilesets })
+    let roads = match scenes::routing::RoadGraph::from_model(&loaded.model) {
+        Ok((g, report)) => {
+            tracing::info!(build = %id, nodes = report.nodes, edges = report.edges, main_component = report.main_component_fraction, "road graph for dispatch");
+            Some(Arc::new(g))
+        }
+        Err(e) => {
+            tracing::warn!(build = %id, "no road graph for dispatch ({e}); recommendations use straight-line distance");
+            None
+        }
+    };
+    Ok(Build { id, id_header, dir, loaded, tilesets, roads })
 }
 
 /// Shared server state.

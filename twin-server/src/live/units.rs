@@ -1,10 +1,10 @@
 //! Dispatch units: seeded from the model's stations, status + position, assignment to events
 //! (event → dispatched and unit → en_route in ONE transaction) and the k-nearest recommendation.
 //!
-//! Recommendation today ranks by straight-line distance × a detour factor at each kind's speed
-//! ([`straight_line_eta`]). INTEGRATION POINT for `scenes::routing` (road-network travel time,
-//! ETA and route geometry): replace [`rank_units`]'s body; the HTTP shape
-//! (`twin_protocol::Recommendation`, `method`, `route`) already carries its result.
+//! Recommendation ranks by travel time over the model's road network (`scenes::routing`, the
+//! graph is built once per loaded build: `Build::roads`) with route geometry; without a routable
+//! network it falls back to straight-line distance × a detour factor at each kind's speed
+//! ([`straight_line_eta`]) and says so (`method`, `note`).
 
 use super::db::{Conn, DbResult, NewChange, Row, Tx, Val};
 use super::events::{append_log, load_event_tx, save_event};
@@ -189,9 +189,48 @@ pub fn straight_line_eta(u: &Unit, to: LonLat) -> (f64, f64) {
     (d / (kind_speed_kmh(u.kind) / 3.6), d)
 }
 
-/// Ranks candidate units for an event, fastest first. INTEGRATION POINT: road-network travel
-/// times and route geometry from `scenes::routing` replace the straight-line estimate here.
-pub fn rank_units(candidates: Vec<Unit>, e: &Event, k: usize) -> Vec<Recommendation> {
+/// Upper bound of the road-network search: units more than an hour away are not recommended.
+pub const MAX_ETA_S: f64 = 3600.0;
+
+/// A ranking and how it was computed.
+pub struct Ranking {
+    pub recommendations: Vec<Recommendation>,
+    /// `road_network` or `straight_line`.
+    pub method: &'static str,
+    /// Why the road network was not used, when it was not.
+    pub note: Option<String>,
+}
+
+/// Ranks candidate units for an event, fastest first: by travel time over the model's road
+/// network (`scenes::routing`: the k fastest within [`MAX_ETA_S`], each with its route
+/// geometry; units that cannot reach the event are left out), else — a model without routable
+/// roads, or an event outside the network — by [`straight_line_eta`], saying why in `note`.
+pub fn rank_units(graph: Option<&scenes::routing::RoadGraph>, candidates: Vec<Unit>, e: &Event, k: usize) -> Ranking {
+    let to = (e.location.lon, e.location.lat);
+    let mut note = None;
+    match graph {
+        Some(g) => {
+            let cands: Vec<(usize, f64, f64)> = candidates.iter().enumerate().map(|(i, u)| (i, u.position.lon, u.position.lat)).collect();
+            match g.nearest_units(to, &cands, k, MAX_ETA_S) {
+                Ok(ranked) => {
+                    let recommendations = ranked
+                        .into_iter()
+                        .map(|r| {
+                            let unit = candidates[r.id].clone();
+                            let route = g
+                                .route((unit.position.lon, unit.position.lat), to)
+                                .map(|rt| rt.geometry.0.iter().map(|c| [c.x, c.y]).collect())
+                                .ok();
+                            Recommendation { unit, eta_s: r.eta_s, distance_m: r.distance_m, method: "road_network".into(), route }
+                        })
+                        .collect();
+                    return Ranking { recommendations, method: "road_network", note: None };
+                }
+                Err(err) => note = Some(format!("road network not usable for event {}: {err}; straight-line estimate", e.id)),
+            }
+        }
+        None => note = Some("the model has no routable road network; straight-line estimate".into()),
+    }
     let mut recs: Vec<Recommendation> = candidates
         .into_iter()
         .map(|u| {
@@ -201,7 +240,7 @@ pub fn rank_units(candidates: Vec<Unit>, e: &Event, k: usize) -> Vec<Recommendat
         .collect();
     recs.sort_by(|a, b| a.eta_s.total_cmp(&b.eta_s).then(a.unit.id.cmp(&b.unit.id)));
     recs.truncate(k);
-    recs
+    Ranking { recommendations: recs, method: "straight_line", note }
 }
 
 // ---------------------------------------------------------------- HTTP
@@ -356,6 +395,17 @@ pub async fn recommend_route(State(live): State<LiveState>, Path(id): Path<Strin
     let e = e.ok_or_else(|| LiveError::not_found(format!("no event {id}")))?;
     let kinds = &live.cats.get(e.category).units;
     let candidates: Vec<Unit> = units.into_iter().filter(|u| kinds.contains(&u.kind)).collect();
-    let recs = rank_units(candidates, &e, k);
-    Ok(Json(json!({"event_id": id, "kinds": kinds, "method": "straight_line", "detour_factor": DETOUR, "recommendations": recs})))
+    let graph = live.app.current.load().roads.clone();
+    let kinds_json = json!(kinds);
+    let r = tokio::task::spawn_blocking(move || rank_units(graph.as_deref(), candidates, &e, k))
+        .await
+        .map_err(|err| LiveError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("recommendation for event {id}: {err}")))?;
+    let mut body = json!({"event_id": id, "kinds": kinds_json, "method": r.method, "recommendations": r.recommendations});
+    if r.method == "straight_line" {
+        body["detour_factor"] = json!(DETOUR);
+    }
+    if let Some(n) = r.note {
+        body["note"] = json!(n);
+    }
+    Ok(Json(body))
 }
