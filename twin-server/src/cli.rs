@@ -115,7 +115,8 @@ fn clap_command() -> ClapCommand {
                 .arg(Arg::new("sla-check-ms").long("sla-check-ms").value_parser(clap::value_parser!(u64).range(10..=3_600_000)).default_value("5000").help("How often overdue events are escalated (ms)"))
                 .arg(Arg::new("stream-ring").long("stream-ring").value_parser(clap::value_parser!(u64).range(1..=10_000_000)).default_value("10000").help("Recent changes kept in memory for stream resumes"))
                 .arg(Arg::new("stream-queue").long("stream-queue").value_parser(clap::value_parser!(u64).range(1..=1_000_000)).default_value("1024").help("Per-subscriber queue of the stream: a subscriber this far behind is told to resync and dropped"))
-                .arg(Arg::new("max-body").long("max-body").value_parser(clap::value_parser!(u64).range(1024..=1_073_741_824)).default_value("1048576").help("Largest accepted request body, bytes (413 above)")),
+                .arg(Arg::new("max-body").long("max-body").value_parser(clap::value_parser!(u64).range(1024..=1_073_741_824)).default_value("1048576").help("Largest accepted request body, bytes (413 above)"))
+                .arg(Arg::new("mqtt").long("mqtt").value_name("mqtt://HOST:PORT").help("Ingest sensor observations from this MQTT broker (shared subscription $share/citytwin/citytwin/datastreams/+/observations)")),
         )
 }
 
@@ -226,6 +227,13 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
                     stream_ring: *sm.get_one::<u64>("stream-ring").expect("default") as usize,
                     stream_queue: *sm.get_one::<u64>("stream-queue").expect("default") as usize,
                     max_body: *sm.get_one::<u64>("max-body").expect("default") as usize,
+                    mqtt: match sm.get_one::<String>("mqtt") {
+                        None => None,
+                        Some(u) => {
+                            crate::live::sensors::mqtt::parse_url(u).map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n")))?;
+                            Some(u.clone())
+                        }
+                    },
                 },
             })
         }
