@@ -180,6 +180,7 @@ fn sensors_router(max_body: usize) -> axum::Router<LiveState> {
         .route("/api/sensors/types", get(sensors::types_route))
         .route("/api/sensors/observations", post(sensors::post_simple_route))
         .layer(axum::extract::DefaultBodyLimit::max(max_body.saturating_mul(8)))
+        .layer(axum::middleware::from_fn_with_state(max_body.saturating_mul(8), sensors::refuse_declared_oversize))
 }
 
 pub fn now_ms() -> i64 {

@@ -486,3 +486,13 @@ pub fn time_field(v: Option<&Value>, name: &str) -> Result<Option<i64>, String> 
         Some(other) => Err(format!("'{name}': {other} is not an ISO 8601 date-time string")),
     }
 }
+
+/// Refuses a body whose declared `Content-Length` is over the limit before reading any of it (413).
+pub async fn refuse_declared_oversize(axum::extract::State(limit): axum::extract::State<usize>, req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|n| *n > limit as u64) {
+        return LiveError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("{} {}: body of {n} bytes is larger than the limit of {limit} bytes", req.method(), req.uri().path())).into_response();
+    }
+    next.run(req).await
+}
