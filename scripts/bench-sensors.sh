@@ -58,7 +58,7 @@ PY
 run() { # $1 label, $2 --db value
   local label="$1" db="$2" port=18380 base
   base="http://127.0.0.1:$port"
-  RUST_LOG=warn "$BIN" serve --model "$TMP/m" --addr 127.0.0.1:$port --db "$db" --mqtt mqtt://127.0.0.1:$MQ_PORT >/dev/null 2>"$TMP/serve-$label.log" &
+  RUST_LOG=warn "$BIN" serve --model "$TMP/m" --addr 127.0.0.1:$port --db "$db" --mqtt mqtt://127.0.0.1:$MQ_PORT --simulate off >/dev/null 2>"$TMP/serve-$label.log" &
   local pid=$!
   PIDS+=($pid)
   wait_up "$base/healthz"

@@ -31,11 +31,15 @@ pub struct LiveOptions {
     pub max_body: usize,
     /// MQTT broker to ingest observations from (`mqtt://host:port`).
     pub mqtt: Option<String>,
+    /// The city simulator: `None` = on with the built-in city, off otherwise.
+    pub simulate: Option<bool>,
+    pub sim_speed: f64,
+    pub sim_seed: u64,
 }
 
 impl Default for LiveOptions {
     fn default() -> Self {
-        LiveOptions { db: None, categories: None, sla_check_ms: 5000, stream_ring: 10_000, stream_queue: 1024, max_body: 1 << 20, mqtt: None }
+        LiveOptions { db: None, categories: None, sla_check_ms: 5000, stream_ring: 10_000, stream_queue: 1024, max_body: 1 << 20, mqtt: None, simulate: None, sim_speed: 60.0, sim_seed: 1 }
     }
 }
 
@@ -79,6 +83,9 @@ pub async fn start(app: AppState, model: &std::path::Path, opts: LiveOptions) ->
     events::spawn_escalation(live.clone());
     if let Some(url) = &live.opts.mqtt {
         sensors::mqtt::spawn(live.clone(), url).map_err(anyhow::Error::msg)?;
+    }
+    if live.opts.simulate.unwrap_or_else(|| live.app.current.load().loaded.model.info.generated) {
+        sensors::simulate::spawn(live.clone(), sensors::simulate::SimOptions { speed: live.opts.sim_speed, seed: live.opts.sim_seed });
     }
     Ok(live)
 }

@@ -6,6 +6,7 @@
 
 pub mod filter;
 pub mod mqtt;
+pub mod simulate;
 pub mod sta;
 pub mod thresholds;
 

@@ -305,7 +305,7 @@ fn obj<'a>(v: &'a Value, at: &str) -> Result<&'a Map<String, Value>, LiveError> 
 }
 
 /// Creates (or references with `@iot.id`) an entity inside a write transaction.
-fn create_entity(tx: &mut Tx, set: &str, v: &Value, at: &str, thing_ctx: Option<i64>) -> Result<i64, LiveError> {
+pub(crate) fn create_entity(tx: &mut Tx, set: &str, v: &Value, at: &str, thing_ctx: Option<i64>) -> Result<i64, LiveError> {
     let o = obj(v, at)?;
     if let Some(id) = o.get("@iot.id") {
         let id = id.as_i64().ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: '@iot.id' must be an integer")))?;
