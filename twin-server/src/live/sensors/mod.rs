@@ -168,7 +168,10 @@ fn ds_from_row(r: &Row) -> Option<DsMeta> {
 }
 
 /// Checks one observation's result against its type; the numeric or string column value.
-fn check_result(ty: &SensorType, v: &Value) -> Result<(Option<f64>, Option<String>), (&'static str, String)> {
+/// A checked result: the numeric or the string column value.
+type Checked = (Option<f64>, Option<String>);
+
+fn check_result(ty: &SensorType, v: &Value) -> Result<Checked, (&'static str, String)> {
     match ty.result {
         ResultKind::Number { min, max } => {
             let x = v.as_f64().ok_or_else(|| ("invalid_observation", format!("result {v} is not a number ({} in {})", ty.key, ty.unit_symbol)))?;

@@ -460,7 +460,7 @@ pub async fn post_route(State(live): State<LiveState>, Path(path): Path<String>,
             return Ok((status, Json(json!({"error": format!("{at}: {}", e.message), "reason": e.reason}))).into_response());
         }
         let id = rep.ids[0].expect("accepted");
-        return Ok(created(&base, "Observations", id, &live, &rep.events).await?);
+        return created(&base, "Observations", id, &live, &rep.events).await;
     }
     let set_s: &'static str = SETS.iter().find(|s| **s == set).unwrap();
     let at2 = at.clone();
