@@ -314,6 +314,7 @@ fn sta_entities_navigation_and_query_options_match_hand_computed_sets() {
         let v = q(&format!("$filter={}&$count=true&$top=0", enc("result ne 62")));
         assert_eq!(v["@iot.count"], json!(8));
         assert_eq!(v["value"], json!([]));
+        assert!(v.get("@iot.nextLink").is_none(), "$top=0 has no next page: {v}");
         let v = q(&format!("$filter={}", enc("62 eq result")));
         assert_eq!(results(&v), vec![62.0, 62.0]);
         // Malformed $filter: 400 naming the position.

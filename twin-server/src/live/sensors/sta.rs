@@ -283,7 +283,8 @@ async fn list(live: &LiveState, set: &'static str, parent: Option<(&'static str,
             Ok((rows, count))
         })
         .await?;
-    let more = rows.len() as i64 > o.top;
+    // `$top=0` (a count-only request) has no next page.
+    let more = o.top > 0 && rows.len() as i64 > o.top;
     let value: Vec<Value> = rows.iter().take(o.top as usize).map(|r| entity(set, r, base)).collect();
     let mut m = Map::new();
     if let Some(c) = count {
