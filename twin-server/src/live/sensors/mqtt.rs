@@ -96,7 +96,19 @@ pub fn spawn(live: LiveState, url: &str) -> Result<(), String> {
         let mut total = 0u64;
         let mut progress = std::time::Instant::now();
         while let Some(first) = rx.recv().await {
+            // Linger up to 20 ms (or 5,000 observations) so that a commit carries many messages:
+            // a commit per message would bound the rate by the store's commit latency.
             let mut batch = first;
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(20);
+            while batch.len() < 5_000 {
+                match rx.try_recv() {
+                    Ok(more) => batch.extend(more),
+                    Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(more)) => batch.extend(more),
+                        _ => break,
+                    },
+                }
+            }
             while batch.len() < 20_000 {
                 match rx.try_recv() {
                     Ok(more) => batch.extend(more),
