@@ -47,12 +47,12 @@ random.seed(1)
 with open(f"{tmp}/body.json", "w") as f:
     groups = []
     for ds in range(1, 51):
-        rows = [[f"2026-11-22T{(i // 60) % 24:02d}:{i % 60:02d}:00Z", round(random.uniform(5, 120), 1)] for i in range(100)]
+        rows = [[f"2026-11-22T{(i // 60) % 24:02d}:{i % 60:02d}:00Z", round(random.uniform(5, 60), 1)] for i in range(100)]
         groups.append({"Datastream": {"@iot.id": ds}, "components": ["phenomenonTime", "result"], "dataArray@iot.count": len(rows), "dataArray": rows})
     json.dump(groups, f)
 with open(f"{tmp}/mqtt.txt", "w") as f:
     for i in range(2000):
-        f.write(json.dumps([{"result": round(random.uniform(5, 120), 1), "phenomenonTime": f"2026-11-22T10:{j % 60:02d}:00Z"} for j in range(100)]) + "\n")
+        f.write(json.dumps([{"result": round(random.uniform(5, 60), 1), "phenomenonTime": f"2026-11-22T10:{j % 60:02d}:00Z"} for j in range(100)]) + "\n")
 PY
 
 run() { # $1 label, $2 --db value
