@@ -9,7 +9,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 PKGS=(build-essential pkg-config curl libgdal-dev libsqlite3-dev gdal-bin proj-bin proj-data python3-pip unzip
-      postgresql-15 postgresql-15-postgis-3 postgresql-client-15
+      postgresql-15 postgresql-15-postgis-3 postgresql-client-15 mosquitto mosquitto-clients
       python3-networkx  # independent shortest paths for scenes/tests/routing.rs
       mesa-vulkan-drivers libvulkan1)
 missing=()
@@ -22,6 +22,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
   # The Debian package starts a cluster on 5432; the tests run their own throw-away servers.
   $SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true
+  # Likewise the packaged mosquitto on 1883: the MQTT tests start their own brokers.
+  $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -122,7 +122,11 @@ fn clap_command() -> ClapCommand {
                 .arg(Arg::new("sla-check-ms").long("sla-check-ms").value_parser(clap::value_parser!(u64).range(10..=3_600_000)).default_value("5000").help("How often overdue events are escalated (ms)"))
                 .arg(Arg::new("stream-ring").long("stream-ring").value_parser(clap::value_parser!(u64).range(1..=10_000_000)).default_value("10000").help("Recent changes kept in memory for stream resumes"))
                 .arg(Arg::new("stream-queue").long("stream-queue").value_parser(clap::value_parser!(u64).range(1..=1_000_000)).default_value("1024").help("Per-subscriber queue of the stream: a subscriber this far behind is told to resync and dropped"))
-                .arg(Arg::new("max-body").long("max-body").value_parser(clap::value_parser!(u64).range(1024..=1_073_741_824)).default_value("1048576").help("Largest accepted request body, bytes (413 above)")),
+                .arg(Arg::new("max-body").long("max-body").value_parser(clap::value_parser!(u64).range(1024..=1_073_741_824)).default_value("1048576").help("Largest accepted request body, bytes (413 above)"))
+                .arg(Arg::new("mqtt").long("mqtt").value_name("mqtt://HOST:PORT").help("Ingest sensor observations from this MQTT broker (shared subscription $share/citytwin/citytwin/datastreams/+/observations)"))
+                .arg(Arg::new("simulate").long("simulate").value_parser(["on", "off"]).num_args(0..=1).default_missing_value("on").help("City simulator: sensors with diurnal cycles and anomalies, incidents per district [default: on with the built-in city]"))
+                .arg(Arg::new("speed").long("speed").value_parser(|s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0 && *v <= 100_000.0).ok_or_else(|| format!("'{s}': simulated minutes per real minute, > 0 and ≤ 100000"))).default_value("60").help("Simulator speed: simulated minutes per real minute"))
+                .arg(Arg::new("seed").long("seed").value_parser(clap::value_parser!(u64)).default_value("1").help("Simulator seed (same seed, same day)")),
         )
 }
 
@@ -246,6 +250,16 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
                     stream_ring: *sm.get_one::<u64>("stream-ring").expect("default") as usize,
                     stream_queue: *sm.get_one::<u64>("stream-queue").expect("default") as usize,
                     max_body: *sm.get_one::<u64>("max-body").expect("default") as usize,
+                    mqtt: match sm.get_one::<String>("mqtt") {
+                        None => None,
+                        Some(u) => {
+                            crate::live::sensors::mqtt::parse_url(u).map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n")))?;
+                            Some(u.clone())
+                        }
+                    },
+                    simulate: sm.get_one::<String>("simulate").map(|v| v == "on"),
+                    sim_speed: *sm.get_one::<f64>("speed").expect("default"),
+                    sim_seed: *sm.get_one::<u64>("seed").expect("default"),
                 },
             })
         }

@@ -5,6 +5,7 @@
 pub mod db;
 pub mod events;
 pub mod metrics;
+pub mod sensors;
 pub mod stream;
 pub mod units;
 
@@ -28,11 +29,17 @@ pub struct LiveOptions {
     pub stream_ring: usize,
     pub stream_queue: usize,
     pub max_body: usize,
+    /// MQTT broker to ingest observations from (`mqtt://host:port`).
+    pub mqtt: Option<String>,
+    /// The city simulator: `None` = on with the built-in city, off otherwise.
+    pub simulate: Option<bool>,
+    pub sim_speed: f64,
+    pub sim_seed: u64,
 }
 
 impl Default for LiveOptions {
     fn default() -> Self {
-        LiveOptions { db: None, categories: None, sla_check_ms: 5000, stream_ring: 10_000, stream_queue: 1024, max_body: 1 << 20 }
+        LiveOptions { db: None, categories: None, sla_check_ms: 5000, stream_ring: 10_000, stream_queue: 1024, max_body: 1 << 20, mqtt: None, simulate: None, sim_speed: 60.0, sim_seed: 1 }
     }
 }
 
@@ -42,6 +49,7 @@ pub struct Live {
     pub cats: events::Categories,
     pub app: AppState,
     pub opts: LiveOptions,
+    pub sensors: Arc<sensors::Sensors>,
 }
 
 pub type LiveState = Arc<Live>;
@@ -66,12 +74,19 @@ pub async fn start(app: AppState, model: &std::path::Path, opts: LiveOptions) ->
     let db = tokio::task::spawn_blocking(move || Db::open(&u, dbopts)).await?.with_context(|| format!("live store {}", url.display()))?;
     db.migrate("events", events::MIGRATIONS).await.context("live store: events schema")?;
     db.migrate("units", units::MIGRATIONS).await.context("live store: units schema")?;
-    let live = Arc::new(Live { db, cats, app, opts });
+    let sensors = sensors::start(&db).await?;
+    let live = Arc::new(Live { db, cats, app, opts, sensors });
     let seeded = units::seed_from_model(&live).await.context("seeding units")?;
     if seeded > 0 {
         tracing::info!(units = seeded, "units seeded from the model's stations");
     }
     events::spawn_escalation(live.clone());
+    if let Some(url) = &live.opts.mqtt {
+        sensors::mqtt::spawn(live.clone(), url).map_err(anyhow::Error::msg)?;
+    }
+    if live.opts.simulate.unwrap_or_else(|| live.app.current.load().loaded.model.info.generated) {
+        sensors::simulate::spawn(live.clone(), sensors::simulate::SimOptions { speed: live.opts.sim_speed, seed: live.opts.sim_seed });
+    }
     Ok(live)
 }
 
@@ -136,6 +151,7 @@ pub fn router(live: LiveState) -> axum::Router {
         .merge(write_routes())
         .route("/metrics", axum::routing::get(metrics_route))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .merge(sensors_router(max_body))
         .with_state(live)
 }
 
@@ -169,9 +185,23 @@ async fn metrics_route(axum::extract::State(live): axum::extract::State<LiveStat
     };
     (
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        metrics::METRICS.render(live.db.head(), live.db.ring_first(), backend),
+        metrics::METRICS.render(live.db.head(), live.db.ring_first(), backend) + &live.sensors.metrics_text(),
     )
         .into_response()
+}
+
+/// The sensors routes (SensorThings API and ingest); ingest bodies may be 8× `--max-body`.
+fn sensors_router(max_body: usize) -> axum::Router<LiveState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/api/sta/v1.1", get(sensors::sta::root_route))
+        .route("/api/sta/v1.1/", get(sensors::sta::root_route))
+        .route("/api/sta/v1.1/{*path}", get(sensors::sta::get_route).post(sensors::sta::post_route))
+        .route("/api/sensors/latest", get(sensors::latest_route))
+        .route("/api/sensors/types", get(sensors::types_route))
+        .route("/api/sensors/observations", post(sensors::post_simple_route))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body.saturating_mul(8)))
+        .layer(axum::middleware::from_fn_with_state(max_body.saturating_mul(8), sensors::refuse_declared_oversize))
 }
 
 pub fn now_ms() -> i64 {

@@ -1,0 +1,527 @@
+//! SensorThings API 1.1 REST subset under `/api/sta/v1.1/`: the six entity sets (create, list,
+//! get), navigation (`Things(1)/Datastreams`, `Datastreams(1)/Observations`, `Observations(1)/Datastream`,
+//! …), `@iot.id`, `@iot.selfLink`, `@iot.navigationLink`, `@iot.count`, `@iot.nextLink`, the query
+//! options `$top`, `$skip`, `$count`, `$orderby` and (Observations) `$filter`, and the
+//! `CreateObservations` dataArray extension.
+
+use super::{filter, ingest, obs_from_json, time_field, ObsIn};
+use crate::live::db::{Row, Tx, Val};
+use crate::live::{LiveError, LiveState};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use twin_protocol::sensors::sensor_type;
+
+const BASE: &str = "/api/sta/v1.1";
+const SETS: [&str; 6] = ["Things", "Locations", "Sensors", "ObservedProperties", "Datastreams", "Observations"];
+
+fn base_url(h: &HeaderMap) -> String {
+    let host = h.get("host").and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    format!("http://{host}{BASE}")
+}
+
+fn table(set: &str) -> &'static str {
+    match set {
+        "Things" => "sta_things",
+        "Locations" => "sta_locations",
+        "Sensors" => "sta_sensors",
+        "ObservedProperties" => "sta_observed_properties",
+        "Datastreams" => "sta_datastreams",
+        _ => "sta_observations",
+    }
+}
+
+fn cols(set: &str) -> &'static str {
+    match set {
+        "Things" => "id, name, description, properties",
+        "Locations" => "id, name, description, encoding_type, location, thing_id",
+        "Sensors" => "id, name, description, encoding_type, metadata",
+        "ObservedProperties" => "id, name, definition, description",
+        "Datastreams" => "id, name, description, observation_type, unit, sensor_type, properties, thing_id, sensor_id, observed_property_id",
+        _ => "id, datastream_id, phenomenon_ms, result_time_ms, result, result_str",
+    }
+}
+
+fn navs(set: &str) -> &'static [&'static str] {
+    match set {
+        "Things" => &["Locations", "Datastreams"],
+        "Locations" => &["Things"],
+        "Sensors" | "ObservedProperties" => &["Datastreams"],
+        "Datastreams" => &["Thing", "Sensor", "ObservedProperty", "Observations"],
+        _ => &["Datastream"],
+    }
+}
+
+fn json_text(s: Option<&str>) -> Value {
+    s.and_then(|s| serde_json::from_str(s).ok()).unwrap_or(Value::Null)
+}
+
+fn entity(set: &str, r: &Row, base: &str) -> Value {
+    let id = r.i64(0);
+    let mut m = Map::new();
+    m.insert("@iot.id".into(), json!(id));
+    m.insert("@iot.selfLink".into(), json!(format!("{base}/{set}({id})")));
+    match set {
+        "Things" => {
+            m.insert("name".into(), json!(r.str(1)));
+            m.insert("description".into(), json!(r.str(2)));
+            m.insert("properties".into(), json_text(r.opt_str(3)));
+        }
+        "Locations" => {
+            m.insert("name".into(), json!(r.str(1)));
+            m.insert("description".into(), json!(r.str(2)));
+            m.insert("encodingType".into(), json!(r.str(3)));
+            m.insert("location".into(), json_text(Some(r.str(4))));
+        }
+        "Sensors" => {
+            m.insert("name".into(), json!(r.str(1)));
+            m.insert("description".into(), json!(r.str(2)));
+            m.insert("encodingType".into(), json!(r.str(3)));
+            m.insert("metadata".into(), json!(r.str(4)));
+        }
+        "ObservedProperties" => {
+            m.insert("name".into(), json!(r.str(1)));
+            m.insert("definition".into(), json!(r.str(2)));
+            m.insert("description".into(), json!(r.str(3)));
+        }
+        "Datastreams" => {
+            m.insert("name".into(), json!(r.str(1)));
+            m.insert("description".into(), json!(r.str(2)));
+            m.insert("observationType".into(), json!(r.str(3)));
+            m.insert("unitOfMeasurement".into(), json_text(Some(r.str(4))));
+            let mut p = json_text(r.opt_str(6));
+            if !p.is_object() {
+                p = json!({});
+            }
+            p["sensorType"] = json!(r.str(5));
+            m.insert("properties".into(), p);
+        }
+        _ => {
+            m.insert("phenomenonTime".into(), json!(twin_protocol::ts_from_ms(r.i64(2))));
+            m.insert("resultTime".into(), r.opt_i64(3).map(|t| json!(twin_protocol::ts_from_ms(t))).unwrap_or(Value::Null));
+            m.insert("result".into(), r.opt_f64(4).map(|v| json!(v)).unwrap_or_else(|| json!(r.opt_str(5))));
+        }
+    }
+    for n in navs(set) {
+        m.insert(format!("{n}@iot.navigationLink"), json!(format!("{base}/{set}({id})/{n}")));
+    }
+    Value::Object(m)
+}
+
+/// `Name` or `Name(id)`.
+fn segment(s: &str) -> Result<(&str, Option<i64>), LiveError> {
+    match s.find('(') {
+        None => Ok((s, None)),
+        Some(i) if s.ends_with(')') => {
+            let id = s[i + 1..s.len() - 1].parse::<i64>().map_err(|_| LiveError::bad("bad_path", format!("path segment '{s}': the id must be an integer")))?;
+            Ok((&s[..i], Some(id)))
+        }
+        _ => Err(LiveError::bad("bad_path", format!("path segment '{s}': expected Name or Name(id)"))),
+    }
+}
+
+struct Opts {
+    top: i64,
+    skip: i64,
+    count: bool,
+    orderby: String,
+    filter: Option<filter::Expr>,
+}
+
+fn parse_opts(q: &HashMap<String, String>, set: &str) -> Result<Opts, LiveError> {
+    for k in q.keys() {
+        if k.starts_with('$') && !matches!(k.as_str(), "$top" | "$skip" | "$count" | "$orderby" | "$filter") {
+            return Err(LiveError::bad("bad_query", format!("query option '{k}' is not supported (supported: $top, $skip, $count, $orderby, $filter)")));
+        }
+    }
+    let num = |k: &str, d: i64, max: i64| -> Result<i64, LiveError> {
+        match q.get(k) {
+            None => Ok(d),
+            Some(v) => v.parse::<i64>().ok().filter(|n| (0..=max).contains(n)).ok_or_else(|| LiveError::bad("bad_query", format!("{k}={v}: expected an integer in 0..={max}"))),
+        }
+    };
+    let top = num("$top", 100, 10_000)?;
+    let skip = num("$skip", 0, i64::MAX / 2)?;
+    let count = match q.get("$count").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => return Err(LiveError::bad("bad_query", format!("$count={v}: expected true or false"))),
+    };
+    let mut order = Vec::new();
+    if let Some(ob) = q.get("$orderby") {
+        for part in ob.split(',') {
+            let mut w = part.split_whitespace();
+            let prop = w.next().ok_or_else(|| LiveError::bad("bad_query", format!("$orderby '{ob}': empty item")))?;
+            let col = match (set, prop) {
+                (_, "id" | "@iot.id") => "id",
+                ("Observations", "phenomenonTime") => "phenomenon_ms",
+                ("Observations", "resultTime") => "result_time_ms",
+                ("Observations", "result") => "result",
+                (s, "name") if s != "Observations" => "name",
+                _ => return Err(LiveError::bad("bad_query", format!("$orderby: cannot order {set} by '{prop}'"))),
+            };
+            let dir = match w.next() {
+                None | Some("asc") => "ASC",
+                Some("desc") => "DESC",
+                Some(d) => return Err(LiveError::bad("bad_query", format!("$orderby: '{d}' after '{prop}' is neither asc nor desc"))),
+            };
+            if w.next().is_some() {
+                return Err(LiveError::bad("bad_query", format!("$orderby item '{part}': expected 'property [asc|desc]'")));
+            }
+            order.push(format!("{col} {dir}"));
+        }
+    }
+    order.push("id ASC".into());
+    let filter = match q.get("$filter") {
+        None => None,
+        Some(_) if set != "Observations" => return Err(LiveError::bad("bad_query", format!("$filter is supported on Observations only, not on {set}"))),
+        Some(f) => Some(filter::parse(f).map_err(|e| LiveError::bad("bad_filter", format!("$filter '{f}': {e}")))?),
+    };
+    Ok(Opts { top, skip, count, orderby: order.join(", "), filter })
+}
+
+fn query_string(q: &HashMap<String, String>, skip: i64) -> String {
+    let mut parts: Vec<(String, String)> = q.iter().filter(|(k, _)| k.as_str() != "$skip").map(|(k, v)| (k.clone(), v.clone())).collect();
+    parts.push(("$skip".into(), skip.to_string()));
+    parts.sort();
+    parts.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
+fn enc(s: &str) -> String {
+    let mut o = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~$:".contains(&b) {
+            o.push(b as char);
+        } else {
+            o.push_str(&format!("%{b:02X}"));
+        }
+    }
+    o
+}
+
+/// `GET /api/sta/v1.1`: the entity sets.
+pub async fn root_route(headers: HeaderMap) -> Json<Value> {
+    let base = base_url(&headers);
+    Json(json!({"value": SETS.iter().map(|s| json!({"name": s, "url": format!("{base}/{s}")})).collect::<Vec<_>>(),
+                "serverSettings": {"conformance": ["http://www.opengis.net/spec/iot_sensing/1.1/req/datamodel", "http://www.opengis.net/spec/iot_sensing/1.1/req/resource-path/resource-path-to-entities", "http://www.opengis.net/spec/iot_sensing/1.1/req/request-data", "http://www.opengis.net/spec/iot_sensing/1.1/req/create-update-delete/create-entity", "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array"]}}))
+}
+
+/// GET on any resource path.
+pub async fn get_route(State(live): State<LiveState>, Path(path): Path<String>, Query(q): Query<HashMap<String, String>>, headers: HeaderMap) -> Result<Json<Value>, LiveError> {
+    let base = base_url(&headers);
+    let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let (set0, id0) = segment(segs[0])?;
+    let Some(set0) = SETS.iter().copied().find(|s| *s == set0) else {
+        return Err(LiveError::not_found(format!("{BASE}/{path}: unknown entity set '{set0}' (one of {})", SETS.join(", "))));
+    };
+    match (segs.len(), id0) {
+        (1, None) => list(&live, set0, None, &q, &base, &path).await,
+        (1, Some(id)) => one(&live, set0, "id = $1", id, &base).await,
+        (2, Some(id)) => {
+            let nav = segs[1];
+            if !navs(set0).contains(&nav) {
+                return Err(LiveError::not_found(format!("{BASE}/{path}: {set0} has no navigation property '{nav}' (has {})", navs(set0).join(", "))));
+            }
+            // The parent must exist.
+            let _parent = one(&live, set0, "id = $1", id, &base).await?;
+            match (set0, nav) {
+                ("Things", "Locations") => list(&live, "Locations", Some(("thing_id", id)), &q, &base, &path).await,
+                ("Things", "Datastreams") => list(&live, "Datastreams", Some(("thing_id", id)), &q, &base, &path).await,
+                ("Sensors", "Datastreams") => list(&live, "Datastreams", Some(("sensor_id", id)), &q, &base, &path).await,
+                ("ObservedProperties", "Datastreams") => list(&live, "Datastreams", Some(("observed_property_id", id)), &q, &base, &path).await,
+                ("Datastreams", "Observations") => list(&live, "Observations", Some(("datastream_id", id)), &q, &base, &path).await,
+                ("Datastreams", "Thing") => one(&live, "Things", "id = (SELECT thing_id FROM sta_datastreams WHERE id = $1)", id, &base).await,
+                ("Datastreams", "Sensor") => one(&live, "Sensors", "id = (SELECT sensor_id FROM sta_datastreams WHERE id = $1)", id, &base).await,
+                ("Datastreams", "ObservedProperty") => one(&live, "ObservedProperties", "id = (SELECT observed_property_id FROM sta_datastreams WHERE id = $1)", id, &base).await,
+                ("Observations", "Datastream") => one(&live, "Datastreams", "id = (SELECT datastream_id FROM sta_observations WHERE id = $1)", id, &base).await,
+                ("Locations", "Things") => list(&live, "Things", Some(("id", live.db.read(move |c| Ok(c.query_one("SELECT thing_id FROM sta_locations WHERE id = $1", &[id.into()])?.and_then(|r| r.opt_i64(0)).unwrap_or(-1))).await?)), &q, &base, &path).await,
+                _ => unreachable!(),
+            }
+        }
+        _ => Err(LiveError::not_found(format!("{BASE}/{path}: unsupported resource path"))),
+    }
+}
+
+async fn one(live: &LiveState, set: &'static str, cond: &'static str, id: i64, base: &str) -> Result<Json<Value>, LiveError> {
+    let sql = format!("SELECT {} FROM {} WHERE {cond}", cols(set), table(set));
+    let r = live.db.read(move |c| c.query_one(&sql, &[id.into()])).await?;
+    match r {
+        Some(r) => Ok(Json(entity(set, &r, base))),
+        None => Err(LiveError::not_found(format!("no {set} for id {id}"))),
+    }
+}
+
+async fn list(live: &LiveState, set: &'static str, parent: Option<(&'static str, i64)>, q: &HashMap<String, String>, base: &str, path: &str) -> Result<Json<Value>, LiveError> {
+    let o = parse_opts(q, set)?;
+    let mut params: Vec<Val> = Vec::new();
+    let mut conds: Vec<String> = Vec::new();
+    if let Some((col, id)) = parent {
+        params.push(id.into());
+        conds.push(format!("{col} = $1"));
+    }
+    if let Some(f) = &o.filter {
+        conds.push(filter::to_sql(f, &mut params));
+    }
+    let wh = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    let count_sql = format!("SELECT COUNT(*) FROM {}{wh}", table(set));
+    let n = params.len();
+    let sql = format!("SELECT {} FROM {}{wh} ORDER BY {} LIMIT ${} OFFSET ${}", cols(set), table(set), o.orderby, n + 1, n + 2);
+    let mut p2 = params.clone();
+    p2.push((o.top + 1).into());
+    p2.push(o.skip.into());
+    let want_count = o.count;
+    let (rows, count) = live
+        .db
+        .read_snapshot(move |c| {
+            let rows = c.query(&sql, &p2)?;
+            let count = if want_count { Some(c.query_one(&count_sql, &params)?.map(|r| r.i64(0)).unwrap_or(0)) } else { None };
+            Ok((rows, count))
+        })
+        .await?;
+    // `$top=0` (a count-only request) has no next page.
+    let more = o.top > 0 && rows.len() as i64 > o.top;
+    let value: Vec<Value> = rows.iter().take(o.top as usize).map(|r| entity(set, r, base)).collect();
+    let mut m = Map::new();
+    if let Some(c) = count {
+        m.insert("@iot.count".into(), json!(c));
+    }
+    if more {
+        m.insert("@iot.nextLink".into(), json!(format!("{base}/{}?{}", path.trim_end_matches('/'), query_string(q, o.skip + o.top))));
+    }
+    m.insert("value".into(), Value::Array(value));
+    Ok(Json(Value::Object(m)))
+}
+
+fn s_field<'a>(o: &'a Map<String, Value>, k: &str, at: &str) -> Result<&'a str, LiveError> {
+    o.get(k).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: '{k}' (a non-empty string) is required")))
+}
+
+fn obj<'a>(v: &'a Value, at: &str) -> Result<&'a Map<String, Value>, LiveError> {
+    v.as_object().ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: expected a JSON object")))
+}
+
+/// Creates (or references with `@iot.id`) an entity inside a write transaction.
+pub(crate) fn create_entity(tx: &mut Tx, set: &str, v: &Value, at: &str, thing_ctx: Option<i64>) -> Result<i64, LiveError> {
+    let o = obj(v, at)?;
+    if let Some(id) = o.get("@iot.id") {
+        let id = id.as_i64().ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: '@iot.id' must be an integer")))?;
+        let sql = format!("SELECT id FROM {} WHERE id = $1", table(set));
+        if tx.query_one(&sql, &[id.into()])?.is_none() {
+            return Err(LiveError::bad("unknown_id", format!("{at}: no {set}({id})")));
+        }
+        return Ok(id);
+    }
+    let desc = o.get("description").and_then(Value::as_str).unwrap_or("").to_string();
+    match set {
+        "Things" => {
+            let name = s_field(o, "name", at)?.to_string();
+            let id = tx.next_id("sta_things")?;
+            let props = o.get("properties").map(|p| p.to_string());
+            tx.exec("INSERT INTO sta_things (id, name, description, properties) VALUES ($1, $2, $3, $4)", &[id.into(), name.into(), desc.into(), props.into()])?;
+            if let Some(ls) = o.get("Locations") {
+                let ls = ls.as_array().ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'Locations' must be an array")))?;
+                for (i, l) in ls.iter().enumerate() {
+                    create_entity(tx, "Locations", l, &format!("{at}.Locations[{i}]"), Some(id))?;
+                }
+            }
+            if let Some(ds) = o.get("Datastreams") {
+                let ds = ds.as_array().ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'Datastreams' must be an array")))?;
+                for (i, d) in ds.iter().enumerate() {
+                    create_entity(tx, "Datastreams", d, &format!("{at}.Datastreams[{i}]"), Some(id))?;
+                }
+            }
+            Ok(id)
+        }
+        "Locations" => {
+            let name = s_field(o, "name", at)?.to_string();
+            let enc = s_field(o, "encodingType", at)?.to_string();
+            let loc = o.get("location").ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'location' (GeoJSON) is required")))?;
+            let c = loc.get("coordinates").and_then(Value::as_array);
+            let (lon, lat) = match (loc.get("type").and_then(Value::as_str), c) {
+                (Some("Point"), Some(c)) if c.len() >= 2 => (c[0].as_f64(), c[1].as_f64()),
+                _ => (None, None),
+            };
+            let (lon, lat) = match (lon, lat) {
+                (Some(x), Some(y)) if (-180.0..=180.0).contains(&x) && (-90.0..=90.0).contains(&y) => (x, y),
+                _ => return Err(LiveError::bad("invalid_field", format!("{at}: 'location' must be a GeoJSON Point with WGS-84 [lon, lat]"))),
+            };
+            let thing = match o.get("Things").and_then(Value::as_array).and_then(|a| a.first()) {
+                Some(t) => Some(create_entity(tx, "Things", t, &format!("{at}.Things[0]"), None)?),
+                None => thing_ctx,
+            };
+            let id = tx.next_id("sta_locations")?;
+            tx.exec(
+                "INSERT INTO sta_locations (id, thing_id, name, description, encoding_type, location, lon, lat) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[id.into(), thing.into(), name.into(), desc.into(), enc.into(), loc.to_string().into(), lon.into(), lat.into()],
+            )?;
+            if let Some(t) = thing {
+                tx.exec("UPDATE sta_datastreams SET lon = $2, lat = $3 WHERE thing_id = $1", &[t.into(), lon.into(), lat.into()])?;
+            }
+            Ok(id)
+        }
+        "Sensors" => {
+            let name = s_field(o, "name", at)?.to_string();
+            let enc = s_field(o, "encodingType", at)?.to_string();
+            let meta = match o.get("metadata") {
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => return Err(LiveError::bad("invalid_field", format!("{at}: 'metadata' is required"))),
+            };
+            let id = tx.next_id("sta_sensors")?;
+            tx.exec("INSERT INTO sta_sensors (id, name, description, encoding_type, metadata) VALUES ($1, $2, $3, $4, $5)", &[id.into(), name.into(), desc.into(), enc.into(), meta.into()])?;
+            Ok(id)
+        }
+        "ObservedProperties" => {
+            let name = s_field(o, "name", at)?.to_string();
+            let def = s_field(o, "definition", at)?.to_string();
+            let id = tx.next_id("sta_observed_properties")?;
+            tx.exec("INSERT INTO sta_observed_properties (id, name, definition, description) VALUES ($1, $2, $3, $4)", &[id.into(), name.into(), def.into(), desc.into()])?;
+            Ok(id)
+        }
+        "Datastreams" => {
+            let name = s_field(o, "name", at)?.to_string();
+            let props = o.get("properties").cloned().unwrap_or(json!({}));
+            let key = props.get("sensorType").and_then(Value::as_str).ok_or_else(|| {
+                LiveError::bad("invalid_field", format!("{at}: 'properties.sensorType' is required (one of {})", twin_protocol::sensors::SENSOR_TYPES.iter().map(|t| t.key).collect::<Vec<_>>().join(", ")))
+            })?;
+            let ty = sensor_type(key).ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: unknown properties.sensorType '{key}'")))?;
+            if let Some(th) = props.get("thresholds") {
+                let t: twin_protocol::sensors::Thresholds =
+                    serde_json::from_value(th.clone()).map_err(|e| LiveError::bad("invalid_field", format!("{at}: properties.thresholds: {e}")))?;
+                super::thresholds::validate(&t, matches!(ty.result, twin_protocol::sensors::ResultKind::Number { .. }))
+                    .map_err(|e| LiveError::bad("invalid_field", format!("{at}: properties.{e}")))?;
+            }
+            let unit = match o.get("unitOfMeasurement") {
+                None => json!({"name": ty.unit_name, "symbol": ty.unit_symbol, "definition": format!("http://unitsofmeasure.org/ucum.html#{}", ty.unit_ucum)}),
+                Some(u) => {
+                    let sym = u.get("symbol").and_then(Value::as_str);
+                    if sym != Some(ty.unit_symbol) && sym != Some(ty.unit_ucum) {
+                        return Err(LiveError::bad("invalid_field", format!("{at}: unitOfMeasurement.symbol {:?} does not match {} ('{}' / UCUM '{}')", sym, ty.key, ty.unit_symbol, ty.unit_ucum)));
+                    }
+                    u.clone()
+                }
+            };
+            let obs_type = o.get("observationType").and_then(Value::as_str).unwrap_or(ty.observation_type).to_string();
+            let need = |k: &str| o.get(k).ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: '{k}' is required")));
+            let thing = match o.get("Thing") {
+                Some(t) => create_entity(tx, "Things", t, &format!("{at}.Thing"), None)?,
+                None => thing_ctx.ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'Thing' is required")))?,
+            };
+            let sensor = create_entity(tx, "Sensors", need("Sensor")?, &format!("{at}.Sensor"), None)?;
+            let op = create_entity(tx, "ObservedProperties", need("ObservedProperty")?, &format!("{at}.ObservedProperty"), None)?;
+            let pos = tx.query_one("SELECT lon, lat FROM sta_locations WHERE thing_id = $1 ORDER BY id DESC LIMIT 1", &[thing.into()])?;
+            let (lon, lat) = pos.map(|r| (r.opt_f64(0), r.opt_f64(1))).unwrap_or((None, None));
+            let id = tx.next_id("sta_datastreams")?;
+            tx.exec(
+                "INSERT INTO sta_datastreams (id, thing_id, sensor_id, observed_property_id, name, description, observation_type, unit, sensor_type, properties, lon, lat) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                &[id.into(), thing.into(), sensor.into(), op.into(), name.into(), desc.into(), obs_type.into(), unit.to_string().into(), ty.key.into(), props.to_string().into(), lon.into(), lat.into()],
+            )?;
+            Ok(id)
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// POST on an entity set, `Datastreams(id)/Observations`, or `CreateObservations`.
+pub async fn post_route(State(live): State<LiveState>, Path(path): Path<String>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, LiveError> {
+    let base = base_url(&headers);
+    let at = format!("POST {BASE}/{path}");
+    let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    if segs == ["CreateObservations"] {
+        return create_observations(&live, body, &base, &at).await;
+    }
+    let v: Value = crate::live::parse_body(body, &at)?;
+    let (set, ds) = match segs.as_slice() {
+        [s] => (segment(s)?, None),
+        [p, "Observations"] => match segment(p)? {
+            ("Datastreams", Some(id)) => (("Observations", None), Some(id)),
+            _ => return Err(LiveError::not_found(format!("{at}: unsupported resource path"))),
+        },
+        _ => return Err(LiveError::not_found(format!("{at}: unsupported resource path"))),
+    };
+    let set = match set {
+        (s, None) if SETS.contains(&s) => s,
+        _ => return Err(LiveError::not_found(format!("{at}: POST goes to an entity set ({})", SETS.join(", ")))),
+    };
+    if set == "Observations" {
+        let ds = match ds {
+            Some(d) => d,
+            None => v.get("Datastream").and_then(|d| d.get("@iot.id")).and_then(Value::as_i64).ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'Datastream' {{\"@iot.id\": …}} is required")))?,
+        };
+        let o = obs_from_json(ds, &v).map_err(|m| LiveError::bad("invalid_observation", format!("{at}: {m}")))?;
+        let rep = ingest(&live, vec![o], "http").await?;
+        if let Some(e) = rep.errors.first() {
+            let status = if e.reason == "unknown_datastream" { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST };
+            // Already counted by `ingest`: answer without counting again.
+            return Ok((status, Json(json!({"error": format!("{at}: {}", e.message), "reason": e.reason}))).into_response());
+        }
+        let id = rep.ids[0].expect("accepted");
+        return created(&base, "Observations", id, &live, &rep.events).await;
+    }
+    let set_s: &'static str = SETS.iter().find(|s| **s == set).unwrap();
+    let at2 = at.clone();
+    let v2 = v.clone();
+    let id = live.db.write(move |tx: &mut Tx| create_entity(tx, set_s, &v2, &at2, None)).await?;
+    created(&base, set_s, id, &live, &[]).await
+}
+
+async fn created(base: &str, set: &'static str, id: i64, live: &LiveState, events: &[i64]) -> Result<Response, LiveError> {
+    let Json(mut e) = one(live, set, "id = $1", id, base).await?;
+    if !events.is_empty() {
+        e["events"] = json!(events);
+    }
+    let loc = format!("{base}/{set}({id})");
+    Ok((StatusCode::CREATED, [(axum::http::header::LOCATION, loc)], Json(e)).into_response())
+}
+
+/// `CreateObservations` (STA 1.1 dataArray extension): answers an array with the selfLink of each
+/// created observation or `"error"`, in request order; `X-Accepted-Count` / `X-Rejected-Count`
+/// headers give the totals (per-item reasons: `POST /api/sensors/observations`).
+async fn create_observations(live: &LiveState, body: Result<Bytes, BytesRejection>, base: &str, at: &str) -> Result<Response, LiveError> {
+    let v: Vec<Value> = crate::live::parse_body(body, at)?;
+    let mut obs: Vec<ObsIn> = Vec::new();
+    // Per item: Some(index into obs) or None (malformed).
+    let mut slots: Vec<Option<usize>> = Vec::new();
+    for (i, g) in v.iter().enumerate() {
+        let at = format!("{at}: item {i}");
+        let o = obj(g, &at)?;
+        let ds = o.get("Datastream").and_then(|d| d.get("@iot.id")).and_then(Value::as_i64).ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'Datastream' {{\"@iot.id\": …}} is required")))?;
+        let comps: Vec<&str> = o
+            .get("components")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'components' (an array of names) is required")))?;
+        let ri = comps.iter().position(|c| *c == "result").ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'components' must contain 'result'")))?;
+        let pi = comps.iter().position(|c| *c == "phenomenonTime");
+        let ti = comps.iter().position(|c| *c == "resultTime");
+        let rows = o.get("dataArray").and_then(Value::as_array).ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'dataArray' (an array) is required")))?;
+        for row in rows {
+            let parsed = row.as_array().filter(|r| r.len() == comps.len()).and_then(|r| {
+                Some(ObsIn { datastream: ds, result: r[ri].clone(), phenomenon_ms: time_field(pi.map(|p| &r[p]), "phenomenonTime").ok()?, result_time_ms: time_field(ti.map(|p| &r[p]), "resultTime").ok()? })
+            });
+            match parsed {
+                Some(o) => {
+                    slots.push(Some(obs.len()));
+                    obs.push(o);
+                }
+                None => {
+                    live.sensors.reject("http", "invalid_observation");
+                    slots.push(None);
+                }
+            }
+        }
+    }
+    let rep = ingest(live, obs, "http").await?;
+    let out: Vec<Value> = slots.iter().map(|s| match s.and_then(|i| rep.ids[i]) {
+        Some(id) => json!(format!("{base}/Observations({id})")),
+        None => json!("error"),
+    }).collect();
+    let rejected = out.iter().filter(|v| *v == "error").count();
+    let accepted = out.len() - rejected;
+    Ok((StatusCode::CREATED, [("x-accepted-count", accepted.to_string()), ("x-rejected-count", rejected.to_string())], Json(Value::Array(out))).into_response())
+}
