@@ -181,6 +181,9 @@ pub struct DerivedDef {
     #[serde(skip)]
     pub ast: crate::expr::Expr,
     pub inputs: Vec<String>,
+    /// Line of `expr` in its file (for errors found across the set).
+    #[serde(skip)]
+    pub line: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -500,7 +500,7 @@ fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, err
                 match expr::parse(&e) {
                     Ok(ast) => {
                         let inputs = ast.refs();
-                        Some(Kind::Derived(DerivedDef { expr: e, ast, inputs }))
+                        Some(Kind::Derived(DerivedDef { expr: e, ast, inputs, line: l }))
                     }
                     Err((col, m)) => {
                         t.err(l, "expr", format!("column {col}: {m}"));
@@ -516,8 +516,9 @@ fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, err
             }
             Some((f, l)) => {
                 let unit_s = unit.as_ref().map(|u| u.0.clone()).unwrap_or_default();
+                let ul = unit.as_ref().map(|u| u.1).unwrap_or(line);
                 let wl = window_raw.as_ref().map(|w| w.1).unwrap_or(line);
-                parse_metric(file, &prefix, l, f, &unit_s, window, wl, t.errs).map(Kind::Metric)
+                parse_metric(file, &prefix, l, f, (&unit_s, ul), window, wl, t.errs).map(Kind::Metric)
             }
         },
         Some(k) => {
@@ -574,12 +575,13 @@ fn parse_metric(
     prefix: &str,
     line: usize,
     fields: Vec<(String, usize, N)>,
-    unit: &str,
+    (unit, unit_line): (&str, usize),
     window: Window,
     window_line: usize,
     errs: &mut Vec<DefError>,
 ) -> Option<MetricDef> {
     let n0 = errs.len();
+    let mut unit_errs: Vec<String> = vec![];
     let mut t = tab(file, format!("{prefix}metric."), line, fields, errs);
     let input = match t.str_req("input") {
         Some((s, l)) => match s.as_str() {
@@ -760,7 +762,7 @@ fn parse_metric(
                     if let Some(fu) = fu {
                         if let (Ok(a), Ok(b)) = (parse_unit(fu), parse_unit(unit)) {
                             if a != b && fu != unit {
-                                t.err(l, "unit", format!("unit mismatch: the {agg:?} of `{f}` is in `{fu}`, the indicator declares `{unit}`"));
+                                unit_errs.push(format!("unit mismatch: the {agg:?} of `{f}` is in `{fu}`, the indicator declares `{unit}`"));
                             }
                         }
                     }
@@ -775,19 +777,19 @@ fn parse_metric(
                         t.err(l, "numerator", "ratio needs [metric.numerator] and [metric.denominator] filters");
                     }
                     if !(unit == "%" || u.is_one()) {
-                        t.err(l, "unit", format!("unit mismatch: a ratio is `%` or `1`, not `{unit}`"));
+                        unit_errs.push(format!("unit mismatch: a ratio is `%` or `1`, not `{unit}`"));
                     }
                 }
                 Aggregate::Count | Aggregate::Distinct => {
                     let ok = u.0.len() == 1 && u.0.iter().all(|(k, e)| k.starts_with('{') && *e == 1) || u.is_one();
                     if !ok {
-                        t.err(l, "unit", format!("unit mismatch: a count is `1` or an annotation like `{{event}}`, not `{unit}`"));
+                        unit_errs.push(format!("unit mismatch: a count is `1` or an annotation like `{{event}}`, not `{unit}`"));
                     }
                 }
                 Aggregate::Rate { per_ms } => {
                     let per = if per_ms == 3_600_000 { "h" } else { "d" };
                     if u.0.get(per) != Some(&-1) {
-                        t.err(l, "unit", format!("unit mismatch: a rate per {} must be `…/{per}`, not `{unit}`", if per == "h" { "hour" } else { "day" }));
+                        unit_errs.push(format!("unit mismatch: a rate per {} must be `…/{per}`, not `{unit}`", if per == "h" { "hour" } else { "day" }));
                     }
                 }
                 _ => {}
@@ -808,6 +810,9 @@ fn parse_metric(
         }
     }
     t.finish(&["input", "aggregate", "field", "p", "per", "filter", "numerator", "denominator"]);
+    for m in unit_errs {
+        errs.push(DefError { file: file.into(), line: unit_line, field: format!("{prefix}unit"), message: m });
+    }
     if errs.len() > n0 {
         return None;
     }
@@ -848,11 +853,11 @@ pub fn validate_set(defs: &[Definition], errs: &mut Vec<DefError>) -> Vec<usize>
             match by_id.get(r.as_str()) {
                 None => {
                     ok = false;
-                    errs.push(DefError { file: d.file.clone(), line: d.line, field: format!("{}: expr", d.id), message: format!("unknown indicator `{r}`") });
+                    errs.push(DefError { file: d.file.clone(), line: dd.line, field: format!("{}: expr", d.id), message: format!("unknown indicator `{r}`") });
                 }
                 Some(&j) if !defs[j].is_active() => {
                     ok = false;
-                    errs.push(DefError { file: d.file.clone(), line: d.line, field: format!("{}: expr", d.id), message: format!("`{r}` is retired") });
+                    errs.push(DefError { file: d.file.clone(), line: dd.line, field: format!("{}: expr", d.id), message: format!("`{r}` is retired") });
                 }
                 _ => {}
             }
@@ -860,14 +865,14 @@ pub fn validate_set(defs: &[Definition], errs: &mut Vec<DefError>) -> Vec<usize>
         if ok {
             let unit_of = |r: &str| units.get(r).cloned();
             match dd.ast.unit(&unit_of) {
-                Err(m) => errs.push(DefError { file: d.file.clone(), line: d.line, field: format!("{}: expr", d.id), message: m }),
+                Err(m) => errs.push(DefError { file: d.file.clone(), line: dd.line, field: format!("{}: expr", d.id), message: m }),
                 Ok(u) => {
                     let u = u.unwrap_or_default();
                     if let Some((declared, _)) = units.get(d.id.as_str()) {
                         if !u.compatible_with(declared) {
                             errs.push(DefError {
                                 file: d.file.clone(),
-                                line: d.line,
+                                line: dd.line,
                                 field: format!("{}: unit", d.id),
                                 message: format!("unit mismatch: the expression gives `{u}`, the indicator declares `{}`", d.unit),
                             });
@@ -923,11 +928,12 @@ pub fn validate_set(defs: &[Definition], errs: &mut Vec<DefError>) -> Vec<usize>
             continue;
         }
         let d = &defs[c[0]];
+        let line = d.derived().map(|x| x.line).unwrap_or(d.line);
         let mut names: Vec<&str> = c.iter().map(|i| defs[*i].id.as_str()).collect();
         names.push(&defs[c[0]].id);
         errs.push(DefError {
             file: d.file.clone(),
-            line: d.line,
+            line,
             field: format!("{}: expr", d.id),
             message: format!("cycle among derived indicators: {}", names.join(" → ")),
         });
