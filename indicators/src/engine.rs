@@ -60,6 +60,17 @@ pub enum Input {
 }
 
 impl Input {
+    /// An event as it was when created (state `reported`, no escalation, `updated_at =
+    /// reported_at`): what a backfill feeds before the event's log entries.
+    pub fn event_as_created(e: &Event) -> Input {
+        let mut e = e.clone();
+        e.state = EventState::Reported;
+        e.updated_at = e.reported_at;
+        e.escalation = 0;
+        e.due_at = None;
+        Input::Event(e)
+    }
+
     /// The time the input is applied at (drives the engine clock).
     pub fn time(&self) -> Ms {
         match self {
