@@ -152,6 +152,22 @@ pub struct Filter {
     /// observations: value ≤ value_max (inclusive).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_max: Option<f64>,
+    /// `observed_property` as a bit set over [`OBSERVED_PROPERTIES`] (0 = no filter).
+    #[serde(skip)]
+    pub prop_mask: u32,
+    /// `sensor_type` as a bit set over [`SENSOR_TYPES`] (0 = no filter).
+    #[serde(skip)]
+    pub sensor_mask: u32,
+}
+
+/// The bit of an observed property in [`Filter::prop_mask`] (0 when not in the vocabulary).
+pub fn prop_bit(p: &str) -> u32 {
+    OBSERVED_PROPERTIES.iter().position(|x| x.0 == p).map(|i| 1 << i).unwrap_or(0)
+}
+
+/// The bit of a sensor type in [`Filter::sensor_mask`] (0 when not in the vocabulary).
+pub fn sensor_bit(p: &str) -> u32 {
+    SENSOR_TYPES.iter().position(|x| *x == p).map(|i| 1 << i).unwrap_or(0)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

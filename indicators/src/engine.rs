@@ -16,12 +16,17 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use twin_protocol::{Category, Event, EventSource, EventState, LonLat, Severity, Timestamp, Transition};
 
+/// Fixed-key hasher for datastream ids (stable within the process: backfill and live agree).
+static DS_HASH: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> = std::hash::BuildHasherDefault::new();
+
 /// Milliseconds since the Unix epoch.
 pub type Ms = i64;
 /// Asia/Shanghai is UTC+8 all year (no DST since 1991): calendar windows and grain boundaries
 /// are aligned on this offset.
 pub const SHANGHAI_OFFSET_MS: Ms = 8 * 3_600_000;
 const DAY: Ms = 86_400_000;
+/// The longest rolling window allowed (P92D; calendar months are shorter).
+const MAX_WINDOW_MS: Ms = 92 * DAY;
 const HOUR: Ms = 3_600_000;
 
 /// City-wide or one district (the model's district index).
@@ -233,7 +238,7 @@ impl Buckets {
 enum GroupState {
     Win(Buckets),
     Gauge { n: f64, due: BTreeMap<Ms, i64> },
-    Distinct { last: HashMap<String, i64>, by_bucket: BTreeSet<(i64, String)> },
+    Distinct { last: HashMap<u64, i64>, by_bucket: BTreeSet<(i64, u64)> },
 }
 
 #[derive(Debug, Clone)]
@@ -288,9 +293,10 @@ struct ItemView<'a> {
     state: Option<EventState>,
     from: Option<EventState>,
     kind: Option<&'a str>,
-    sensor_type: Option<&'a str>,
-    prop: Option<&'a str>,
-    datastream: Option<&'a str>,
+    sensor_bit: u32,
+    prop_bit: u32,
+    /// Hash of the datastream id (for `distinct`).
+    datastream: Option<u64>,
     district: Option<u32>,
     escalation: u32,
     since_reported_min: Option<f64>,
@@ -309,8 +315,8 @@ impl<'a> ItemView<'a> {
             state: Some(t.state),
             from: None,
             kind: None,
-            sensor_type: None,
-            prop: None,
+            sensor_bit: 0,
+            prop_bit: 0,
             datastream: None,
             district: t.district,
             escalation: t.escalation,
@@ -333,8 +339,8 @@ fn matches(f: &Filter, it: &ItemView) -> bool {
         && pass(&f.source, it.source)
         && pass(&f.severity, it.severity)
         && (f.kind.is_empty() || it.kind.is_some_and(|k| f.kind.iter().any(|x| x == k)))
-        && (f.sensor_type.is_empty() || it.sensor_type.is_some_and(|k| f.sensor_type.iter().any(|x| x == k)))
-        && (f.observed_property.is_empty() || it.prop.is_some_and(|k| f.observed_property.iter().any(|x| x == k)))
+        && (f.sensor_mask == 0 || f.sensor_mask & it.sensor_bit != 0)
+        && (f.prop_mask == 0 || f.prop_mask & it.prop_bit != 0)
         && pass(&f.district, it.district)
         && f.value_min.is_none_or(|m| it.value.is_some_and(|v| v >= m))
         && f.value_max.is_none_or(|m| it.value.is_some_and(|v| v <= m))
@@ -377,8 +383,8 @@ fn contrib(m: &MetricDef, it: &ItemView) -> Contrib {
     c
 }
 
-fn apply_cell(cell: &mut Cell, m: &MetricDef, c: &Contrib, sign: f64) {
-    match m.aggregate {
+fn apply_cell(cell: &mut Cell, agg: Aggregate, c: &Contrib, sign: f64) {
+    match agg {
         Aggregate::Ratio => {
             if c.num {
                 cell.num += sign;
@@ -396,7 +402,7 @@ fn apply_cell(cell: &mut Cell, m: &MetricDef, c: &Contrib, sign: f64) {
                 cell.min = cell.min.min(v);
                 cell.max = cell.max.max(v);
             }
-            if let Aggregate::Percentile { .. } = m.aggregate {
+            if let Aggregate::Percentile { .. } = agg {
                 cell.sk.get_or_insert_with(Default::default).add(v, sign as i64);
             }
         }
@@ -418,6 +424,10 @@ pub struct Engine {
     clock: Option<Ms>,
     next_boundary: Ms,
     inputs: u64,
+    /// Active metric slots by input kind (events, transitions, observations).
+    by_input: [Vec<usize>; 3],
+    /// When terminal events were last pruned.
+    last_prune: Ms,
 }
 
 impl Engine {
@@ -431,6 +441,8 @@ impl Engine {
             clock: None,
             next_boundary: Ms::MIN,
             inputs: 0,
+            by_input: Default::default(),
+            last_prune: Ms::MIN,
         };
         e.reindex();
         e
@@ -441,6 +453,11 @@ impl Engine {
         let defs: Vec<Definition> = self.slots.iter().map(|s| s.def.clone()).collect();
         let mut errs = vec![];
         self.order = validate_set(&defs, &mut errs);
+        for (k, kind) in [InputKind::Events, InputKind::Transitions, InputKind::Observations].into_iter().enumerate() {
+            self.by_input[k] = (0..self.slots.len())
+                .filter(|&i| self.slots[i].def.is_active() && self.slots[i].def.metric().is_some_and(|m| m.input == kind))
+                .collect();
+        }
     }
 
     /// All current definitions (retired included).
@@ -509,6 +526,18 @@ impl Engine {
         if self.clock.is_none_or(|c| t > c) {
             self.clock = Some(t);
         }
+        if self.last_prune == Ms::MIN {
+            self.last_prune = t;
+        } else if t - self.last_prune > DAY {
+            // Terminal events reported before the longest window can no longer move any value.
+            self.last_prune = t;
+            let keep_after = t - MAX_WINDOW_MS - DAY;
+            let before = self.events.len();
+            self.events.retain(|_, e| !e.state.is_terminal() || e.reported > keep_after);
+            if self.events.len() < before {
+                tracing::debug!(pruned = before - self.events.len(), kept = self.events.len(), "terminal events pruned");
+            }
+        }
         if t <= self.next_boundary {
             return;
         }
@@ -574,16 +603,17 @@ impl Engine {
         }
         let window = slot.def.window;
         let spatial = slot.def.spatial;
+        let agg = m.aggregate;
+        let overdue = m.filter.overdue == Some(true);
         let spec = win_spec(window);
         let horizon = spec.map(|s| self.evict_horizon(&s));
-        let m = m.clone();
         let slot = &mut self.slots[i];
         for a in areas_of(spatial, it.district) {
             match window {
                 Window::Current => {
                     let g = slot.groups.entry(a).or_insert_with(|| Group { st: GroupState::Gauge { n: 0.0, due: BTreeMap::new() }, version: 0, cache: None });
                     if let GroupState::Gauge { n, due } = &mut g.st {
-                        if m.filter.overdue == Some(true) {
+                        if overdue {
                             let d = it.due.unwrap_or(Ms::MAX);
                             let e = due.entry(d).or_insert(0);
                             *e += sign as i64;
@@ -602,27 +632,27 @@ impl Engine {
                     if idx <= horizon.unwrap_or(i64::MIN) {
                         continue; // already out of every window
                     }
-                    if let Aggregate::Distinct = m.aggregate {
+                    if let Aggregate::Distinct = agg {
                         let g = slot.groups.entry(a).or_insert_with(|| Group {
                             st: GroupState::Distinct { last: HashMap::new(), by_bucket: BTreeSet::new() },
                             version: 0,
                             cache: None,
                         });
                         if let GroupState::Distinct { last, by_bucket } = &mut g.st {
-                            let ds = it.datastream.unwrap_or("");
-                            match last.get(ds) {
+                            let ds = it.datastream.unwrap_or(0);
+                            match last.get(&ds) {
                                 Some(&old) if old >= idx => {}
                                 old => {
                                     if let Some(&old) = old {
-                                        by_bucket.remove(&(old, ds.to_string()));
+                                        by_bucket.remove(&(old, ds));
                                     }
-                                    last.insert(ds.to_string(), idx);
-                                    by_bucket.insert((idx, ds.to_string()));
+                                    last.insert(ds, idx);
+                                    by_bucket.insert((idx, ds));
                                     g.version += 1;
                                 }
                             }
                             let h = horizon.unwrap_or(i64::MIN);
-                            while let Some((b, s)) = by_bucket.first().cloned() {
+                            while let Some((b, s)) = by_bucket.first().copied() {
                                 if b > h {
                                     break;
                                 }
@@ -634,7 +664,7 @@ impl Engine {
                     }
                     let g = slot.groups.entry(a).or_insert_with(|| Group { st: GroupState::Win(Buckets::default()), version: 0, cache: None });
                     if let GroupState::Win(b) = &mut g.st {
-                        apply_cell(b.cell_mut(idx), &m, &c, sign);
+                        apply_cell(b.cell_mut(idx), agg, &c, sign);
                         b.evict_below(horizon.unwrap_or(i64::MIN) + 1);
                     }
                     g.version += 1;
@@ -644,9 +674,7 @@ impl Engine {
     }
 
     fn metric_slots(&self, kind: InputKind) -> Vec<usize> {
-        (0..self.slots.len())
-            .filter(|&i| self.slots[i].def.is_active() && self.slots[i].def.metric().is_some_and(|m| m.input == kind))
-            .collect()
+        self.by_input[kind as usize].clone()
     }
 
     fn on_event(&mut self, e: &Event) {
@@ -710,8 +738,8 @@ impl Engine {
             state: Some(tr.to),
             from: tr.from,
             kind: Some(tr.kind.as_str()),
-            sensor_type: None,
-            prop: None,
+            sensor_bit: 0,
+            prop_bit: 0,
             datastream: None,
             district: prev.and_then(|p| p.district),
             escalation: prev.map(|p| p.escalation).unwrap_or(0),
@@ -749,9 +777,14 @@ impl Engine {
             state: None,
             from: None,
             kind: None,
-            sensor_type: Some(&o.sensor_type),
-            prop: Some(&o.observed_property),
-            datastream: Some(&o.datastream),
+            sensor_bit: sensor_bit(&o.sensor_type),
+            prop_bit: prop_bit(&o.observed_property),
+            datastream: Some({
+                use std::hash::{BuildHasher, Hash, Hasher};
+                let mut h = DS_HASH.build_hasher();
+                o.datastream.hash(&mut h);
+                h.finish()
+            }),
             district: o.district,
             escalation: 0,
             since_reported_min: None,
@@ -759,11 +792,9 @@ impl Engine {
             value: Some(o.value),
             due: None,
         };
-        for i in 0..self.slots.len() {
-            let s = &self.slots[i];
-            if s.def.is_active() && s.def.metric().is_some_and(|m| m.input == InputKind::Observations) {
-                self.apply(i, &view, 1.0);
-            }
+        for k in 0..self.by_input[InputKind::Observations as usize].len() {
+            let i = self.by_input[InputKind::Observations as usize][k];
+            self.apply(i, &view, 1.0);
         }
     }
 
@@ -1065,6 +1096,7 @@ impl Engine {
         s.def.state = DefState::Retired;
         s.groups.clear();
         s.dcache.clear();
+        self.reindex();
         Ok(())
     }
 }
@@ -1081,7 +1113,7 @@ fn eval_group(st: &GroupState, m: &MetricDef, window: Window, spec: Option<WinSp
         GroupState::Distinct { by_bucket, .. } => {
             let spec = spec?;
             let (lo, hi) = range(window, spec, now);
-            Some(by_bucket.range((lo, String::new())..).take_while(|x| x.0 <= hi).count() as f64)
+            Some(by_bucket.range((lo, 0)..).take_while(|x| x.0 <= hi).count() as f64)
         }
         GroupState::Win(b) => {
             let spec = spec?;

@@ -703,6 +703,8 @@ fn parse_metric(
         out.overdue = s.bool_opt("overdue");
         out.value_min = s.num_opt("value_min").map(|x| x.0);
         out.value_max = s.num_opt("value_max").map(|x| x.0);
+        out.prop_mask = out.observed_property.iter().map(|p| prop_bit(p)).fold(0, |a, b| a | b);
+        out.sensor_mask = out.sensor_type.iter().map(|p| sensor_bit(p)).fold(0, |a, b| a | b);
         s.finish(&["category", "state", "from_state", "source", "severity", "kind", "sensor_type", "observed_property", "district", "overdue", "value_min", "value_max"]);
         Some(out)
     };
