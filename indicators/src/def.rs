@@ -202,8 +202,10 @@ pub struct DerivedDef {
     pub line: usize,
 }
 
+/// JSON: `{"static": {...}}`, `{"metric": {...}}` or `{"derived": {"expr": …, "inputs": […]}}`,
+/// flattened into the definition (as in the TOML).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     Static(StaticDef),
     Metric(MetricDef),

@@ -409,6 +409,14 @@ fn apply_cell(cell: &mut Cell, agg: Aggregate, c: &Contrib, sign: f64) {
     }
 }
 
+/// Whether a definition has values per district (a static table, or spatial = district).
+fn per_district(d: &Definition) -> bool {
+    match &d.kind {
+        Kind::Static(s) => !s.by_district.is_empty(),
+        _ => d.spatial == Spatial::District,
+    }
+}
+
 fn areas_of(spatial: Spatial, district: Option<u32>) -> impl Iterator<Item = Area> {
     std::iter::once(Area::City).chain(if spatial == Spatial::District { district.map(Area::District) } else { None })
 }
@@ -445,6 +453,15 @@ impl Engine {
             last_prune: Ms::MIN,
         };
         e.reindex();
+        for s in &e.slots {
+            if let Kind::Static(st) = &s.def.kind {
+                for (name, _) in &st.by_district {
+                    if !e.cfg.districts.iter().any(|d| d == name) {
+                        tracing::warn!(indicator = %s.def.id, district = %name, file = %s.def.file, line = s.def.line, "static by_district names a district the model does not have; ignored");
+                    }
+                }
+            }
+        }
         e
     }
 
@@ -883,7 +900,7 @@ impl Engine {
                 for r in &dd.inputs {
                     let j = self.by_id.get(r).copied();
                     inputs.push(j.and_then(|j| {
-                        let a = if self.slots[j].def.spatial == Spatial::City { Area::City } else { area };
+                        let a = if per_district(&self.slots[j].def) { area } else { Area::City };
                         let v = self.value_of(j, a, now);
                         // A static city figure serves every district without its own entry.
                         if v.is_none() && a != Area::City && matches!(self.slots[j].def.kind, Kind::Static(_)) {

@@ -83,3 +83,64 @@ fn derived_statics_evaluate() {
     let ids: BTreeSet<&str> = vals.iter().filter(|v| v.area == Area::City).map(|v| v.id.as_str()).collect();
     assert_eq!(ids.len(), e.definitions().count());
 }
+
+#[test]
+fn definitions_serialise_for_the_api() {
+    let l = lib();
+    let j = serde_json::to_value(l.get("aqi_1h").unwrap()).unwrap();
+    assert_eq!(j["id"], "aqi_1h");
+    assert_eq!(j["metric"]["input"], "observations");
+    assert_eq!(j["metric"]["aggregate"]["type"], "avg");
+    assert_eq!(j["metric"]["filter"]["observed_property"][0], "aqi");
+    assert_eq!(j["window"]["type"], "rolling");
+    assert_eq!(j["window"]["ms"], 3_600_000);
+    assert_eq!(j["bands"][1]["label_zh"], "良");
+    assert_eq!(j["target"]["direction"], "at_most");
+    assert_eq!(j["state"], "published");
+    let j = serde_json::to_value(l.get("sensor_online_rate").unwrap()).unwrap();
+    assert_eq!(j["derived"]["expr"], "sensors_reporting_1h / sensors_known_24h * 100");
+    assert_eq!(j["derived"]["inputs"][1], "sensors_known_24h");
+    let j = serde_json::to_value(l.get("parking_lots_connected").unwrap()).unwrap();
+    assert_eq!(j["static"]["value"], 608.0);
+    // Values carry the band, its colour and the target check; areas serialise as
+    // "city" / {"district": n}.
+    let mut e = Engine::new(l, EngineConfig::default());
+    let t = 1_795_276_800_000;
+    let o = |v: f64, d: u32, k: i64| {
+        Input::Observation(Observation {
+            datastream: format!("s{d}"),
+            sensor_type: "air_quality".into(),
+            observed_property: "aqi".into(),
+            district: Some(d),
+            location: None,
+            value: v,
+            phenomenon_time: twin_protocol::ts_from_ms(t + k * 60_000),
+        })
+    };
+    e.push(&o(40.0, 0, 1));
+    e.push(&o(160.0, 1, 2));
+    let v = e.value("aqi_1h", Area::City, t + 5 * 60_000).unwrap();
+    // (40 + 160) / 2 = 100 → 良 (≤ 100), on target (at most 100)
+    assert_eq!((v.value, v.band.as_deref(), v.color.as_deref(), v.on_target), (Some(100.0), Some("Good"), Some("#FFFF00"), Some(true)));
+    let v = e.value("aqi_1h", Area::District(1), t + 5 * 60_000).unwrap();
+    // 160 → 中度污染 (151–200), not on target
+    assert_eq!((v.band.as_deref(), v.color.as_deref(), v.on_target), (Some("Moderately polluted"), Some("#FF0000"), Some(false)));
+    let j = serde_json::to_value(&v).unwrap();
+    assert_eq!(j["area"]["district"], 1);
+    assert_eq!(serde_json::to_value(Area::City).unwrap(), "city");
+}
+
+#[test]
+fn static_tables_per_district() {
+    let text = "[[indicator]]\nid = \"beds\"\nname_zh = \"床位\"\nname_en = \"beds\"\ntheme = \"好就医\"\nunit = \"{bed}\"\nowner = \"o\"\nkind = \"static\"\nsource = \"《测试表》\"\nversion = 1\nstate = \"published\"\n[indicator.static]\nby_district = { \"和平区\" = 10, \"沈河区\" = 32 }\n\n[[indicator]]\nid = \"beds2\"\nname_zh = \"床位×2\"\nname_en = \"beds×2\"\ntheme = \"好就医\"\nunit = \"{bed}\"\nowner = \"o\"\nkind = \"derived\"\nspatial = \"district\"\nexpr = \"beds * 2\"\nversion = 1\nstate = \"published\"\n";
+    let l = Library::from_sources(&[("t.toml".into(), text.into())]).unwrap();
+    let mut e = Engine::new(l, EngineConfig { districts: vec!["和平区".into(), "沈河区".into()], history_points: 10 });
+    let now = 1_795_276_800_000;
+    let get = |e: &mut Engine, id: &str, a: Area| e.value(id, a, now).unwrap().value;
+    // city = 10 + 32 = 42 (no city value given)
+    assert_eq!(get(&mut e, "beds", Area::City), Some(42.0));
+    assert_eq!(get(&mut e, "beds", Area::District(1)), Some(32.0));
+    assert_eq!(get(&mut e, "beds2", Area::District(0)), Some(20.0));
+    let areas: Vec<Area> = e.values_at(now).into_iter().filter(|v| v.id == "beds2").map(|v| v.area).collect();
+    assert_eq!(areas, vec![Area::City, Area::District(0), Area::District(1)]);
+}
