@@ -12,7 +12,9 @@ use indicators::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
-use twin_protocol::{ts_from_ms, Category, Event, EventSource, EventState, LonLat, Severity, Transition};
+use twin_protocol::{
+    ts_from_ms, Category, Event, EventSource, EventState, LonLat, Severity, Transition,
+};
 
 struct Counting;
 static HEAP: AtomicUsize = AtomicUsize::new(0);
@@ -33,7 +35,10 @@ const T0: i64 = 1_795_276_800_000; // 2026-11-22 00:00 Asia/Shanghai
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let n_obs: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
+    let n_obs: usize = args
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000_000);
     let n_ds: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5_000);
     let lib = Library::load_dir(&default_library_dir()).expect("library");
     let n_defs = lib.defs.len();
@@ -58,7 +63,11 @@ fn main() {
             observed_property: p.into(),
             district: Some((ds % 13) as u32),
             location: None,
-            value: if p == "elevator_status" { (v > 95.0) as i32 as f64 } else { v },
+            value: if p == "elevator_status" {
+                (v > 95.0) as i32 as f64
+            } else {
+                v
+            },
             phenomenon_time: ts_from_ms(t),
         }));
         if t >= next_event {
@@ -68,11 +77,18 @@ fn main() {
                 id: ev_id,
                 category: Category::ALL[(ev_id % 10) as usize],
                 severity: Severity::Medium,
-                source: if ev_id % 3 == 0 { EventSource::Hotline12345 } else { EventSource::Patrol },
+                source: if ev_id % 3 == 0 {
+                    EventSource::Hotline12345
+                } else {
+                    EventSource::Patrol
+                },
                 state: EventState::Reported,
                 title: String::new(),
                 description: String::new(),
-                location: LonLat { lon: 123.4, lat: 41.8 },
+                location: LonLat {
+                    lon: 123.4,
+                    lat: 41.8,
+                },
                 district: Some((ev_id % 13) as u32),
                 district_name: None,
                 reported_at: ts_from_ms(t),
@@ -109,7 +125,13 @@ fn main() {
     let n_other = inputs.len() - n_obs;
 
     let heap0 = HEAP.load(Ordering::Relaxed);
-    let mut engine = Engine::new(lib, EngineConfig { districts, history_points: 2 * 24 * 31 });
+    let mut engine = Engine::new(
+        lib,
+        EngineConfig {
+            districts,
+            history_points: 2 * 24 * 31,
+        },
+    );
     let start = Instant::now();
     for i in &inputs {
         engine.push(i);
@@ -128,8 +150,17 @@ fn main() {
 
     // Observations only (no events), to isolate their cost.
     let lib = Library::load_dir(&default_library_dir()).unwrap();
-    let mut e2 = Engine::new(lib, EngineConfig { districts: (0..13).map(|i| format!("d{i}")).collect(), history_points: 1488 });
-    let obs: Vec<&Input> = inputs.iter().filter(|i| matches!(i, Input::Observation(_))).collect();
+    let mut e2 = Engine::new(
+        lib,
+        EngineConfig {
+            districts: (0..13).map(|i| format!("d{i}")).collect(),
+            history_points: 1488,
+        },
+    );
+    let obs: Vec<&Input> = inputs
+        .iter()
+        .filter(|i| matches!(i, Input::Observation(_)))
+        .collect();
     let t = Instant::now();
     for i in &obs {
         e2.push(i);
@@ -151,5 +182,9 @@ fn main() {
         obs.len() as f64 / obs_secs
     );
     println!("values_at (whole library, {rows} rows, new second each call): {va_ms:.3} ms");
-    println!("engine heap after the day: {:.1} MiB ({} events tracked)", heap as f64 / 1048576.0, engine.tracked_events());
+    println!(
+        "engine heap after the day: {:.1} MiB ({} events tracked)",
+        heap as f64 / 1048576.0,
+        engine.tracked_events()
+    );
 }

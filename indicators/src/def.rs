@@ -42,8 +42,17 @@ pub const OBSERVED_PROPERTIES: [(&str, &str); 13] = [
 ];
 
 /// Sensor types (the `sensor_type` filter).
-pub const SENSOR_TYPES: [&str; 9] =
-    ["air_quality", "water_level", "gas", "traffic", "parking", "elevator", "manhole", "noise", "weather"];
+pub const SENSOR_TYPES: [&str; 9] = [
+    "air_quality",
+    "water_level",
+    "gas",
+    "traffic",
+    "parking",
+    "elevator",
+    "manhole",
+    "noise",
+    "weather",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -109,11 +118,15 @@ pub enum Aggregate {
     Avg,
     Min,
     Max,
-    Percentile { p: f64 },
+    Percentile {
+        p: f64,
+    },
     /// numerator count / denominator count (×100 when the unit is `%`).
     Ratio,
     /// count per hour or per day of the window.
-    Rate { per_ms: i64 },
+    Rate {
+        per_ms: i64,
+    },
     /// Distinct datastreams that reported in the window (observations only).
     Distinct,
 }
@@ -162,12 +175,20 @@ pub struct Filter {
 
 /// The bit of an observed property in [`Filter::prop_mask`] (0 when not in the vocabulary).
 pub fn prop_bit(p: &str) -> u32 {
-    OBSERVED_PROPERTIES.iter().position(|x| x.0 == p).map(|i| 1 << i).unwrap_or(0)
+    OBSERVED_PROPERTIES
+        .iter()
+        .position(|x| x.0 == p)
+        .map(|i| 1 << i)
+        .unwrap_or(0)
 }
 
 /// The bit of a sensor type in [`Filter::sensor_mask`] (0 when not in the vocabulary).
 pub fn sensor_bit(p: &str) -> u32 {
-    SENSOR_TYPES.iter().position(|x| *x == p).map(|i| 1 << i).unwrap_or(0)
+    SENSOR_TYPES
+        .iter()
+        .position(|x| *x == p)
+        .map(|i| 1 << i)
+        .unwrap_or(0)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -208,7 +229,7 @@ pub struct DerivedDef {
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Static(StaticDef),
-    Metric(MetricDef),
+    Metric(Box<MetricDef>),
     Derived(DerivedDef),
 }
 

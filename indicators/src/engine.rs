@@ -14,10 +14,13 @@ use crate::load::{parse_file, validate_set, DefError, DefErrors, Library};
 use crate::sketch::Sketch;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use twin_protocol::{Category, Event, EventSource, EventState, LonLat, Severity, Timestamp, Transition};
+use twin_protocol::{
+    Category, Event, EventSource, EventState, LonLat, Severity, Timestamp, Transition,
+};
 
 /// Fixed-key hasher for datastream ids (stable within the process: backfill and live agree).
-static DS_HASH: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> = std::hash::BuildHasherDefault::new();
+static DS_HASH: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
+    std::hash::BuildHasherDefault::new();
 
 /// Milliseconds since the Unix epoch.
 pub type Ms = i64;
@@ -79,7 +82,10 @@ impl Input {
     /// The time the input is applied at (drives the engine clock).
     pub fn time(&self) -> Ms {
         match self {
-            Input::Event(e) => e.updated_at.timestamp_millis().max(e.reported_at.timestamp_millis()),
+            Input::Event(e) => e
+                .updated_at
+                .timestamp_millis()
+                .max(e.reported_at.timestamp_millis()),
             Input::Transition(t) => t.at.timestamp_millis(),
             Input::Observation(o) => o.phenomenon_time.timestamp_millis(),
         }
@@ -96,7 +102,10 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { districts: vec![], history_points: 2 * 24 * 31 }
+        EngineConfig {
+            districts: vec![],
+            history_points: 2 * 24 * 31,
+        }
     }
 }
 
@@ -145,7 +154,14 @@ struct Cell {
 
 impl Default for Cell {
     fn default() -> Self {
-        Cell { n: 0.0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, num: 0.0, sk: None }
+        Cell {
+            n: 0.0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            num: 0.0,
+            sk: None,
+        }
     }
 }
 
@@ -172,10 +188,28 @@ struct WinSpec {
 
 fn win_spec(w: Window) -> Option<WinSpec> {
     match w {
-        Window::Rolling { ms } => Some(WinSpec { res: ms / 240, span: 240 }),
-        Window::Calendar { unit: CalendarUnit::Day } => Some(WinSpec { res: 5 * 60_000, span: 2 * 288 }),
-        Window::Calendar { unit: CalendarUnit::Week } => Some(WinSpec { res: HOUR, span: 8 * 24 }),
-        Window::Calendar { unit: CalendarUnit::Month } => Some(WinSpec { res: HOUR, span: 32 * 24 }),
+        Window::Rolling { ms } => Some(WinSpec {
+            res: ms / 240,
+            span: 240,
+        }),
+        Window::Calendar {
+            unit: CalendarUnit::Day,
+        } => Some(WinSpec {
+            res: 5 * 60_000,
+            span: 2 * 288,
+        }),
+        Window::Calendar {
+            unit: CalendarUnit::Week,
+        } => Some(WinSpec {
+            res: HOUR,
+            span: 8 * 24,
+        }),
+        Window::Calendar {
+            unit: CalendarUnit::Month,
+        } => Some(WinSpec {
+            res: HOUR,
+            span: 32 * 24,
+        }),
         _ => None,
     }
 }
@@ -193,9 +227,15 @@ pub fn period_start(unit: CalendarUnit, now: Ms) -> Ms {
         }
         CalendarUnit::Month => {
             use chrono::Datelike;
-            let d = chrono::DateTime::from_timestamp_millis(local).unwrap_or_default().date_naive();
+            let d = chrono::DateTime::from_timestamp_millis(local)
+                .unwrap_or_default()
+                .date_naive();
             let first = d.with_day(1).unwrap_or(d);
-            first.and_hms_opt(0, 0, 0).map(|x| x.and_utc().timestamp_millis()).unwrap_or(0) - SHANGHAI_OFFSET_MS
+            first
+                .and_hms_opt(0, 0, 0)
+                .map(|x| x.and_utc().timestamp_millis())
+                .unwrap_or(0)
+                - SHANGHAI_OFFSET_MS
         }
     }
 }
@@ -237,8 +277,14 @@ impl Buckets {
 #[derive(Debug, Clone)]
 enum GroupState {
     Win(Buckets),
-    Gauge { n: f64, due: BTreeMap<Ms, i64> },
-    Distinct { last: HashMap<u64, i64>, by_bucket: BTreeSet<(i64, u64)> },
+    Gauge {
+        n: f64,
+        due: BTreeMap<Ms, i64>,
+    },
+    Distinct {
+        last: HashMap<u64, i64>,
+        by_bucket: BTreeSet<(i64, u64)>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -264,7 +310,15 @@ struct Slot {
 
 impl Slot {
     fn new(def: Definition) -> Slot {
-        Slot { def, groups: HashMap::new(), history: HashMap::new(), last_boundary: None, evaluations: 0, dcache: HashMap::new(), versions: vec![] }
+        Slot {
+            def,
+            groups: HashMap::new(),
+            history: HashMap::new(),
+            last_boundary: None,
+            evaluations: 0,
+            dcache: HashMap::new(),
+            versions: vec![],
+        }
     }
 }
 
@@ -367,14 +421,21 @@ fn contrib(m: &MetricDef, it: &ItemView) -> Contrib {
     if !main {
         return Contrib::default();
     }
-    let mut c = Contrib { main, ..Default::default() };
+    let mut c = Contrib {
+        main,
+        ..Default::default()
+    };
     match m.aggregate {
         Aggregate::Ratio => {
             c.num = m.numerator.as_ref().is_some_and(|f| matches(f, it));
             c.den = m.denominator.as_ref().is_some_and(|f| matches(f, it));
             c.main = c.num || c.den;
         }
-        Aggregate::Sum | Aggregate::Avg | Aggregate::Min | Aggregate::Max | Aggregate::Percentile { .. } => {
+        Aggregate::Sum
+        | Aggregate::Avg
+        | Aggregate::Min
+        | Aggregate::Max
+        | Aggregate::Percentile { .. } => {
             c.val = field_value(m, it);
             c.main = c.val.is_some();
         }
@@ -403,7 +464,9 @@ fn apply_cell(cell: &mut Cell, agg: Aggregate, c: &Contrib, sign: f64) {
                 cell.max = cell.max.max(v);
             }
             if let Aggregate::Percentile { .. } = agg {
-                cell.sk.get_or_insert_with(Default::default).add(v, sign as i64);
+                cell.sk
+                    .get_or_insert_with(Default::default)
+                    .add(v, sign as i64);
             }
         }
     }
@@ -418,7 +481,11 @@ fn per_district(d: &Definition) -> bool {
 }
 
 fn areas_of(spatial: Spatial, district: Option<u32>) -> impl Iterator<Item = Area> {
-    std::iter::once(Area::City).chain(if spatial == Spatial::District { district.map(Area::District) } else { None })
+    std::iter::once(Area::City).chain(if spatial == Spatial::District {
+        district.map(Area::District)
+    } else {
+        None
+    })
 }
 
 /// The engine. Not thread-safe by itself: the server wraps it in a mutex (or one task).
@@ -466,13 +533,28 @@ impl Engine {
     }
 
     fn reindex(&mut self) {
-        self.by_id = self.slots.iter().enumerate().map(|(i, s)| (s.def.id.clone(), i)).collect();
+        self.by_id = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.def.id.clone(), i))
+            .collect();
         let defs: Vec<Definition> = self.slots.iter().map(|s| s.def.clone()).collect();
         let mut errs = vec![];
         self.order = validate_set(&defs, &mut errs);
-        for (k, kind) in [InputKind::Events, InputKind::Transitions, InputKind::Observations].into_iter().enumerate() {
+        for (k, kind) in [
+            InputKind::Events,
+            InputKind::Transitions,
+            InputKind::Observations,
+        ]
+        .into_iter()
+        .enumerate()
+        {
             self.by_input[k] = (0..self.slots.len())
-                .filter(|&i| self.slots[i].def.is_active() && self.slots[i].def.metric().is_some_and(|m| m.input == kind))
+                .filter(|&i| {
+                    self.slots[i].def.is_active()
+                        && self.slots[i].def.metric().is_some_and(|m| m.input == kind)
+                })
                 .collect();
         }
     }
@@ -486,7 +568,10 @@ impl Engine {
     }
     /// Earlier versions of a definition, oldest first.
     pub fn versions(&self, id: &str) -> Vec<&Definition> {
-        self.by_id.get(id).map(|i| self.slots[*i].versions.iter().collect()).unwrap_or_default()
+        self.by_id
+            .get(id)
+            .map(|i| self.slots[*i].versions.iter().collect())
+            .unwrap_or_default()
     }
     /// The engine clock: the latest input time (or tick) seen.
     pub fn clock(&self) -> Option<Ms> {
@@ -498,7 +583,10 @@ impl Engine {
     }
     /// How many times a value of `id` was actually (re)computed rather than served from cache.
     pub fn evaluations(&self, id: &str) -> u64 {
-        self.by_id.get(id).map(|i| self.slots[*i].evaluations).unwrap_or(0)
+        self.by_id
+            .get(id)
+            .map(|i| self.slots[*i].evaluations)
+            .unwrap_or(0)
     }
     /// Events tracked (open ones and recently closed).
     pub fn tracked_events(&self) -> usize {
@@ -512,13 +600,22 @@ impl Engine {
         for i in inputs {
             self.push(&i);
             n += 1;
-            if n % 200_000 == 0 {
+            if n.is_multiple_of(200_000) {
                 let s = start.elapsed().as_secs_f64();
-                tracing::info!(inputs = n, rate_per_s = (n as f64 / s.max(1e-9)) as u64, "indicator backfill");
+                tracing::info!(
+                    inputs = n,
+                    rate_per_s = (n as f64 / s.max(1e-9)) as u64,
+                    "indicator backfill"
+                );
             }
         }
         let s = start.elapsed().as_secs_f64();
-        tracing::info!(inputs = n, seconds = s, rate_per_s = (n as f64 / s.max(1e-9)) as u64, "indicator backfill done");
+        tracing::info!(
+            inputs = n,
+            seconds = s,
+            rate_per_s = (n as f64 / s.max(1e-9)) as u64,
+            "indicator backfill done"
+        );
         n
     }
 
@@ -550,9 +647,14 @@ impl Engine {
             self.last_prune = t;
             let keep_after = t - MAX_WINDOW_MS - DAY;
             let before = self.events.len();
-            self.events.retain(|_, e| !e.state.is_terminal() || e.reported > keep_after);
+            self.events
+                .retain(|_, e| !e.state.is_terminal() || e.reported > keep_after);
             if self.events.len() < before {
-                tracing::debug!(pruned = before - self.events.len(), kept = self.events.len(), "terminal events pruned");
+                tracing::debug!(
+                    pruned = before - self.events.len(),
+                    kept = self.events.len(),
+                    "terminal events pruned"
+                );
             }
         }
         if t <= self.next_boundary {
@@ -607,7 +709,9 @@ impl Engine {
     }
 
     fn evict_horizon(&self, spec: &WinSpec) -> i64 {
-        self.clock.map(|c| c.div_euclid(spec.res) - spec.span).unwrap_or(i64::MIN)
+        self.clock
+            .map(|c| c.div_euclid(spec.res) - spec.span)
+            .unwrap_or(i64::MIN)
     }
 
     /// Adds (sign = 1) or removes (sign = −1) an item's contribution to metric slot `i`.
@@ -628,7 +732,14 @@ impl Engine {
         for a in areas_of(spatial, it.district) {
             match window {
                 Window::Current => {
-                    let g = slot.groups.entry(a).or_insert_with(|| Group { st: GroupState::Gauge { n: 0.0, due: BTreeMap::new() }, version: 0, cache: None });
+                    let g = slot.groups.entry(a).or_insert_with(|| Group {
+                        st: GroupState::Gauge {
+                            n: 0.0,
+                            due: BTreeMap::new(),
+                        },
+                        version: 0,
+                        cache: None,
+                    });
                     if let GroupState::Gauge { n, due } = &mut g.st {
                         if overdue {
                             let d = it.due.unwrap_or(Ms::MAX);
@@ -651,7 +762,10 @@ impl Engine {
                     }
                     if let Aggregate::Distinct = agg {
                         let g = slot.groups.entry(a).or_insert_with(|| Group {
-                            st: GroupState::Distinct { last: HashMap::new(), by_bucket: BTreeSet::new() },
+                            st: GroupState::Distinct {
+                                last: HashMap::new(),
+                                by_bucket: BTreeSet::new(),
+                            },
                             version: 0,
                             cache: None,
                         });
@@ -679,7 +793,11 @@ impl Engine {
                         }
                         continue;
                     }
-                    let g = slot.groups.entry(a).or_insert_with(|| Group { st: GroupState::Win(Buckets::default()), version: 0, cache: None });
+                    let g = slot.groups.entry(a).or_insert_with(|| Group {
+                        st: GroupState::Win(Buckets::default()),
+                        version: 0,
+                        cache: None,
+                    });
                     if let GroupState::Win(b) = &mut g.st {
                         apply_cell(b.cell_mut(idx), agg, &c, sign);
                         b.evict_below(horizon.unwrap_or(i64::MIN) + 1);
@@ -702,7 +820,9 @@ impl Engine {
             district: e.district,
             state: prev.map(|p| p.state).unwrap_or(e.state),
             reported: e.reported_at.timestamp_millis(),
-            entered: prev.map(|p| p.entered).unwrap_or(e.updated_at.timestamp_millis()),
+            entered: prev
+                .map(|p| p.entered)
+                .unwrap_or(e.updated_at.timestamp_millis()),
             due: e.due_at.map(|d| d.timestamp_millis()),
             escalation: e.escalation,
             last_log: prev.map(|p| p.last_log).unwrap_or(i64::MIN),
@@ -729,7 +849,13 @@ impl Engine {
                 if let Some(m) = m {
                     // Skip when nothing this metric sees changed.
                     let (a, b) = (contrib(&m, &pv), contrib(&m, &nv));
-                    if a.main == b.main && a.num == b.num && a.den == b.den && a.val == b.val && p.district == new.district && p.due == new.due {
+                    if a.main == b.main
+                        && a.num == b.num
+                        && a.den == b.den
+                        && a.val == b.val
+                        && p.district == new.district
+                        && p.due == new.due
+                    {
                         continue;
                     }
                 }
@@ -796,12 +922,7 @@ impl Engine {
             kind: None,
             sensor_bit: sensor_bit(&o.sensor_type),
             prop_bit: prop_bit(&o.observed_property),
-            datastream: Some({
-                use std::hash::{BuildHasher, Hash, Hasher};
-                let mut h = DS_HASH.build_hasher();
-                o.datastream.hash(&mut h);
-                h.finish()
-            }),
+            datastream: Some(std::hash::BuildHasher::hash_one(&DS_HASH, &o.datastream)),
             district: o.district,
             escalation: 0,
             since_reported_min: None,
@@ -819,7 +940,11 @@ impl Engine {
     // values
 
     fn district_index(&self, name: &str) -> Option<u32> {
-        self.cfg.districts.iter().position(|d| d == name).map(|i| i as u32)
+        self.cfg
+            .districts
+            .iter()
+            .position(|d| d == name)
+            .map(|i| i as u32)
     }
 
     /// The areas an indicator has values for.
@@ -857,7 +982,9 @@ impl Engine {
         match &def.kind {
             Kind::Static(s) => {
                 if area == Area::City {
-                    return s.value.or_else(|| (!s.by_district.is_empty()).then(|| s.by_district.iter().map(|x| x.1).sum()));
+                    return s.value.or_else(|| {
+                        (!s.by_district.is_empty()).then(|| s.by_district.iter().map(|x| x.1).sum())
+                    });
                 }
                 let Area::District(d) = area else { return None };
                 let name = self.cfg.districts.get(d as usize)?;
@@ -867,7 +994,11 @@ impl Engine {
                 let m = m.clone();
                 let window = def.window;
                 let spatial = def.spatial;
-                let area = if spatial == Spatial::City { Area::City } else { area };
+                let area = if spatial == Spatial::City {
+                    Area::City
+                } else {
+                    area
+                };
                 let spec = win_spec(window);
                 let key = match (window, m.aggregate, m.filter.overdue) {
                     (Window::Current, _, Some(true)) => now,
@@ -878,7 +1009,10 @@ impl Engine {
                 let slot = &mut self.slots[i];
                 let Some(g) = slot.groups.get_mut(&area) else {
                     return match m.aggregate {
-                        Aggregate::Count | Aggregate::Sum | Aggregate::Rate { .. } | Aggregate::Distinct => Some(0.0),
+                        Aggregate::Count
+                        | Aggregate::Sum
+                        | Aggregate::Rate { .. }
+                        | Aggregate::Distinct => Some(0.0),
                         _ => None,
                     };
                 };
@@ -895,15 +1029,26 @@ impl Engine {
             Kind::Derived(dd) => {
                 let dd = dd.clone();
                 let spatial = def.spatial;
-                let area = if spatial == Spatial::City { Area::City } else { area };
+                let area = if spatial == Spatial::City {
+                    Area::City
+                } else {
+                    area
+                };
                 let mut inputs: Vec<Option<f64>> = Vec::with_capacity(dd.inputs.len());
                 for r in &dd.inputs {
                     let j = self.by_id.get(r).copied();
                     inputs.push(j.and_then(|j| {
-                        let a = if per_district(&self.slots[j].def) { area } else { Area::City };
+                        let a = if per_district(&self.slots[j].def) {
+                            area
+                        } else {
+                            Area::City
+                        };
                         let v = self.value_of(j, a, now);
                         // A static city figure serves every district without its own entry.
-                        if v.is_none() && a != Area::City && matches!(self.slots[j].def.kind, Kind::Static(_)) {
+                        if v.is_none()
+                            && a != Area::City
+                            && matches!(self.slots[j].def.kind, Kind::Static(_))
+                        {
                             self.value_of(j, Area::City, now)
                         } else {
                             v
@@ -918,7 +1063,12 @@ impl Engine {
                     }
                 }
                 slot.evaluations += 1;
-                let mut get = |r: &str| dd.inputs.iter().position(|x| x == r).and_then(|k| inputs[k]);
+                let mut get = |r: &str| {
+                    dd.inputs
+                        .iter()
+                        .position(|x| x == r)
+                        .and_then(|k| inputs[k])
+                };
                 let v = dd.ast.eval(&mut get);
                 slot.dcache.insert(area, (bits, v));
                 v
@@ -967,13 +1117,26 @@ impl Engine {
     /// One indicator's value at one area.
     pub fn value(&mut self, id: &str, area: Area, now: Ms) -> Option<Value> {
         let i = *self.by_id.get(id)?;
-        self.slots[i].def.is_active().then(|| self.make_value(i, area, now))
+        self.slots[i]
+            .def
+            .is_active()
+            .then(|| self.make_value(i, area, now))
     }
 
     /// The kept history resampled: for each t = from, from+step … ≤ to, the value recorded at the
     /// latest grain boundary ≤ t (`None` before the first one or after the series ends).
-    pub fn series(&self, id: &str, area: Area, from: Ms, to: Ms, step: Ms) -> Result<Vec<(Ms, Option<f64>)>, SeriesError> {
-        let i = *self.by_id.get(id).ok_or_else(|| SeriesError::Unknown(id.to_string()))?;
+    pub fn series(
+        &self,
+        id: &str,
+        area: Area,
+        from: Ms,
+        to: Ms,
+        step: Ms,
+    ) -> Result<Vec<(Ms, Option<f64>)>, SeriesError> {
+        let i = *self
+            .by_id
+            .get(id)
+            .ok_or_else(|| SeriesError::Unknown(id.to_string()))?;
         if step <= 0 || from > to {
             return Err(SeriesError::BadRange);
         }
@@ -993,7 +1156,10 @@ impl Engine {
             } else {
                 let (b, v) = h[pos - 1];
                 // beyond the last recorded boundary by more than one grain: unknown
-                if t - b >= g && pos == h.len() && self.slots[i].last_boundary.is_some_and(|lb| lb < t - g) {
+                if t - b >= g
+                    && pos == h.len()
+                    && self.slots[i].last_boundary.is_some_and(|lb| lb < t - g)
+                {
                     None
                 } else {
                     v
@@ -1007,7 +1173,11 @@ impl Engine {
 
     /// The raw kept history of one indicator and area (boundary time, value).
     pub fn history(&self, id: &str, area: Area) -> Vec<(Ms, Option<f64>)> {
-        self.by_id.get(id).and_then(|i| self.slots[*i].history.get(&area)).map(|h| h.iter().copied().collect()).unwrap_or_default()
+        self.by_id
+            .get(id)
+            .and_then(|i| self.slots[*i].history.get(&area))
+            .map(|h| h.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1018,11 +1188,21 @@ impl Engine {
     /// re-validated; the new definition's state is rebuilt by replaying `history` (the stored
     /// inputs up to now, in time order) through a private engine and swapped in. Dependents keep
     /// their history and compute from the new values from now on.
-    pub fn publish<I: IntoIterator<Item = Input>>(&mut self, file: &str, text: &str, history: I) -> Result<(), DefErrors> {
+    pub fn publish<I: IntoIterator<Item = Input>>(
+        &mut self,
+        file: &str,
+        text: &str,
+        history: I,
+    ) -> Result<(), DefErrors> {
         let mut errs = vec![];
         let mut new = parse_file(file, text, &mut errs);
         if errs.is_empty() && new.len() != 1 {
-            errs.push(DefError { file: file.into(), line: 1, field: "indicator".into(), message: format!("publish takes exactly one [[indicator]], got {}", new.len()) });
+            errs.push(DefError {
+                file: file.into(),
+                line: 1,
+                field: "indicator".into(),
+                message: format!("publish takes exactly one [[indicator]], got {}", new.len()),
+            });
         }
         if !errs.is_empty() {
             return Err(DefErrors(errs));
@@ -1036,7 +1216,10 @@ impl Engine {
                     file: file.into(),
                     line: def.line,
                     field: format!("{}: version", def.id),
-                    message: format!("version {} must be higher than the current version {}", def.version, old.version),
+                    message: format!(
+                        "version {} must be higher than the current version {}",
+                        def.version, old.version
+                    ),
                 }]));
             }
         }
@@ -1064,10 +1247,18 @@ impl Engine {
             }
             k += 1;
         }
-        let sub_defs: Vec<Definition> = defs.iter().filter(|d| need.contains(&d.id)).cloned().collect();
+        let sub_defs: Vec<Definition> = defs
+            .iter()
+            .filter(|d| need.contains(&d.id))
+            .cloned()
+            .collect();
         let mut sub = Engine::new(Library { defs: sub_defs }, self.cfg.clone());
         let clock = self.clock;
-        sub.backfill(history.into_iter().filter(|i| clock.is_none_or(|c| i.time() <= c)));
+        sub.backfill(
+            history
+                .into_iter()
+                .filter(|i| clock.is_none_or(|c| i.time() <= c)),
+        );
         if let Some(c) = clock {
             sub.tick(c);
         }
@@ -1099,7 +1290,12 @@ impl Engine {
     /// indicator uses it.
     pub fn retire(&mut self, id: &str) -> Result<(), DefErrors> {
         let Some(&i) = self.by_id.get(id) else {
-            return Err(DefErrors(vec![DefError { file: "(engine)".into(), line: 0, field: id.into(), message: "unknown indicator".into() }]));
+            return Err(DefErrors(vec![DefError {
+                file: "(engine)".into(),
+                line: 0,
+                field: id.into(),
+                message: "unknown indicator".into(),
+            }]));
         };
         let mut defs: Vec<Definition> = self.slots.iter().map(|s| s.def.clone()).collect();
         defs[i].state = DefState::Retired;
@@ -1118,7 +1314,14 @@ impl Engine {
     }
 }
 
-fn eval_group(st: &GroupState, m: &MetricDef, window: Window, spec: Option<WinSpec>, now: Ms, unit: &str) -> Option<f64> {
+fn eval_group(
+    st: &GroupState,
+    m: &MetricDef,
+    window: Window,
+    spec: Option<WinSpec>,
+    now: Ms,
+    unit: &str,
+) -> Option<f64> {
     match st {
         GroupState::Gauge { n, due } => {
             if m.filter.overdue == Some(true) {
@@ -1159,7 +1362,9 @@ fn eval_group(st: &GroupState, m: &MetricDef, window: Window, spec: Option<WinSp
                 Aggregate::Min => (has && acc.min.is_finite()).then_some(acc.min),
                 Aggregate::Max => (has && acc.max.is_finite()).then_some(acc.max),
                 Aggregate::Percentile { p } => sk.and_then(|s| s.percentile(p)),
-                Aggregate::Ratio => has.then(|| acc.num / acc.n * if unit == "%" { 100.0 } else { 1.0 }),
+                Aggregate::Ratio => {
+                    has.then(|| acc.num / acc.n * if unit == "%" { 100.0 } else { 1.0 })
+                }
                 Aggregate::Rate { per_ms } => {
                     let len = match window {
                         Window::Rolling { ms } => ms,

@@ -76,7 +76,8 @@ fn lex(src: &str) -> Result<Vec<(usize, Tok)>, (usize, String)> {
         let col = i + 1;
         if c.is_whitespace() {
             i += 1;
-        } else if c.is_ascii_digit() || (c == '.' && i + 1 < cs.len() && cs[i + 1].is_ascii_digit()) {
+        } else if c.is_ascii_digit() || (c == '.' && i + 1 < cs.len() && cs[i + 1].is_ascii_digit())
+        {
             let st = i;
             while i < cs.len() && (cs[i].is_ascii_digit() || cs[i] == '.' || cs[i] == '_') {
                 i += 1;
@@ -119,7 +120,10 @@ impl Parser {
         matches!(self.toks.get(self.i), Some((_, Tok::Sym(x))) if *x == c)
     }
     fn col(&self) -> usize {
-        self.toks.get(self.i).map(|t| t.0).unwrap_or_else(|| self.toks.last().map(|t| t.0 + 1).unwrap_or(1))
+        self.toks
+            .get(self.i)
+            .map(|t| t.0)
+            .unwrap_or_else(|| self.toks.last().map(|t| t.0 + 1).unwrap_or(1))
     }
     fn expect(&mut self, c: char) -> Result<(), (usize, String)> {
         if self.peek_sym(c) {
@@ -189,7 +193,12 @@ impl Parser {
                         "max" => Func::Max,
                         "abs" => Func::Abs,
                         "if_less" => Func::IfLess,
-                        _ => return Err((col, format!("unknown function `{name}` (min, max, abs, if_less)"))),
+                        _ => {
+                            return Err((
+                                col,
+                                format!("unknown function `{name}` (min, max, abs, if_less)"),
+                            ))
+                        }
                     };
                     let mut args = vec![self.expr()?];
                     while self.peek_sym(',') {
@@ -203,11 +212,17 @@ impl Parser {
                         Func::IfLess => args.len() == 4,
                     };
                     if !ok {
-                        return Err((col, format!("`{name}` takes {}", match f {
-                            Func::Abs => "1 argument",
-                            Func::IfLess => "4 arguments (a, b, then, else)",
-                            _ => "1 or more arguments",
-                        })));
+                        return Err((
+                            col,
+                            format!(
+                                "`{name}` takes {}",
+                                match f {
+                                    Func::Abs => "1 argument",
+                                    Func::IfLess => "4 arguments (a, b, then, else)",
+                                    _ => "1 or more arguments",
+                                }
+                            ),
+                        ));
                     }
                     Ok(Expr::Call(f, args))
                 } else {
@@ -291,7 +306,10 @@ impl Expr {
 
     /// The unit of the expression given each reference's unit. `Ok(None)` = a bare number
     /// (adopts the unit of what it is added to). `Err` explains the mismatch.
-    pub fn unit(&self, unit_of: &dyn Fn(&str) -> Option<(Dim, String)>) -> Result<Option<Dim>, String> {
+    pub fn unit(
+        &self,
+        unit_of: &dyn Fn(&str) -> Option<(Dim, String)>,
+    ) -> Result<Option<Dim>, String> {
         match self {
             Expr::Num(_) => Ok(None),
             Expr::Ref(r) => Ok(Some(unit_of(r).map(|u| u.0).unwrap_or_default())),
@@ -299,13 +317,23 @@ impl Expr {
             Expr::Bin(op, a, b) => {
                 let (ua, ub) = (a.unit(unit_of)?, b.unit(unit_of)?);
                 match op {
-                    Op::Add | Op::Sub => same(ua, ub, if *op == Op::Add { "add" } else { "subtract" }, a, b, unit_of),
+                    Op::Add | Op::Sub => same(
+                        ua,
+                        ub,
+                        if *op == Op::Add { "add" } else { "subtract" },
+                        a,
+                        b,
+                        unit_of,
+                    ),
                     Op::Mul => Ok(Some(ua.unwrap_or_default().mul(&ub.unwrap_or_default()))),
                     Op::Div => Ok(Some(ua.unwrap_or_default().div(&ub.unwrap_or_default()))),
                 }
             }
             Expr::Call(f, args) => {
-                let us: Vec<Option<Dim>> = args.iter().map(|a| a.unit(unit_of)).collect::<Result<_, _>>()?;
+                let us: Vec<Option<Dim>> = args
+                    .iter()
+                    .map(|a| a.unit(unit_of))
+                    .collect::<Result<_, _>>()?;
                 match f {
                     Func::Abs => Ok(us[0].clone()),
                     Func::Min | Func::Max => {
@@ -316,8 +344,22 @@ impl Expr {
                         Ok(acc)
                     }
                     Func::IfLess => {
-                        same(us[0].clone(), us[1].clone(), "compare", &args[0], &args[1], unit_of)?;
-                        same(us[2].clone(), us[3].clone(), "choose between", &args[2], &args[3], unit_of)
+                        same(
+                            us[0].clone(),
+                            us[1].clone(),
+                            "compare",
+                            &args[0],
+                            &args[1],
+                            unit_of,
+                        )?;
+                        same(
+                            us[2].clone(),
+                            us[3].clone(),
+                            "choose between",
+                            &args[2],
+                            &args[3],
+                            unit_of,
+                        )
                     }
                 }
             }
@@ -368,11 +410,22 @@ mod tests {
         // (2 + 2) * 3 / 4 + 1 = 4
         assert_eq!(v, Some(4.0));
         assert_eq!(parse("a / 0").unwrap().eval(&mut |_| Some(1.0)), None);
-        assert_eq!(parse("if_less(a, 3, 10, 20)").unwrap().eval(&mut |_| Some(1.0)), Some(10.0));
-        assert_eq!(parse("max(a, 7, 2)").unwrap().eval(&mut |_| Some(1.0)), Some(7.0));
+        assert_eq!(
+            parse("if_less(a, 3, 10, 20)")
+                .unwrap()
+                .eval(&mut |_| Some(1.0)),
+            Some(10.0)
+        );
+        assert_eq!(
+            parse("max(a, 7, 2)").unwrap().eval(&mut |_| Some(1.0)),
+            Some(7.0)
+        );
         assert!(parse("a +").is_err());
         assert_eq!(parse("a $ b").unwrap_err().0, 3);
         assert!(parse("foo(a)").is_err());
-        assert_eq!(parse("a*b+a").unwrap().refs(), vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(
+            parse("a*b+a").unwrap().refs(),
+            vec!["a".to_string(), "b".to_string()]
+        );
     }
 }

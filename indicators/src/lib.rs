@@ -17,7 +17,9 @@ pub mod sketch;
 pub mod units;
 
 pub use def::*;
-pub use engine::{Area, Engine, EngineConfig, Input, Ms, Observation, SeriesError, Value, SHANGHAI_OFFSET_MS};
+pub use engine::{
+    Area, Engine, EngineConfig, Input, Ms, Observation, SeriesError, Value, SHANGHAI_OFFSET_MS,
+};
 pub use load::{parse_duration, DefError, DefErrors, Library};
 
 /// The default library shipped with the repository (`assets/indicators`).

@@ -24,7 +24,11 @@ pub struct DefError {
 
 impl fmt::Display for DefError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}: {}", self.file, self.line, self.field, self.message)
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file, self.line, self.field, self.message
+        )
     }
 }
 
@@ -62,7 +66,11 @@ enum V {
 struct Lines(Vec<usize>);
 impl Lines {
     fn new(text: &str) -> Lines {
-        Lines(std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect())
+        Lines(
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
+        )
     }
     fn line(&self, off: usize) -> usize {
         match self.0.binary_search(&off) {
@@ -78,7 +86,10 @@ fn conv(v: &toml::Spanned<DeValue<'_>>, lines: &Lines) -> N {
         DeValue::String(s) => V::Str(s.to_string()),
         DeValue::Integer(i) => {
             let s = i.as_str().replace('_', "");
-            let s = s.trim_start_matches("0x").trim_start_matches("0o").trim_start_matches("0b");
+            let s = s
+                .trim_start_matches("0x")
+                .trim_start_matches("0o")
+                .trim_start_matches("0b");
             match i64::from_str_radix(s, i.radix()) {
                 Ok(x) => V::Num(x as f64),
                 Err(_) => V::Other,
@@ -97,11 +108,22 @@ fn conv(v: &toml::Spanned<DeValue<'_>>, lines: &Lines) -> N {
 }
 
 fn conv_table(t: &DeTable<'_>, lines: &Lines) -> Vec<(String, usize, N)> {
-    let mut out: Vec<(String, usize, N)> =
-        t.iter().map(|(k, v)| (k.get_ref().to_string(), lines.line(k.span().start), conv(v, lines))).collect();
+    let mut out: Vec<(String, usize, N)> = t
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.get_ref().to_string(),
+                lines.line(k.span().start),
+                conv(v, lines),
+            )
+        })
+        .collect();
     out.sort_by_key(|x| x.1);
     out
 }
+
+/// A table's fields: (key, line of the key, value).
+type Fields = Vec<(String, usize, N)>;
 
 /// Reads the fields of one table, remembering which were used (the rest are "unknown field").
 struct Tab<'a> {
@@ -115,8 +137,17 @@ struct Tab<'a> {
 
 impl<'a> Tab<'a> {
     fn err(&mut self, line: usize, field: &str, msg: impl Into<String>) {
-        let field = if self.prefix.is_empty() { field.to_string() } else { format!("{}{field}", self.prefix) };
-        self.errs.push(DefError { file: self.file.to_string(), line, field, message: msg.into() });
+        let field = if self.prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{}{field}", self.prefix)
+        };
+        self.errs.push(DefError {
+            file: self.file.to_string(),
+            line,
+            field,
+            message: msg.into(),
+        });
     }
     fn get(&mut self, key: &str) -> Option<N> {
         let i = self.fields.iter().position(|f| f.0 == key)?;
@@ -163,7 +194,9 @@ impl<'a> Tab<'a> {
     }
     /// A string or a list of strings.
     fn strs(&mut self, key: &str) -> Vec<(String, usize)> {
-        let Some(n) = self.get(key) else { return vec![] };
+        let Some(n) = self.get(key) else {
+            return vec![];
+        };
         match n.v {
             V::Str(s) => vec![(s, n.line)],
             V::Arr(a) => {
@@ -184,7 +217,7 @@ impl<'a> Tab<'a> {
             }
         }
     }
-    fn sub(&mut self, key: &str) -> Option<(Vec<(String, usize, N)>, usize)> {
+    fn sub(&mut self, key: &str) -> Option<(Fields, usize)> {
         let n = self.get(key)?;
         match n.v {
             V::Tab(t) => Some((t, n.line)),
@@ -198,15 +231,32 @@ impl<'a> Tab<'a> {
         for i in 0..self.fields.len() {
             if !self.used[i] {
                 let (k, l) = (self.fields[i].0.clone(), self.fields[i].1);
-                self.err(l, &k, format!("unknown field (known: {})", known.join(", ")));
+                self.err(
+                    l,
+                    &k,
+                    format!("unknown field (known: {})", known.join(", ")),
+                );
             }
         }
     }
 }
 
-fn tab<'a>(file: &'a str, prefix: String, line: usize, fields: Vec<(String, usize, N)>, errs: &'a mut Vec<DefError>) -> Tab<'a> {
+fn tab<'a>(
+    file: &'a str,
+    prefix: String,
+    line: usize,
+    fields: Vec<(String, usize, N)>,
+    errs: &'a mut Vec<DefError>,
+) -> Tab<'a> {
     let used = vec![false; fields.len()];
-    Tab { file, prefix, line, fields, used, errs }
+    Tab {
+        file,
+        prefix,
+        line,
+        fields,
+        used,
+        errs,
+    }
 }
 
 /// `PT15M`, `PT1H`, `P1D`, `P7D`, `P1W`, `PT30S` → milliseconds.
@@ -244,8 +294,27 @@ pub fn parse_duration(s: &str) -> Option<i64> {
 }
 
 const INDICATOR_FIELDS: [&str; 21] = [
-    "id", "name_zh", "name_en", "theme", "unit", "owner", "description", "kind", "window", "grain", "spatial",
-    "version", "state", "source", "target", "bands", "metric", "static", "expr", "as_of", "note",
+    "id",
+    "name_zh",
+    "name_en",
+    "theme",
+    "unit",
+    "owner",
+    "description",
+    "kind",
+    "window",
+    "grain",
+    "spatial",
+    "version",
+    "state",
+    "source",
+    "target",
+    "bands",
+    "metric",
+    "static",
+    "expr",
+    "as_of",
+    "note",
 ];
 
 /// Parses one file's text; definitions that parsed are returned even when others had errors.
@@ -254,7 +323,12 @@ pub fn parse_file(file: &str, text: &str, errs: &mut Vec<DefError>) -> Vec<Defin
     let (doc, perrs) = DeTable::parse_recoverable(text);
     for e in &perrs {
         let line = e.span().map(|s| lines.line(s.start)).unwrap_or(1);
-        errs.push(DefError { file: file.into(), line, field: "(toml)".into(), message: e.message().trim().to_string() });
+        errs.push(DefError {
+            file: file.into(),
+            line,
+            field: "(toml)".into(),
+            message: e.message().trim().to_string(),
+        });
     }
     if !perrs.is_empty() {
         return vec![];
@@ -263,19 +337,40 @@ pub fn parse_file(file: &str, text: &str, errs: &mut Vec<DefError>) -> Vec<Defin
     let mut out = vec![];
     for (k, l, n) in top {
         if k != "indicator" {
-            errs.push(DefError { file: file.into(), line: l, field: k, message: "unknown top-level key (expected [[indicator]] tables)".into() });
+            errs.push(DefError {
+                file: file.into(),
+                line: l,
+                field: k,
+                message: "unknown top-level key (expected [[indicator]] tables)".into(),
+            });
             continue;
         }
         let V::Arr(items) = n.v else {
-            errs.push(DefError { file: file.into(), line: l, field: k, message: "expected [[indicator]] (an array of tables)".into() });
+            errs.push(DefError {
+                file: file.into(),
+                line: l,
+                field: k,
+                message: "expected [[indicator]] (an array of tables)".into(),
+            });
             continue;
         };
         for it in items {
             let V::Tab(fields) = it.v else {
-                errs.push(DefError { file: file.into(), line: it.line, field: "indicator".into(), message: "expected a table".into() });
+                errs.push(DefError {
+                    file: file.into(),
+                    line: it.line,
+                    field: "indicator".into(),
+                    message: "expected a table".into(),
+                });
                 continue;
             };
-            let line = fields.iter().map(|f| f.1).min().unwrap_or(it.line).saturating_sub(1).max(1);
+            let line = fields
+                .iter()
+                .map(|f| f.1)
+                .min()
+                .unwrap_or(it.line)
+                .saturating_sub(1)
+                .max(1);
             if let Some(d) = parse_indicator(file, line, fields, errs) {
                 out.push(d);
             }
@@ -284,17 +379,33 @@ pub fn parse_file(file: &str, text: &str, errs: &mut Vec<DefError>) -> Vec<Defin
     out
 }
 
-fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, errs: &mut Vec<DefError>) -> Option<Definition> {
+fn parse_indicator(
+    file: &str,
+    line: usize,
+    fields: Vec<(String, usize, N)>,
+    errs: &mut Vec<DefError>,
+) -> Option<Definition> {
     let n0 = errs.len();
-    let id_guess = fields.iter().find(|f| f.0 == "id").and_then(|f| match &f.2.v {
-        V::Str(s) => Some(s.clone()),
-        _ => None,
-    });
-    let prefix = id_guess.as_ref().map(|i| format!("{i}: ")).unwrap_or_default();
+    let id_guess = fields
+        .iter()
+        .find(|f| f.0 == "id")
+        .and_then(|f| match &f.2.v {
+            V::Str(s) => Some(s.clone()),
+            _ => None,
+        });
+    let prefix = id_guess
+        .as_ref()
+        .map(|i| format!("{i}: "))
+        .unwrap_or_default();
     let mut t = tab(file, prefix.clone(), line, fields, errs);
     let id = t.str_req("id");
     if let Some((id, l)) = &id {
-        if id.is_empty() || !id.starts_with(|c: char| c.is_ascii_lowercase()) || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        if id.is_empty()
+            || !id.starts_with(|c: char| c.is_ascii_lowercase())
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
             t.err(*l, "id", format!("`{id}`: ids are [a-z][a-z0-9_]*"));
         }
     }
@@ -304,7 +415,11 @@ fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, err
     if let Some((th, l)) = &theme {
         if !THEMES.iter().any(|x| x.0 == th) {
             let all: Vec<&str> = THEMES.iter().map(|x| x.0).collect();
-            t.err(*l, "theme", format!("unknown theme `{th}` (one of {})", all.join(", ")));
+            t.err(
+                *l,
+                "theme",
+                format!("unknown theme `{th}` (one of {})", all.join(", ")),
+            );
         }
     }
     let unit = t.str_req("unit");
@@ -332,7 +447,11 @@ fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, err
     };
     let state = match t.str_req("state") {
         Some((s, l)) => DefState::parse(&s).or_else(|| {
-            t.err(l, "state", format!("`{s}`: one of draft, published, retired"));
+            t.err(
+                l,
+                "state",
+                format!("`{s}`: one of draft, published, retired"),
+            );
             None
         }),
         None => None,
@@ -343,7 +462,11 @@ fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, err
             "city" => Spatial::City,
             "district" => Spatial::District,
             "street" => {
-                t.err(l, "spatial", "`street`: no live source carries street ids yet (city or district)");
+                t.err(
+                    l,
+                    "spatial",
+                    "`street`: no live source carries street ids yet (city or district)",
+                );
                 Spatial::District
             }
             _ => {
@@ -354,17 +477,23 @@ fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, err
     };
     let grain_ms = match t.str_opt("grain") {
         None => 3_600_000,
-        Some((s, l)) => match parse_duration(&s) {
-            Some(ms) if ms >= 60_000 && 86_400_000 % ms == 0 => ms,
-            Some(_) => {
-                t.err(l, "grain", format!("`{s}`: at least PT1M and dividing P1D evenly (PT1M, PT15M, PT1H, P1D …)"));
-                3_600_000
+        Some((s, l)) => {
+            match parse_duration(&s) {
+                Some(ms) if ms >= 60_000 && 86_400_000 % ms == 0 => ms,
+                Some(_) => {
+                    t.err(l, "grain", format!("`{s}`: at least PT1M and dividing P1D evenly (PT1M, PT15M, PT1H, P1D …)"));
+                    3_600_000
+                }
+                None => {
+                    t.err(
+                        l,
+                        "grain",
+                        format!("`{s}`: not an ISO 8601 duration (PT1H, P1D)"),
+                    );
+                    3_600_000
+                }
             }
-            None => {
-                t.err(l, "grain", format!("`{s}`: not an ISO 8601 duration (PT1H, P1D)"));
-                3_600_000
-            }
-        },
+        }
     };
     let kind_s = t.str_req("kind");
     let window_raw = t.str_opt("window");
@@ -372,13 +501,25 @@ fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, err
         None => Window::None,
         Some((s, l)) => match s.as_str() {
             "current" => Window::Current,
-            "day" => Window::Calendar { unit: CalendarUnit::Day },
-            "week" => Window::Calendar { unit: CalendarUnit::Week },
-            "month" => Window::Calendar { unit: CalendarUnit::Month },
+            "day" => Window::Calendar {
+                unit: CalendarUnit::Day,
+            },
+            "week" => Window::Calendar {
+                unit: CalendarUnit::Week,
+            },
+            "month" => Window::Calendar {
+                unit: CalendarUnit::Month,
+            },
             _ => match parse_duration(s) {
-                Some(ms) if ms >= 60_000 && ms % 60_000 == 0 && ms <= 92 * 86_400_000 => Window::Rolling { ms },
+                Some(ms) if ms >= 60_000 && ms % 60_000 == 0 && ms <= 92 * 86_400_000 => {
+                    Window::Rolling { ms }
+                }
                 Some(_) => {
-                    t.err(*l, "window", format!("`{s}`: a rolling window is whole minutes, PT1M … P92D"));
+                    t.err(
+                        *l,
+                        "window",
+                        format!("`{s}`: a rolling window is whole minutes, PT1M … P92D"),
+                    );
                     Window::None
                 }
                 None => {
@@ -407,7 +548,10 @@ fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, err
             s.err(l, "value", "missing");
         }
         s.finish(&["value", "direction"]);
-        Some(Target { value: v?.0, direction: dir? })
+        Some(Target {
+            value: v?.0,
+            direction: dir?,
+        })
     });
     let mut bands = vec![];
     if let Some(n) = t.get("bands") {
@@ -426,7 +570,10 @@ fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, err
                     let en = s.str_req("label_en").map(|x| x.0).unwrap_or_default();
                     let color = match s.str_req("color") {
                         Some((c, cl)) => {
-                            if !(c.len() == 7 && c.starts_with('#') && c[1..].chars().all(|x| x.is_ascii_hexdigit())) {
+                            if !(c.len() == 7
+                                && c.starts_with('#')
+                                && c[1..].chars().all(|x| x.is_ascii_hexdigit()))
+                            {
                                 s.err(cl, "color", format!("`{c}`: expected #rrggbb"));
                             }
                             c
@@ -446,7 +593,12 @@ fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, err
                         prev = Some(m);
                     }
                     s.finish(&["max", "label_zh", "label_en", "color"]);
-                    bands.push(Band { max: max.map(|x| x.0), label_zh: zh, label_en: en, color });
+                    bands.push(Band {
+                        max: max.map(|x| x.0),
+                        label_zh: zh,
+                        label_en: en,
+                        color,
+                    });
                 }
             }
             _ => t.err(n.line, "bands", "expected [[indicator.bands]] tables"),
@@ -459,7 +611,11 @@ fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, err
             let mut value = None;
             let mut by_district = vec![];
             match st {
-                None => t.err(line, "static", "missing [indicator.static] (value or by_district)"),
+                None => t.err(
+                    line,
+                    "static",
+                    "missing [indicator.static] (value or by_district)",
+                ),
                 Some((f, l)) => {
                     let mut s = tab(file, format!("{prefix}static."), l, f, t.errs);
                     value = s.num_opt("value").map(|x| x.0);
@@ -475,7 +631,11 @@ fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, err
                         }
                     }
                     if value.is_none() && by_district.is_empty() && s.errs.len() == n0 {
-                        s.err(l, "value", "a static indicator needs `value` or `by_district`");
+                        s.err(
+                            l,
+                            "value",
+                            "a static indicator needs `value` or `by_district`",
+                        );
                     }
                     s.finish(&["value", "by_district"]);
                 }
@@ -486,7 +646,11 @@ fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, err
             if let Some((_, l)) = &window_raw {
                 t.err(*l, "window", "static indicators have no window");
             }
-            Some(Kind::Static(StaticDef { value, by_district, as_of: as_of.clone() }))
+            Some(Kind::Static(StaticDef {
+                value,
+                by_district,
+                as_of: as_of.clone(),
+            }))
         }
         Some("derived") => match t.str_opt("expr") {
             None => {
@@ -495,12 +659,21 @@ fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, err
             }
             Some((e, l)) => {
                 if let Some((_, wl)) = &window_raw {
-                    t.err(*wl, "window", "derived indicators take their inputs' windows; remove `window`");
+                    t.err(
+                        *wl,
+                        "window",
+                        "derived indicators take their inputs' windows; remove `window`",
+                    );
                 }
                 match expr::parse(&e) {
                     Ok(ast) => {
                         let inputs = ast.refs();
-                        Some(Kind::Derived(DerivedDef { expr: e, ast, inputs, line: l }))
+                        Some(Kind::Derived(DerivedDef {
+                            expr: e,
+                            ast,
+                            inputs,
+                            line: l,
+                        }))
                     }
                     Err((col, m)) => {
                         t.err(l, "expr", format!("column {col}: {m}"));
@@ -518,7 +691,8 @@ fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, err
                 let unit_s = unit.as_ref().map(|u| u.0.clone()).unwrap_or_default();
                 let ul = unit.as_ref().map(|u| u.1).unwrap_or(line);
                 let wl = window_raw.as_ref().map(|w| w.1).unwrap_or(line);
-                parse_metric(file, &prefix, l, f, (&unit_s, ul), window, wl, t.errs).map(Kind::Metric)
+                parse_metric(file, &prefix, l, f, (&unit_s, ul), window, wl, t.errs)
+                    .map(|m| Kind::Metric(Box::new(m)))
             }
         },
         Some(k) => {
@@ -528,8 +702,15 @@ fn parse_indicator(file: &str, line: usize, fields: Vec<(String, usize, N)>, err
         }
         None => None,
     };
-    if kind_s.as_ref().map(|k| k.0.as_str()) == Some("metric") && window == Window::None && window_raw.is_none() {
-        t.err(line, "window", "missing: a metric needs a window (PT1H, P1D, day, week, month or current)");
+    if kind_s.as_ref().map(|k| k.0.as_str()) == Some("metric")
+        && window == Window::None
+        && window_raw.is_none()
+    {
+        t.err(
+            line,
+            "window",
+            "missing: a metric needs a window (PT1H, P1D, day, week, month or current)",
+        );
     }
     t.finish(&INDICATOR_FIELDS);
     if errs.len() > n0 {
@@ -589,7 +770,11 @@ fn parse_metric(
             "transitions" => Some(InputKind::Transitions),
             "observations" => Some(InputKind::Observations),
             _ => {
-                t.err(l, "input", format!("unknown source `{s}` (events, transitions, observations)"));
+                t.err(
+                    l,
+                    "input",
+                    format!("unknown source `{s}` (events, transitions, observations)"),
+                );
                 None
             }
         },
@@ -647,7 +832,11 @@ fn parse_metric(
                 Some(c) => out.category.push(c),
                 None => {
                     let all: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
-                    s.err(vl, "category", format!("unknown category `{v}` ({})", all.join(", ")))
+                    s.err(
+                        vl,
+                        "category",
+                        format!("unknown category `{v}` ({})", all.join(", ")),
+                    )
                 }
             }
         }
@@ -667,7 +856,11 @@ fn parse_metric(
             }
         }
         for (v, vl) in s.strs("severity") {
-            match v.parse::<u8>().ok().and_then(|x| Severity::try_from(x).ok()) {
+            match v
+                .parse::<u8>()
+                .ok()
+                .and_then(|x| Severity::try_from(x).ok())
+            {
                 Some(c) => out.severity.push(c),
                 None => s.err(vl, "severity", format!("`{v}`: 1 … 4")),
             }
@@ -676,14 +869,24 @@ fn parse_metric(
             if ["created", "transition", "escalated", "assigned"].contains(&v.as_str()) {
                 out.kind.push(v)
             } else {
-                s.err(vl, "kind", format!("unknown log entry kind `{v}` (created, transition, escalated, assigned)"))
+                s.err(
+                    vl,
+                    "kind",
+                    format!(
+                        "unknown log entry kind `{v}` (created, transition, escalated, assigned)"
+                    ),
+                )
             }
         }
         for (v, vl) in s.strs("sensor_type") {
             if SENSOR_TYPES.contains(&v.as_str()) {
                 out.sensor_type.push(v)
             } else {
-                s.err(vl, "sensor_type", format!("unknown sensor type `{v}` ({})", SENSOR_TYPES.join(", ")))
+                s.err(
+                    vl,
+                    "sensor_type",
+                    format!("unknown sensor type `{v}` ({})", SENSOR_TYPES.join(", ")),
+                )
             }
         }
         for (v, vl) in s.strs("observed_property") {
@@ -691,7 +894,11 @@ fn parse_metric(
                 out.observed_property.push(v)
             } else {
                 let all: Vec<&str> = OBSERVED_PROPERTIES.iter().map(|p| p.0).collect();
-                s.err(vl, "observed_property", format!("unknown observed property `{v}` ({})", all.join(", ")))
+                s.err(
+                    vl,
+                    "observed_property",
+                    format!("unknown observed property `{v}` ({})", all.join(", ")),
+                )
             }
         }
         for (v, vl) in s.strs("district") {
@@ -703,9 +910,30 @@ fn parse_metric(
         out.overdue = s.bool_opt("overdue");
         out.value_min = s.num_opt("value_min").map(|x| x.0);
         out.value_max = s.num_opt("value_max").map(|x| x.0);
-        out.prop_mask = out.observed_property.iter().map(|p| prop_bit(p)).fold(0, |a, b| a | b);
-        out.sensor_mask = out.sensor_type.iter().map(|p| sensor_bit(p)).fold(0, |a, b| a | b);
-        s.finish(&["category", "state", "from_state", "source", "severity", "kind", "sensor_type", "observed_property", "district", "overdue", "value_min", "value_max"]);
+        out.prop_mask = out
+            .observed_property
+            .iter()
+            .map(|p| prop_bit(p))
+            .fold(0, |a, b| a | b);
+        out.sensor_mask = out
+            .sensor_type
+            .iter()
+            .map(|p| sensor_bit(p))
+            .fold(0, |a, b| a | b);
+        s.finish(&[
+            "category",
+            "state",
+            "from_state",
+            "source",
+            "severity",
+            "kind",
+            "sensor_type",
+            "observed_property",
+            "district",
+            "overdue",
+            "value_min",
+            "value_max",
+        ]);
         Some(out)
     };
     let filter = filter_of(&mut t, "filter").unwrap_or_default();
@@ -714,7 +942,14 @@ fn parse_metric(
     // Cross-field checks.
     if let (Some(input), Some(agg)) = (input, agg) {
         let l = agg_s.as_ref().map(|a| a.1).unwrap_or(line);
-        let needs_field = matches!(agg, Aggregate::Sum | Aggregate::Avg | Aggregate::Min | Aggregate::Max | Aggregate::Percentile { .. });
+        let needs_field = matches!(
+            agg,
+            Aggregate::Sum
+                | Aggregate::Avg
+                | Aggregate::Min
+                | Aggregate::Max
+                | Aggregate::Percentile { .. }
+        );
         let all_filters = [Some(&filter), numerator.as_ref(), denominator.as_ref()];
         let check_filter_fields = |t: &mut Tab, f: &Filter| {
             let ev = !f.category.is_empty() || !f.source.is_empty() || !f.severity.is_empty();
@@ -776,14 +1011,22 @@ fn parse_metric(
             match agg {
                 Aggregate::Ratio => {
                     if numerator.is_none() || denominator.is_none() {
-                        t.err(l, "numerator", "ratio needs [metric.numerator] and [metric.denominator] filters");
+                        t.err(
+                            l,
+                            "numerator",
+                            "ratio needs [metric.numerator] and [metric.denominator] filters",
+                        );
                     }
                     if !(unit == "%" || u.is_one()) {
-                        unit_errs.push(format!("unit mismatch: a ratio is `%` or `1`, not `{unit}`"));
+                        unit_errs.push(format!(
+                            "unit mismatch: a ratio is `%` or `1`, not `{unit}`"
+                        ));
                     }
                 }
                 Aggregate::Count | Aggregate::Distinct => {
-                    let ok = u.0.len() == 1 && u.0.iter().all(|(k, e)| k.starts_with('{') && *e == 1) || u.is_one();
+                    let ok = u.0.len() == 1
+                        && u.0.iter().all(|(k, e)| k.starts_with('{') && *e == 1)
+                        || u.is_one();
                     if !ok {
                         unit_errs.push(format!("unit mismatch: a count is `1` or an annotation like `{{event}}`, not `{unit}`"));
                     }
@@ -791,7 +1034,10 @@ fn parse_metric(
                 Aggregate::Rate { per_ms } => {
                     let per = if per_ms == 3_600_000 { "h" } else { "d" };
                     if u.0.get(per) != Some(&-1) {
-                        unit_errs.push(format!("unit mismatch: a rate per {} must be `…/{per}`, not `{unit}`", if per == "h" { "hour" } else { "day" }));
+                        unit_errs.push(format!(
+                            "unit mismatch: a rate per {} must be `…/{per}`, not `{unit}`",
+                            if per == "h" { "hour" } else { "day" }
+                        ));
                     }
                 }
                 _ => {}
@@ -801,19 +1047,48 @@ fn parse_metric(
             t.err(l, "numerator", "numerator/denominator only apply to ratio");
         }
         if matches!(agg, Aggregate::Distinct) && input != InputKind::Observations {
-            t.err(l, "aggregate", "distinct counts datastreams: observations only");
+            t.err(
+                l,
+                "aggregate",
+                "distinct counts datastreams: observations only",
+            );
         }
         if window == Window::Current {
             if input != InputKind::Events || !matches!(agg, Aggregate::Count) {
-                t.err(window_line, "window", "`current` is a gauge of events: input = \"events\", aggregate = \"count\"");
+                t.err(
+                    window_line,
+                    "window",
+                    "`current` is a gauge of events: input = \"events\", aggregate = \"count\"",
+                );
             }
-        } else if input == InputKind::Events && matches!(agg, Aggregate::Min | Aggregate::Max) && !filter.state.is_empty() {
-            t.err(l, "filter.state", "min/max over events cannot filter on their (changing) state");
+        } else if input == InputKind::Events
+            && matches!(agg, Aggregate::Min | Aggregate::Max)
+            && !filter.state.is_empty()
+        {
+            t.err(
+                l,
+                "filter.state",
+                "min/max over events cannot filter on their (changing) state",
+            );
         }
     }
-    t.finish(&["input", "aggregate", "field", "p", "per", "filter", "numerator", "denominator"]);
+    t.finish(&[
+        "input",
+        "aggregate",
+        "field",
+        "p",
+        "per",
+        "filter",
+        "numerator",
+        "denominator",
+    ]);
     for m in unit_errs {
-        errs.push(DefError { file: file.into(), line: unit_line, field: format!("{prefix}unit"), message: m });
+        errs.push(DefError {
+            file: file.into(),
+            line: unit_line,
+            field: format!("{prefix}unit"),
+            message: m,
+        });
     }
     if errs.len() > n0 {
         return None;
@@ -843,8 +1118,14 @@ pub fn validate_set(defs: &[Definition], errs: &mut Vec<DefError>) -> Vec<usize>
             });
         }
     }
-    let units: HashMap<&str, (Dim, String)> =
-        defs.iter().filter_map(|d| parse_unit(&d.unit).ok().map(|u| (d.id.as_str(), (u, d.unit.clone())))).collect();
+    let units: HashMap<&str, (Dim, String)> = defs
+        .iter()
+        .filter_map(|d| {
+            parse_unit(&d.unit)
+                .ok()
+                .map(|u| (d.id.as_str(), (u, d.unit.clone())))
+        })
+        .collect();
     for d in defs {
         let Some(dd) = d.derived() else { continue };
         if !d.is_active() {
@@ -855,11 +1136,21 @@ pub fn validate_set(defs: &[Definition], errs: &mut Vec<DefError>) -> Vec<usize>
             match by_id.get(r.as_str()) {
                 None => {
                     ok = false;
-                    errs.push(DefError { file: d.file.clone(), line: dd.line, field: format!("{}: expr", d.id), message: format!("unknown indicator `{r}`") });
+                    errs.push(DefError {
+                        file: d.file.clone(),
+                        line: dd.line,
+                        field: format!("{}: expr", d.id),
+                        message: format!("unknown indicator `{r}`"),
+                    });
                 }
                 Some(&j) if !defs[j].is_active() => {
                     ok = false;
-                    errs.push(DefError { file: d.file.clone(), line: dd.line, field: format!("{}: expr", d.id), message: format!("`{r}` is retired") });
+                    errs.push(DefError {
+                        file: d.file.clone(),
+                        line: dd.line,
+                        field: format!("{}: expr", d.id),
+                        message: format!("`{r}` is retired"),
+                    });
                 }
                 _ => {}
             }
@@ -867,7 +1158,12 @@ pub fn validate_set(defs: &[Definition], errs: &mut Vec<DefError>) -> Vec<usize>
         if ok {
             let unit_of = |r: &str| units.get(r).cloned();
             match dd.ast.unit(&unit_of) {
-                Err(m) => errs.push(DefError { file: d.file.clone(), line: dd.line, field: format!("{}: expr", d.id), message: m }),
+                Err(m) => errs.push(DefError {
+                    file: d.file.clone(),
+                    line: dd.line,
+                    field: format!("{}: expr", d.id),
+                    message: m,
+                }),
                 Ok(u) => {
                     let u = u.unwrap_or_default();
                     if let Some((declared, _)) = units.get(d.id.as_str()) {
@@ -902,7 +1198,9 @@ pub fn validate_set(defs: &[Definition], errs: &mut Vec<DefError>) -> Vec<usize>
         stack.push(i);
         if let Some(dd) = defs[i].derived() {
             for r in &dd.inputs {
-                let Some(&j) = by_id.get(r.as_str()) else { continue };
+                let Some(&j) = by_id.get(r.as_str()) else {
+                    continue;
+                };
                 match color[j] {
                     0 => visit(j, defs, by_id, color, stack, order, cycles),
                     1 => {
@@ -920,7 +1218,15 @@ pub fn validate_set(defs: &[Definition], errs: &mut Vec<DefError>) -> Vec<usize>
     let mut cycles = vec![];
     for i in 0..n {
         if color[i] == 0 {
-            visit(i, defs, &by_id, &mut color, &mut vec![], &mut order, &mut cycles);
+            visit(
+                i,
+                defs,
+                &by_id,
+                &mut color,
+                &mut vec![],
+                &mut order,
+                &mut cycles,
+            );
         }
     }
     for c in cycles {
@@ -969,19 +1275,35 @@ impl Library {
     /// Loads every `*.toml` of a directory (sorted by name).
     pub fn load_dir(dir: &Path) -> Result<Library, DefErrors> {
         let mut files: Vec<_> = match std::fs::read_dir(dir) {
-            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect(),
+            Ok(rd) => rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect(),
             Err(e) => {
-                return Err(DefErrors(vec![DefError { file: dir.display().to_string(), line: 0, field: "(dir)".into(), message: e.to_string() }]))
+                return Err(DefErrors(vec![DefError {
+                    file: dir.display().to_string(),
+                    line: 0,
+                    field: "(dir)".into(),
+                    message: e.to_string(),
+                }]))
             }
         };
         files.sort();
         let mut sources = vec![];
         let mut errs = vec![];
         for p in files {
-            let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             match std::fs::read_to_string(&p) {
                 Ok(t) => sources.push((name, t)),
-                Err(e) => errs.push(DefError { file: name, line: 0, field: "(file)".into(), message: e.to_string() }),
+                Err(e) => errs.push(DefError {
+                    file: name,
+                    line: 0,
+                    field: "(file)".into(),
+                    message: e.to_string(),
+                }),
             }
         }
         if !errs.is_empty() {

@@ -114,7 +114,9 @@ pub fn parse_unit(s: &str) -> Result<Dim, String> {
                 }
                 sign = if c == '/' { -1 } else { 1 };
             }
-            c if c.is_whitespace() && depth == 0 => return Err(format!("unit `{s}`: spaces are not allowed")),
+            c if c.is_whitespace() && depth == 0 => {
+                return Err(format!("unit `{s}`: spaces are not allowed"))
+            }
             c => cur.push(c),
         }
         leading_slash = false;
@@ -156,7 +158,9 @@ mod tests {
         assert_eq!(parse_unit("ug/m3").unwrap().to_string(), "m-3.ug");
         assert_eq!(parse_unit("{event}/h").unwrap().to_string(), "h-1.{event}");
         assert!(parse_unit("%").unwrap().compatible_with(&Dim::one()));
-        assert!(!parse_unit("%").unwrap().compatible_with(&parse_unit("min").unwrap()));
+        assert!(!parse_unit("%")
+            .unwrap()
+            .compatible_with(&parse_unit("min").unwrap()));
         assert_eq!(parse_unit("10^8.{record}").unwrap().0.len(), 2);
         assert!(parse_unit("{event").is_err());
         assert!(parse_unit("km h").is_err());

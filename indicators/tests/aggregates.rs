@@ -51,7 +51,11 @@ fn observation_aggregates() {
     assert_eq!(val(&mut e, "lo", d1, now), Some(120.0));
     // nearest rank over [40, 60, 80, 120, 200]: p50 → rank ⌈2.5⌉ = 3 → 80; p90 → rank ⌈4.5⌉ = 5 → 200
     // (the sketch is within 0.5 % relative error)
-    assert!(close(val(&mut e, "p50", city, now), 80.0, 80.0 * 0.005), "{:?}", val(&mut e, "p50", city, now));
+    assert!(
+        close(val(&mut e, "p50", city, now), 80.0, 80.0 * 0.005),
+        "{:?}",
+        val(&mut e, "p50", city, now)
+    );
     assert!(close(val(&mut e, "p90", city, now), 200.0, 200.0 * 0.005));
     // district 0 [40, 60, 80]: p50 → rank 2 → 60
     assert!(close(val(&mut e, "p50", d0, now), 60.0, 60.0 * 0.005));
@@ -100,13 +104,35 @@ fn event_inputs() -> Vec<Input> {
         ev(3, CityManagement, Patrol, Medium, 1, T0 + 3 * MIN, None),
         tr(3, 3, None, Reported, T0 + 3 * MIN, "created"),
         tr(4, 1, Some(Reported), Dispatched, T0 + 4 * MIN, "transition"),
-        tr(5, 2, Some(Reported), Dispatched, T0 + 2 * MIN + 0, "transition"),
+        tr(5, 2, Some(Reported), Dispatched, T0 + 2 * MIN, "transition"),
         tr(6, 3, Some(Reported), Cancelled, T0 + 5 * MIN, "transition"),
         // e4 medical, severity 3, district 0, reported +6, due +15, stays reported, escalated +16
-        ev(4, Medical, Patrol, High, 0, T0 + 6 * MIN, Some(T0 + 15 * MIN)),
+        ev(
+            4,
+            Medical,
+            Patrol,
+            High,
+            0,
+            T0 + 6 * MIN,
+            Some(T0 + 15 * MIN),
+        ),
         tr(7, 4, None, Reported, T0 + 6 * MIN, "created"),
-        tr(8, 1, Some(Dispatched), Handling, T0 + 10 * MIN, "transition"),
-        tr(9, 2, Some(Dispatched), Handling, T0 + 12 * MIN, "transition"),
+        tr(
+            8,
+            1,
+            Some(Dispatched),
+            Handling,
+            T0 + 10 * MIN,
+            "transition",
+        ),
+        tr(
+            9,
+            2,
+            Some(Dispatched),
+            Handling,
+            T0 + 12 * MIN,
+            "transition",
+        ),
         tr(10, 4, Some(Reported), Reported, T0 + 16 * MIN, "escalated"),
         tr(11, 1, Some(Handling), Feedback, T0 + 30 * MIN, "transition"),
         tr(12, 1, Some(Feedback), Closed, T0 + 40 * MIN, "transition"),
@@ -141,17 +167,32 @@ fn event_and_transition_aggregates() {
     assert!(close(val(&mut e, "dispatch", c, now), 2.5, 1e-9));
     // arrival: e1 10 − 4 = 6, e2 12 − 2 = 10 → 8
     assert!(close(val(&mut e, "arrival", c, now), 8.0, 1e-9));
-    assert!(close(val(&mut e, "arrival", Area::District(1), now), 10.0, 1e-9));
+    assert!(close(
+        val(&mut e, "arrival", Area::District(1), now),
+        10.0,
+        1e-9
+    ));
     // feedback after handling 30 − 10 = 20
     assert!(close(val(&mut e, "longest", c, now), 20.0, 1e-9));
     // hotline: e1, e2 in a 1-day window → 2 per day
     assert!(close(val(&mut e, "hotline", c, now), 2.0, 1e-9));
     // Before the closing transition applies, the ratio was 0/3: replay up to +35.
     let mut e2 = engine(&event_library());
-    e2.backfill(event_inputs().into_iter().filter(|i| i.time() <= T0 + 35 * MIN));
+    e2.backfill(
+        event_inputs()
+            .into_iter()
+            .filter(|i| i.time() <= T0 + 35 * MIN),
+    );
     assert!(close(val(&mut e2, "closure", c, T0 + 35 * MIN), 0.0, 1e-9));
     assert_eq!(val(&mut e2, "open", c, now), Some(3.0));
     // Replaying a transition twice changes nothing (log ids are applied once).
-    e.push(&tr(9, 2, Some(Dispatched), Handling, T0 + 12 * MIN, "transition"));
+    e.push(&tr(
+        9,
+        2,
+        Some(Dispatched),
+        Handling,
+        T0 + 12 * MIN,
+        "transition",
+    ));
     assert!(close(val(&mut e, "arrival", c, now), 8.0, 1e-9));
 }

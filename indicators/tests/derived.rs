@@ -29,7 +29,8 @@ fn derived_follow_their_inputs_only() {
     assert_eq!(val(&mut e, "capped", Area::City, now), Some(50.0));
     assert_eq!(val(&mut e, "flag", Area::City, now), Some(0.0));
     assert_eq!(val(&mut e, "noise_plus", Area::City, now), Some(1.0));
-    let evals = |e: &Engine| ["aqi", "aqi2", "aqi3", "noise_n", "noise_plus"].map(|i| e.evaluations(i));
+    let evals =
+        |e: &Engine| ["aqi", "aqi2", "aqi3", "noise_n", "noise_plus"].map(|i| e.evaluations(i));
     let before = evals(&e);
 
     // Nothing changed: asking again recomputes nothing.
@@ -40,7 +41,11 @@ fn derived_follow_their_inputs_only() {
     e.push(&obs("n", "noise", 0, 55.0, T0 + 2 * MIN));
     e.values_at(now);
     let after = evals(&e);
-    assert_eq!(after[0..3], before[0..3], "aqi side recomputed on a noise reading");
+    assert_eq!(
+        after[0..3],
+        before[0..3],
+        "aqi side recomputed on a noise reading"
+    );
     assert!(after[3] > before[3] && after[4] > before[4]);
     assert_eq!(val(&mut e, "noise_plus", Area::City, now), Some(2.0));
 

@@ -7,7 +7,12 @@ use common::*;
 use indicators::*;
 
 fn count(id: &str, window: &str) -> String {
-    metric(id, "{reading}", window, "input = \"observations\"\naggregate = \"count\"\nfilter = { observed_property = \"aqi\" }")
+    metric(
+        id,
+        "{reading}",
+        window,
+        "input = \"observations\"\naggregate = \"count\"\nfilter = { observed_property = \"aqi\" }",
+    )
 }
 
 #[test]
@@ -71,19 +76,34 @@ fn calendar_week_and_month() {
     assert_eq!(val(&mut e, "week", Area::City, T0 + 8 * DAY - 1), Some(1.0)); // Sunday 23:59:59.999
     assert_eq!(val(&mut e, "week", Area::City, T0 + 8 * DAY), Some(0.0));
     // November so far: Sunday 22nd and Wednesday 25th
-    assert_eq!(val(&mut e, "month", Area::City, T0 + 9 * DAY - 1), Some(2.0));
+    assert_eq!(
+        val(&mut e, "month", Area::City, T0 + 9 * DAY - 1),
+        Some(2.0)
+    );
     assert_eq!(val(&mut e, "month", Area::City, T0 + 9 * DAY), Some(0.0));
-    assert_eq!(indicators::engine::period_start(CalendarUnit::Month, T0 + 9 * DAY + HOUR), T0 + 9 * DAY);
+    assert_eq!(
+        indicators::engine::period_start(CalendarUnit::Month, T0 + 9 * DAY + HOUR),
+        T0 + 9 * DAY
+    );
 }
 
 #[test]
 fn calendar_rate_uses_elapsed_time() {
-    let mut e = engine(&metric("r", "{reading}/h", "day", "input = \"observations\"\naggregate = \"rate\"\nper = \"hour\""));
+    let mut e = engine(&metric(
+        "r",
+        "{reading}/h",
+        "day",
+        "input = \"observations\"\naggregate = \"rate\"\nper = \"hour\"",
+    ));
     for k in 0..6 {
         e.push(&obs("a", "aqi", 0, 1.0, T0 + k * 10 * MIN));
     }
     // 6 readings in the first 2 hours of the day → 3 per hour
-    assert!(close(val(&mut e, "r", Area::City, T0 + 2 * HOUR), 3.0, 1e-9));
+    assert!(close(
+        val(&mut e, "r", Area::City, T0 + 2 * HOUR),
+        3.0,
+        1e-9
+    ));
 }
 
 #[test]
@@ -94,15 +114,38 @@ fn history_holds_the_value_at_each_boundary() {
     }
     e.tick(T0 + 3 * HOUR + 1);
     // boundary T0+1h: inputs in (T0, T0+1h] = 5, 25 → 2; T0+2h: 65 → 1; T0+3h: 125 → 1
-    let s = e.series("h", Area::City, T0 + HOUR, T0 + 3 * HOUR, HOUR).unwrap();
-    assert_eq!(s, vec![(T0 + HOUR, Some(2.0)), (T0 + 2 * HOUR, Some(1.0)), (T0 + 3 * HOUR, Some(1.0))]);
+    let s = e
+        .series("h", Area::City, T0 + HOUR, T0 + 3 * HOUR, HOUR)
+        .unwrap();
+    assert_eq!(
+        s,
+        vec![
+            (T0 + HOUR, Some(2.0)),
+            (T0 + 2 * HOUR, Some(1.0)),
+            (T0 + 3 * HOUR, Some(1.0))
+        ]
+    );
     // Resampled every 30 min: as-of the latest boundary.
-    let s = e.series("h", Area::City, T0 + HOUR, T0 + 2 * HOUR, 30 * MIN).unwrap();
-    assert_eq!(s.iter().map(|x| x.1).collect::<Vec<_>>(), vec![Some(2.0), Some(2.0), Some(1.0)]);
+    let s = e
+        .series("h", Area::City, T0 + HOUR, T0 + 2 * HOUR, 30 * MIN)
+        .unwrap();
+    assert_eq!(
+        s.iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![Some(2.0), Some(2.0), Some(1.0)]
+    );
     // Before the first boundary: no value.
-    assert_eq!(e.series("h", Area::City, T0, T0, HOUR).unwrap(), vec![(T0, None)]);
-    assert!(matches!(e.series("h", Area::City, T0, T0 - 1, HOUR), Err(SeriesError::BadRange)));
-    assert!(matches!(e.series("nope", Area::City, T0, T0, HOUR), Err(SeriesError::Unknown(_))));
+    assert_eq!(
+        e.series("h", Area::City, T0, T0, HOUR).unwrap(),
+        vec![(T0, None)]
+    );
+    assert!(matches!(
+        e.series("h", Area::City, T0, T0 - 1, HOUR),
+        Err(SeriesError::BadRange)
+    ));
+    assert!(matches!(
+        e.series("nope", Area::City, T0, T0, HOUR),
+        Err(SeriesError::Unknown(_))
+    ));
     // Per district as well.
     assert_eq!(e.history("h", Area::District(0)).len(), 3);
 }
