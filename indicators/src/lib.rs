@@ -26,3 +26,10 @@ pub use load::{parse_duration, DefError, DefErrors, Library};
 pub fn default_library_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/indicators")
 }
+
+// The server keeps the engine behind a mutex shared by its tasks.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Engine>();
+    send_sync::<Library>();
+};

@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use indicators::*;
-use twin_protocol::{Category::*, EventSource::*, EventState::*, Severity::*};
+use twin_protocol::{Category::*, EventSource::*, EventState, EventState::*, Severity::*};
 
 fn observation_library() -> String {
     [
@@ -195,4 +195,56 @@ fn event_and_transition_aggregates() {
         "transition",
     ));
     assert!(close(val(&mut e, "arrival", c, now), 8.0, 1e-9));
+}
+
+/// The server may feed an event's updated snapshot before or after the log entry that changed
+/// it; the values are the same either way, and `event_as_created` rewinds a current snapshot
+/// for backfill.
+#[test]
+fn snapshot_order_does_not_matter() {
+    let text = event_library();
+    let snapshot = |state: EventState, updated: i64| match ev(1, Fire, Patrol, High, 0, T0, None) {
+        Input::Event(mut e) => {
+            e.state = state;
+            e.updated_at = twin_protocol::ts_from_ms(updated);
+            Input::Event(e)
+        }
+        _ => unreachable!(),
+    };
+    let dispatched = tr(2, 1, Some(Reported), Dispatched, T0 + 3 * MIN, "transition");
+    let on_site = tr(3, 1, Some(Dispatched), Handling, T0 + 8 * MIN, "transition");
+    // snapshot after each log entry
+    let mut a = engine(&text);
+    a.backfill([
+        ev(1, Fire, Patrol, High, 0, T0, None),
+        dispatched.clone(),
+        snapshot(Dispatched, T0 + 3 * MIN),
+        on_site.clone(),
+        snapshot(Handling, T0 + 8 * MIN),
+    ]);
+    // snapshot before each log entry
+    let mut b = engine(&text);
+    b.backfill([
+        ev(1, Fire, Patrol, High, 0, T0, None),
+        snapshot(Dispatched, T0 + 3 * MIN),
+        dispatched,
+        snapshot(Handling, T0 + 8 * MIN),
+        on_site,
+    ]);
+    let now = T0 + 10 * MIN;
+    for e in [&mut a, &mut b] {
+        // dispatch 3 − 0 = 3 min; arrival 8 − 3 = 5 min; one event handling, none waiting
+        assert!(close(val(e, "dispatch", Area::City, now), 3.0, 1e-9));
+        assert!(close(val(e, "arrival", Area::City, now), 5.0, 1e-9));
+        assert_eq!(val(e, "handling", Area::City, now), Some(1.0));
+        assert_eq!(val(e, "waiting", Area::City, now), Some(0.0));
+    }
+    // A closed event's current snapshot, rewound: counted as reported until its log closes it.
+    let Input::Event(closed) = snapshot(Closed, T0 + 50 * MIN) else {
+        unreachable!()
+    };
+    let mut c = engine(&text);
+    c.push(&Input::event_as_created(&closed));
+    assert_eq!(val(&mut c, "waiting", Area::City, T0 + MIN), Some(1.0));
+    assert_eq!(c.clock(), Some(T0));
 }
