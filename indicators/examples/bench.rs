@@ -130,6 +130,7 @@ fn main() {
         EngineConfig {
             districts,
             history_points: 2 * 24 * 31,
+            max_future_ms: 3_600_000,
         },
     );
     let start = Instant::now();
@@ -155,6 +156,7 @@ fn main() {
         EngineConfig {
             districts: (0..13).map(|i| format!("d{i}")).collect(),
             history_points: 1488,
+            max_future_ms: 3_600_000,
         },
     );
     let obs: Vec<&Input> = inputs

@@ -98,6 +98,9 @@ pub struct EngineConfig {
     pub districts: Vec<String>,
     /// Points kept per (indicator, area) series.
     pub history_points: usize,
+    /// Inputs stamped more than this ahead of the wall clock (the last `tick`) are refused, so
+    /// one sensor with a bad clock cannot move the engine clock and empty every window.
+    pub max_future_ms: Ms,
 }
 
 impl Default for EngineConfig {
@@ -105,6 +108,7 @@ impl Default for EngineConfig {
         EngineConfig {
             districts: vec![],
             history_points: 2 * 24 * 31,
+            max_future_ms: HOUR,
         }
     }
 }
@@ -503,6 +507,9 @@ pub struct Engine {
     by_input: [Vec<usize>; 3],
     /// When terminal events were last pruned.
     last_prune: Ms,
+    /// The wall clock of the last `tick`.
+    wall: Option<Ms>,
+    refused: u64,
 }
 
 impl Engine {
@@ -518,6 +525,8 @@ impl Engine {
             inputs: 0,
             by_input: Default::default(),
             last_prune: Ms::MIN,
+            wall: None,
+            refused: 0,
         };
         e.reindex();
         for s in &e.slots {
@@ -598,8 +607,9 @@ impl Engine {
         let start = std::time::Instant::now();
         let mut n = 0u64;
         for i in inputs {
-            self.push(&i);
-            n += 1;
+            if self.push(&i) {
+                n += 1;
+            }
             if n.is_multiple_of(200_000) {
                 let s = start.elapsed().as_secs_f64();
                 tracing::info!(
@@ -620,8 +630,25 @@ impl Engine {
     }
 
     /// Applies one input.
-    pub fn push(&mut self, input: &Input) {
+    /// Applies one input; `false` when refused (stamped more than `max_future_ms` after the
+    /// wall clock of the last `tick`; counted in [`Engine::refused`]).
+    pub fn push(&mut self, input: &Input) -> bool {
         let t = input.time();
+        if self
+            .wall
+            .is_some_and(|w| t > w.saturating_add(self.cfg.max_future_ms))
+        {
+            self.refused += 1;
+            if self.refused.is_power_of_two() {
+                tracing::warn!(
+                    time_ms = t,
+                    wall_ms = self.wall,
+                    refused = self.refused,
+                    "indicator input from the future refused"
+                );
+            }
+            return false;
+        }
         self.advance(t);
         self.inputs += 1;
         match input {
@@ -629,10 +656,19 @@ impl Engine {
             Input::Transition(tr) => self.on_transition(tr),
             Input::Observation(o) => self.on_observation(o),
         }
+        true
+    }
+
+    /// Inputs refused as coming from the future.
+    pub fn refused(&self) -> u64 {
+        self.refused
     }
 
     /// Moves the clock to `now` (wall clock tick): records the history boundaries passed.
     pub fn tick(&mut self, now: Ms) {
+        if self.wall.is_none_or(|w| now > w) {
+            self.wall = Some(now);
+        }
         self.advance(now);
     }
 

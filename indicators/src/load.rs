@@ -465,7 +465,7 @@ fn parse_indicator(
                 t.err(
                     l,
                     "spatial",
-                    "`street`: no live source carries street ids yet (city or district)",
+                    "`street`: the model has no street (街道) boundaries and no input carries a street; use city or district",
                 );
                 Spatial::District
             }

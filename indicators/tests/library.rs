@@ -184,6 +184,7 @@ fn static_tables_per_district() {
         EngineConfig {
             districts: vec!["和平区".into(), "沈河区".into()],
             history_points: 10,
+            max_future_ms: 3_600_000,
         },
     );
     let now = 1_795_276_800_000;

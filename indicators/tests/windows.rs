@@ -149,3 +149,18 @@ fn history_holds_the_value_at_each_boundary() {
     // Per district as well.
     assert_eq!(e.history("h", Area::District(0)).len(), 3);
 }
+
+#[test]
+fn inputs_from_the_future_are_refused() {
+    let mut e = engine(&count("h", "PT1H"));
+    e.tick(T0);
+    assert!(e.push(&obs("a", "aqi", 0, 1.0, T0 + 30 * MIN)));
+    // a sensor with a clock two hours ahead (max_future_ms = 1 h): refused, nothing moves
+    assert!(!e.push(&obs("a", "aqi", 0, 1.0, T0 + 2 * HOUR)));
+    assert_eq!(e.refused(), 1);
+    assert_eq!(e.clock(), Some(T0 + 30 * MIN));
+    assert_eq!(val(&mut e, "h", Area::City, T0 + 30 * MIN), Some(1.0));
+    // once the wall clock gets there, it is accepted
+    e.tick(T0 + 90 * MIN);
+    assert!(e.push(&obs("a", "aqi", 0, 1.0, T0 + 2 * HOUR)));
+}

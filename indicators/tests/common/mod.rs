@@ -46,6 +46,7 @@ pub fn engine(text: &str) -> Engine {
         EngineConfig {
             districts: vec!["和平区".into(), "沈河区".into()],
             history_points: 1000,
+            max_future_ms: 3_600_000,
         },
     )
 }
