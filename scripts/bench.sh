@@ -131,12 +131,21 @@ NOTE
 fi
 
 CPU="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
-# The L3 sections ("## L3 geometry": `cargo run --release -p scenes --example l3_bench`; "## L3
-# tiles in the 3D Tiles build": by hand) are measured by hand; keep them across the rewrite.
-L3_SECTION=$(awk '/^## L3 /{p=1} /^## / && !/^## L3 /{p=0} p' docs/BENCHMARKS.md 2>/dev/null || true)
-TERRAIN_SECTION=$(awk '/^## Terrain in the build/{p=1} /^## / && !/^## Terrain in the build/{p=0} p' docs/BENCHMARKS.md 2>/dev/null || true)
-# The L4 section (key buildings of the default city, measured by hand) is kept the same way.
-L4_SECTION=$(awk '/^## L4 /{p=1} /^## / && !/^## L4 /{p=0} p' docs/BENCHMARKS.md 2>/dev/null || true)
+# Only the "Model build", "3D Tiles build" and "Vector tile pyramid" sections are generated here
+# (and "Tile serving" by bench-serve.sh, which rewrites its own marked block); every other "## "
+# section (L3, terrain, L4, routing, viewer, live, sensors, indicators: measured by their own
+# commands, named in each section) is kept as it is, after the generated ones.
+KEPT_SECTIONS=$(python3 - <<'PY' 2>/dev/null || true
+import re
+try:
+    s = open("docs/BENCHMARKS.md").read()
+except FileNotFoundError:
+    raise SystemExit
+generated = ("## Model build", "## 3D Tiles build", "## Vector tile pyramid")
+parts = re.split(r"(?m)^(?=## )", s)
+print("\n".join(p.rstrip("\n") + "\n" for p in parts[1:] if not p.startswith(generated)))
+PY
+)
 cat > docs/BENCHMARKS.md <<MD
 # Benchmarks
 
@@ -188,10 +197,9 @@ this compares the two tiling pipelines end to end, not the same geometry.
 $ours_rows$tyler_rows
 $TYLER_NOTE
 MD
-if [ -n "$L3_SECTION" ]; then printf '\n%s\n' "$L3_SECTION" >> docs/BENCHMARKS.md; fi
-if [ -n "$TERRAIN_SECTION" ]; then printf '\n%s\n' "$TERRAIN_SECTION" >> docs/BENCHMARKS.md; fi
-if [ -n "$L4_SECTION" ]; then printf '\n%s\n' "$L4_SECTION" >> docs/BENCHMARKS.md; fi
+printf '\n' >> docs/BENCHMARKS.md
 bash scripts/bench-tiles.sh "$BIN" "$RUNS" >> docs/BENCHMARKS.md
+if [ -n "$KEPT_SECTIONS" ]; then printf '\n%s\n' "$KEPT_SECTIONS" >> docs/BENCHMARKS.md; fi
 echo "bench: wrote docs/BENCHMARKS.md"
 
 # Tile serving, twin-server vs martin: its own section of docs/BENCHMARKS.md (kept across the
