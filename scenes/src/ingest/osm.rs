@@ -244,7 +244,31 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
     let lower = path.to_ascii_lowercase();
     let is_pbf = lower.ends_with(".pbf");
     let t0 = std::time::Instant::now();
-    let mut raw = if is_pbf { pbf::read(&path, &ctx.name())? } else { xml::read(&path, &ctx.name())? };
+    let raw = if is_pbf { pbf::read(&path, &ctx.name())? } else { xml::read(&path, &ctx.name())? };
+    ingest_raw(ctx, raw, is_pbf, t0)
+}
+
+/// Which OSM encoding [`ingest_bytes`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OsmFormat {
+    /// OSM XML, uncompressed.
+    Xml,
+    /// OSM PBF.
+    Pbf,
+}
+
+/// [`ingest`] from memory: the same reader and model building, fed `bytes` instead of the file
+/// at `ctx.spec.path` (which then only names the source in messages).
+pub fn ingest_bytes(ctx: &mut SourceCtx<'_>, bytes: &[u8], format: OsmFormat) -> Result<u64, IngestError> {
+    let t0 = std::time::Instant::now();
+    let raw = match format {
+        OsmFormat::Pbf => pbf::read_from(bytes, bytes.len() as u64, &ctx.name())?,
+        OsmFormat::Xml => xml::read_bytes(bytes, &ctx.name())?,
+    };
+    ingest_raw(ctx, raw, format == OsmFormat::Pbf, t0)
+}
+
+fn ingest_raw(ctx: &mut SourceCtx<'_>, mut raw: RawOsm, is_pbf: bool, t0: std::time::Instant) -> Result<u64, IngestError> {
     raw.finish();
     let read_secs = t0.elapsed().as_secs_f64();
     {
