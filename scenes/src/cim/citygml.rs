@@ -501,7 +501,14 @@ impl Parser {
 /// Reads a CityGML file into `ctx.model`. Returns the number of top-level city objects.
 pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
     ctx.model.sources[ctx.index as usize].kind = "citygml".into();
-    let mut reader = Reader::from_file(&ctx.spec.path).map_err(|e| ctx.err(format!("cannot read: {e}")))?;
+    let reader = Reader::from_file(&ctx.spec.path).map_err(|e| ctx.err(format!("cannot read: {e}")))?;
+    ingest_reader(ctx, reader.into_inner())
+}
+
+/// [`ingest`] from any buffered reader (`ctx.spec.path` only names the source in messages).
+pub fn ingest_reader<R: std::io::BufRead>(ctx: &mut SourceCtx<'_>, input: R) -> Result<u64, IngestError> {
+    ctx.model.sources[ctx.index as usize].kind = "citygml".into();
+    let mut reader = Reader::from_reader(input);
     reader.config_mut().expand_empty_elements = true;
     let mut p = Parser {
         stack: Vec::new(),

@@ -442,8 +442,13 @@ fn attr_getter(a: Option<&serde_json::Map<String, Value>>) -> impl Fn(&str) -> O
 pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
     ctx.model.sources[ctx.index as usize].kind = "cityjson".into();
     let bytes = std::fs::read(&ctx.spec.path).map_err(|e| ctx.err(format!("cannot read: {e}")))?;
-    let doc: Doc = serde_json::from_slice(&bytes).map_err(|e| ctx.err(format!("malformed CityJSON: {e}")))?;
-    drop(bytes);
+    ingest_bytes(ctx, &bytes)
+}
+
+/// [`ingest`] from memory: `bytes` is the CityJSON document (`ctx.spec.path` only names it).
+pub fn ingest_bytes(ctx: &mut SourceCtx<'_>, bytes: &[u8]) -> Result<u64, IngestError> {
+    ctx.model.sources[ctx.index as usize].kind = "cityjson".into();
+    let doc: Doc = serde_json::from_slice(bytes).map_err(|e| ctx.err(format!("malformed CityJSON: {e}")))?;
     if doc.kind != "CityJSON" {
         return Err(ctx.err(format!("not a CityJSON document (type '{}')", doc.kind)));
     }

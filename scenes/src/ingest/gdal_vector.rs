@@ -125,6 +125,18 @@ fn reproject_line(t: &ToWgs84, l: &mut LineString<f64>) -> Result<(), String> {
 /// checked first: the syntax, with line, column and the feature the error falls in, and the `crs`
 /// member, which must name a CRS PROJ knows.
 fn geojson_precheck(ctx: &SourceCtx<'_>) -> Result<(), IngestError> {
+    let lower = ctx.spec.path.to_ascii_lowercase();
+    if !(lower.ends_with(".geojson") || lower.ends_with(".json")) {
+        return Ok(());
+    }
+    let bytes = std::fs::read(&ctx.spec.path).map_err(|e| ctx.err(format!("cannot read: {e}")))?;
+    geojson_precheck_bytes(ctx, &bytes)
+}
+
+/// The GeoJSON pre-check of [`ingest`] on bytes in memory (the pure part before GDAL opens the
+/// file): syntax errors with line, column and feature index; a `crs` member PROJ must know
+/// (unless the source has a `--crs` override).
+pub fn geojson_precheck_bytes(ctx: &SourceCtx<'_>, bytes: &[u8]) -> Result<(), IngestError> {
     #[derive(serde::Deserialize)]
     struct Head {
         crs: Option<serde_json::Value>,
@@ -132,12 +144,7 @@ fn geojson_precheck(ctx: &SourceCtx<'_>) -> Result<(), IngestError> {
         #[allow(dead_code)]
         features: serde::de::IgnoredAny,
     }
-    let lower = ctx.spec.path.to_ascii_lowercase();
-    if !(lower.ends_with(".geojson") || lower.ends_with(".json")) {
-        return Ok(());
-    }
-    let bytes = std::fs::read(&ctx.spec.path).map_err(|e| ctx.err(format!("cannot read: {e}")))?;
-    match serde_json::from_slice::<Head>(&bytes) {
+    match serde_json::from_slice::<Head>(bytes) {
         Err(e) => {
             // Byte offset of the error → index of the feature it falls in.
             let mut offset = 0usize;

@@ -244,7 +244,31 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
     let lower = path.to_ascii_lowercase();
     let is_pbf = lower.ends_with(".pbf");
     let t0 = std::time::Instant::now();
-    let mut raw = if is_pbf { pbf::read(&path, &ctx.name())? } else { xml::read(&path, &ctx.name())? };
+    let raw = if is_pbf { pbf::read(&path, &ctx.name())? } else { xml::read(&path, &ctx.name())? };
+    ingest_raw(ctx, raw, is_pbf, t0)
+}
+
+/// Which OSM encoding [`ingest_bytes`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OsmFormat {
+    /// OSM XML, uncompressed.
+    Xml,
+    /// OSM PBF.
+    Pbf,
+}
+
+/// [`ingest`] from memory: the same reader and model building, fed `bytes` instead of the file
+/// at `ctx.spec.path` (which then only names the source in messages).
+pub fn ingest_bytes(ctx: &mut SourceCtx<'_>, bytes: &[u8], format: OsmFormat) -> Result<u64, IngestError> {
+    let t0 = std::time::Instant::now();
+    let raw = match format {
+        OsmFormat::Pbf => pbf::read_from(bytes, bytes.len() as u64, &ctx.name())?,
+        OsmFormat::Xml => xml::read_bytes(bytes, &ctx.name())?,
+    };
+    ingest_raw(ctx, raw, format == OsmFormat::Pbf, t0)
+}
+
+fn ingest_raw(ctx: &mut SourceCtx<'_>, mut raw: RawOsm, is_pbf: bool, t0: std::time::Instant) -> Result<u64, IngestError> {
     raw.finish();
     let read_secs = t0.elapsed().as_secs_f64();
     {
@@ -673,6 +697,33 @@ mod tests {
         let (fixed, repairs) = clean_area(MultiPolygon::new(vec![Polygon::new(ring, vec![])])).unwrap();
         assert_eq!(fixed.0[0].exterior().0.len(), 5);
         assert_eq!(repairs, vec!["repeated consecutive points removed".to_string()]);
+    }
+
+    fn with_ctx<T>(name: &str, f: impl FnOnce(&mut SourceCtx<'_>) -> T) -> (T, crate::CityModel) {
+        let spec = crate::ingest::SourceSpec::new(name);
+        let mut model = crate::CityModel::empty("t");
+        model.sources.push(crate::model::SourceInfo { path: name.into(), kind: String::new(), crs: String::new(), datum: None });
+        let mut report = crate::report::BuildReport::default();
+        let r = f(&mut SourceCtx { index: 0, spec: &spec, model: &mut model, report: &mut report });
+        (r, model)
+    }
+
+    #[test]
+    fn ingest_bytes_reads_xml_and_names_pbf_damage() {
+        let xml = br#"<osm version="0.6">
+ <node id="1" lat="41.800" lon="123.400"/><node id="2" lat="41.800" lon="123.401"/>
+ <node id="3" lat="41.801" lon="123.401"/><node id="4" lat="41.801" lon="123.400"/>
+ <way id="10"><nd ref="1"/><nd ref="2"/><nd ref="3"/><nd ref="4"/><nd ref="1"/><tag k="building" v="yes"/></way>
+</osm>"#;
+        let (n, model) = with_ctx("mem.osm", |ctx| ingest_bytes(ctx, xml, OsmFormat::Xml));
+        assert_eq!(n.unwrap(), 5, "4 nodes + 1 way");
+        assert_eq!(model.buildings.len(), 1);
+        assert_eq!(model.sources[0].kind, "osm-xml");
+        // A PBF cut inside its first blob header: the error names the file, blob and byte.
+        let (r, _) = with_ctx("mem.osm.pbf", |ctx| ingest_bytes(ctx, &[0, 0, 0, 14, 10, 9, b'O'], OsmFormat::Pbf));
+        let e = r.unwrap_err();
+        assert_eq!(e.file, "mem.osm.pbf");
+        assert!(e.message.contains("PBF blob #0 starting at byte 0"), "{}", e.message);
     }
 
     #[test]

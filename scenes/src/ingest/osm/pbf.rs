@@ -32,8 +32,13 @@ const BATCH: usize = 32;
 pub(super) fn read(path: &str, name: &str) -> Result<RawOsm, IngestError> {
     let file = std::fs::File::open(path).map_err(|e| IngestError::file(name, format!("cannot open: {e}")))?;
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    read_from(BufReader::with_capacity(1 << 20, file), file_len, name)
+}
+
+/// Reads a PBF stream of `file_len` bytes (the length is needed to tell trailing garbage).
+pub(super) fn read_from<R: Read + Send>(input: R, file_len: u64, name: &str) -> Result<RawOsm, IngestError> {
     let pos = Arc::new(AtomicU64::new(0));
-    let reader = BlobReader::new(Counting { inner: BufReader::with_capacity(1 << 20, file), pos: pos.clone() });
+    let reader = BlobReader::new(Counting { inner: input, pos: pos.clone() });
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 16);
     let mut progress = Progress::new(format!("reading {name}"), Some(file_len));
 

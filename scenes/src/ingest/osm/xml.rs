@@ -63,6 +63,12 @@ pub(super) fn read(path: &str, name: &str) -> Result<RawOsm, IngestError> {
     read_from(LineCounting { inner, lines: lines.clone() }, name, &lines)
 }
 
+/// Reads OSM XML from memory (uncompressed).
+pub(super) fn read_bytes(bytes: &[u8], name: &str) -> Result<RawOsm, IngestError> {
+    let lines = Rc::new(Cell::new(0u64));
+    read_from(LineCounting { inner: bytes, lines: lines.clone() }, name, &lines)
+}
+
 fn read_from<R: BufRead>(input: R, name: &str, lines: &Rc<Cell<u64>>) -> Result<RawOsm, IngestError> {
     let mut reader = quick_xml::Reader::from_reader(input);
     reader.config_mut().check_end_names = true;
