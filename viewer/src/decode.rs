@@ -552,7 +552,7 @@ mod tests {
                 normals: vec![],
                 uvs: vec![],
             }],
-            materials: vec![Material { name: "m".into(), base_color: [0.5, 0.25, 0.125, 1.0], metallic: 0.0, roughness: 0.9, texture: None }],
+            materials: vec![Material { name: "m".into(), base_color: [0.5, 0.25, 0.125, 1.0], metallic: 0.0, roughness: 0.9, double_sided: false, texture: None }],
             positions: PositionEncoding::Int16,
             schema: None,
             property_table: None,
@@ -596,7 +596,7 @@ mod tests {
                 normals: vec![[0.0, 0.0, 1.0]; 3],
                 uvs: vec![],
             }],
-            materials: vec![Material { name: "tree".into(), base_color: [0.1, 0.5, 0.1, 1.0], metallic: 0.0, roughness: 1.0, texture: None }],
+            materials: vec![Material { name: "tree".into(), base_color: [0.1, 0.5, 0.1, 1.0], metallic: 0.0, roughness: 1.0, double_sided: false, texture: None }],
             positions: PositionEncoding::Float,
             schema: None,
             property_table: None,
@@ -605,6 +605,7 @@ mod tests {
                 translations: vec![[5.0, 0.0, -7.0], [-3.0, 0.0, 2.0]],
                 rotations: vec![[0.0, 0.0, 0.0, 1.0]; 2],
                 scales: vec![[2.0, 2.0, 2.0]; 2],
+                feature_ids: vec![],
             }),
         };
         let glb = write_glb(&doc);
