@@ -295,8 +295,11 @@ fn queries_and_replay(b: LiveBackend) {
     assert_eq!(seen, want);
     let log_ids: Vec<i64> = entries.iter().map(|e| e["id"].as_i64().unwrap()).collect();
     assert!(log_ids.windows(2).all(|w| w[0] < w[1]));
-    let ats: Vec<String> = entries.iter().map(|e| e["at"].as_str().unwrap().to_string()).collect();
-    assert!(ats.windows(2).all(|w| w[0] <= w[1]), "replay in time order");
+    // Compare instants, not strings: RFC 3339 drops the fraction on a whole second ("…08Z"),
+    // which sorts after "…08.5Z" as text.
+    let ats: Vec<chrono::DateTime<chrono::FixedOffset>> =
+        entries.iter().map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap()).unwrap()).collect();
+    assert!(ats.windows(2).all(|w| w[0] <= w[1]), "replay in time order: {ats:?}");
     // A window that ends before the transitions holds only the creations.
     let cut = &entries[8]["at"];
     let (_, r2) = get_json(&format!("{base}/api/events/replay?from={}&to={}", t0.timestamp_millis(), cut.as_str().unwrap()));
