@@ -207,8 +207,7 @@ pub struct Ranking {
 /// roads, or an event outside the network — by [`straight_line_eta`], saying why in `note`.
 pub fn rank_units(graph: Option<&scenes::routing::RoadGraph>, candidates: Vec<Unit>, e: &Event, k: usize) -> Ranking {
     let to = (e.location.lon, e.location.lat);
-    let mut note = None;
-    match graph {
+    let note = match graph {
         Some(g) => {
             let cands: Vec<(usize, f64, f64)> = candidates.iter().enumerate().map(|(i, u)| (i, u.position.lon, u.position.lat)).collect();
             match g.nearest_units(to, &cands, k, MAX_ETA_S) {
@@ -226,11 +225,11 @@ pub fn rank_units(graph: Option<&scenes::routing::RoadGraph>, candidates: Vec<Un
                         .collect();
                     return Ranking { recommendations, method: "road_network", note: None };
                 }
-                Err(err) => note = Some(format!("road network not usable for event {}: {err}; straight-line estimate", e.id)),
+                Err(err) => format!("road network not usable for event {}: {err}; straight-line estimate", e.id),
             }
         }
-        None => note = Some("the model has no routable road network; straight-line estimate".into()),
-    }
+        None => "the model has no routable road network; straight-line estimate".to_string(),
+    };
     let mut recs: Vec<Recommendation> = candidates
         .into_iter()
         .map(|u| {
@@ -240,7 +239,7 @@ pub fn rank_units(graph: Option<&scenes::routing::RoadGraph>, candidates: Vec<Un
         .collect();
     recs.sort_by(|a, b| a.eta_s.total_cmp(&b.eta_s).then(a.unit.id.cmp(&b.unit.id)));
     recs.truncate(k);
-    Ranking { recommendations: recs, method: "straight_line", note }
+    Ranking { recommendations: recs, method: "straight_line", note: Some(note) }
 }
 
 // ---------------------------------------------------------------- HTTP
