@@ -296,6 +296,53 @@ impl PartialOrd for HeapItem {
     }
 }
 
+/// A bounded reverse Dijkstra towards one snapped target over the in-arcs: per node the
+/// travel time to the target and the length of that route. Shared by
+/// [`RoadGraph::travel_times_to`] and [`RoadGraph::nearest_units`].
+struct ReverseSearch {
+    time: Vec<f64>,
+    len: Vec<f64>,
+    heap: BinaryHeap<HeapItem>,
+}
+
+impl ReverseSearch {
+    fn new(g: &RoadGraph, target: &Snap) -> ReverseSearch {
+        let n = g.nodes.len();
+        let mut r = ReverseSearch { time: vec![f64::INFINITY; n], len: vec![f64::INFINITY; n], heap: BinaryHeap::new() };
+        for (v, t, l, _) in g.arrivals(target) {
+            if t < r.time[v as usize] {
+                r.time[v as usize] = t;
+                r.len[v as usize] = l;
+                r.heap.push(HeapItem { key: t, node: v });
+            }
+        }
+        r
+    }
+
+    /// Settles the next node within `max_time_s` (relaxing its in-arcs) and returns it with its
+    /// time; `None` when no node within the bound is left.
+    fn settle(&mut self, g: &RoadGraph, max_time_s: f64) -> Option<(u32, f64)> {
+        while let Some(HeapItem { key, node }) = self.heap.pop() {
+            if key > self.time[node as usize] {
+                continue;
+            }
+            if key > max_time_s {
+                return None;
+            }
+            for a in g.inc(node) {
+                let nt = key + a.time_s;
+                if nt < self.time[a.node as usize] && nt <= max_time_s {
+                    self.time[a.node as usize] = nt;
+                    self.len[a.node as usize] = self.len[node as usize] + a.length_m;
+                    self.heap.push(HeapItem { key: nt, node: a.node });
+                }
+            }
+            return Some((node, key));
+        }
+        None
+    }
+}
+
 type SegIndex = RTree<GeomWithData<Line<[f64; 2]>, (u32, u32)>>;
 
 /// The directed road graph of a model. Build once per model ([`RoadGraph::from_model`]); all
@@ -734,35 +781,12 @@ impl RoadGraph {
     /// Travel times from every node to a target (one reverse Dijkstra), up to `max_time_s`.
     pub fn travel_times_to(&self, lon: f64, lat: f64, max_time_s: f64) -> Result<TravelTimes<'_>, RoutingError> {
         let target = self.snap("target", lon, lat)?;
-        let n = self.nodes.len();
-        let mut time = vec![f64::INFINITY; n];
-        let mut len = vec![f64::INFINITY; n];
-        let mut heap = BinaryHeap::new();
-        for (v, t, l, _) in self.arrivals(&target) {
-            if t < time[v as usize] {
-                time[v as usize] = t;
-                len[v as usize] = l;
-                heap.push(HeapItem { key: t, node: v });
-            }
-        }
+        let mut search = ReverseSearch::new(self, &target);
         let mut settled = 0usize;
-        while let Some(HeapItem { key, node }) = heap.pop() {
-            if key > time[node as usize] {
-                continue;
-            }
-            if key > max_time_s {
-                break;
-            }
+        while search.settle(self, max_time_s).is_some() {
             settled += 1;
-            for a in self.inc(node) {
-                let nt = key + a.time_s;
-                if nt < time[a.node as usize] && nt <= max_time_s {
-                    time[a.node as usize] = nt;
-                    len[a.node as usize] = len[node as usize] + a.length_m;
-                    heap.push(HeapItem { key: nt, node: a.node });
-                }
-            }
         }
+        let ReverseSearch { mut time, mut len, .. } = search;
         // nodes beyond the bound are unreachable
         for (t, l) in time.iter_mut().zip(len.iter_mut()) {
             if *t > max_time_s {
@@ -819,28 +843,15 @@ impl RoadGraph {
             v[k - 1]
         };
         let mut bound = kth(&best);
-        let n = self.nodes.len();
-        let mut time = vec![f64::INFINITY; n];
-        let mut len = vec![f64::INFINITY; n];
-        let mut heap = BinaryHeap::new();
-        for (v, t, l, _) in self.arrivals(&dst) {
-            if t < time[v as usize] {
-                time[v as usize] = t;
-                len[v as usize] = l;
-                heap.push(HeapItem { key: t, node: v });
-            }
-        }
-        while let Some(HeapItem { key, node }) = heap.pop() {
-            if key > time[node as usize] {
-                continue;
-            }
-            if key > max_time_s || key >= bound {
+        let mut search = ReverseSearch::new(self, &dst);
+        while let Some((node, key)) = search.settle(self, max_time_s) {
+            if key >= bound {
                 break;
             }
             if let Some(hs) = hooks.get(&node) {
                 let mut changed = false;
                 for &(ci, t, l) in hs {
-                    let cand = (key + t, len[node as usize] + l);
+                    let cand = (key + t, search.len[node as usize] + l);
                     if cand.0 < best[ci].0 {
                         best[ci] = cand;
                         changed = true;
@@ -848,14 +859,6 @@ impl RoadGraph {
                 }
                 if changed {
                     bound = kth(&best);
-                }
-            }
-            for a in self.inc(node) {
-                let nt = key + a.time_s;
-                if nt < time[a.node as usize] && nt <= max_time_s {
-                    time[a.node as usize] = nt;
-                    len[a.node as usize] = len[node as usize] + a.length_m;
-                    heap.push(HeapItem { key: nt, node: a.node });
                 }
             }
         }
