@@ -25,7 +25,7 @@ fn kill9(b: LiveBackend) {
         threads.push(std::thread::spawn(move || {
             let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(20))).build().into();
             let post = |url: &str, body: serde_json::Value| -> Option<(u16, serde_json::Value)> {
-                let mut r = agent.post(url).header("content-type", "application/json").send(serde_json::to_vec(&body).unwrap().as_slice()).ok()?;
+                let mut r = agent.post(url).header("content-type", "application/json").header("authorization", format!("Bearer {TEST_ADMIN_TOKEN}")).send(serde_json::to_vec(&body).unwrap().as_slice()).ok()?;
                 let st = r.status().as_u16();
                 let v: serde_json::Value = r.body_mut().read_json().ok()?;
                 Some((st, v))

@@ -371,7 +371,7 @@ fn post_oversized(base: &str, path: &str, len: usize) -> (u16, Value) {
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(s, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TEST_ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n").unwrap();
     let _ = s.write_all(&vec![b' '; (1 << 20) + (1 << 17)]);
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);

@@ -44,6 +44,7 @@ fn serve_with(model: &Path, extra: &[&str]) -> Srv {
         .args(["--addr", &format!("127.0.0.1:{port}")])
         .args(if extra.contains(&"--simulate") { &[][..] } else { &["--simulate", "off"][..] })
         .args(extra)
+        .args(auth_args(extra, true))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -67,7 +68,7 @@ fn agent() -> ureq::Agent {
 }
 
 fn post(url: &str, body: &str) -> (u16, Value) {
-    let mut r = agent().post(url).header("content-type", "application/json").send(body).expect("request");
+    let mut r = agent().post(url).header("content-type", "application/json").header("authorization", format!("Bearer {TEST_ADMIN_TOKEN}")).send(body).expect("request");
     let s = r.status().as_u16();
     (s, r.body_mut().read_json().unwrap_or(Value::Null))
 }
@@ -79,7 +80,7 @@ fn post_declared_length(base: &str, path: &str, len: usize) -> (u16, String) {
     let addr = base.trim_start_matches("http://");
     let mut c = std::net::TcpStream::connect(addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(c, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n[{{\"datastream\": 1").unwrap();
+    write!(c, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TEST_ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n[{{\"datastream\": 1").unwrap();
     let mut out = String::new();
     let _ = c.read_to_string(&mut out);
     let status = out.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -87,7 +88,7 @@ fn post_declared_length(base: &str, path: &str, len: usize) -> (u16, String) {
 }
 
 fn metrics(base: &str) -> String {
-    agent().get(&format!("{base}/metrics")).call().unwrap().body_mut().read_to_string().unwrap()
+    agent().get(&format!("{base}/metrics")).header("authorization", format!("Bearer {TEST_ADMIN_TOKEN}")).call().unwrap().body_mut().read_to_string().unwrap()
 }
 
 /// Value of one metric line (exact name with labels).

@@ -71,6 +71,7 @@ fn serve_with(model: &Path, extra: &[&str]) -> Server {
         .arg(model)
         .args(["--addr", &format!("127.0.0.1:{port}")])
         .args(extra)
+        .args(auth_args(extra, true))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

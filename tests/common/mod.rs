@@ -87,14 +87,57 @@ pub fn serve(model: &Path) -> Server {
     serve_with(model, &[])
 }
 
-/// `serve --model MODEL ARGS…` on a free port; waits for /healthz.
+// ---------------------------------------------------------------- access control (issue 8)
+
+/// The bootstrap admin key every test server accepts (`serve --admin-token-file`); the helpers
+/// below ([`get_json`], [`post_json`], [`post_raw`], [`get_text`]) send it.
+pub const TEST_ADMIN_TOKEN: &str = "ctk_test0admin0key0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/// A file holding [`TEST_ADMIN_TOKEN`] (one per test process).
+pub fn admin_token_file() -> PathBuf {
+    let p = std::env::temp_dir().join(format!("citytwin-test-admin-{}.token", std::process::id()));
+    if !p.exists() {
+        let tmp = p.with_extension(format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_alphanumeric(), ""));
+        std::fs::write(&tmp, format!("{TEST_ADMIN_TOKEN}\n")).unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+    }
+    p
+}
+
+/// The access-control arguments of a test server: the admin key file, no rate or stream limits
+/// (load tests must not meet them) unless `args` sets them, and `--anonymous-read` when asked.
+pub fn auth_args(args: &[&str], anonymous_read: bool) -> Vec<String> {
+    let mut out = vec![];
+    let has = |f: &str| args.contains(&f);
+    if !has("--admin-token-file") {
+        out.extend(["--admin-token-file".to_string(), admin_token_file().to_string_lossy().into_owned()]);
+    }
+    for (flag, off) in [("--rate-ip", "0"), ("--rate-token", "0"), ("--max-streams", "0")] {
+        if !has(flag) {
+            out.extend([flag.to_string(), off.to_string()]);
+        }
+    }
+    if anonymous_read && !has("--anonymous-read") {
+        out.push("--anonymous-read".into());
+    }
+    out
+}
+
+/// `serve --model MODEL ARGS…` on a free port with `--anonymous-read` (reads need no key; the
+/// helpers send [`TEST_ADMIN_TOKEN`] for writes); waits for /healthz.
 pub fn serve_with(model: &Path, args: &[&str]) -> Server {
+    serve_auth(model, args, true)
+}
+
+/// Like [`serve_with`], without `--anonymous-read` unless `anonymous_read`.
+pub fn serve_auth(model: &Path, args: &[&str], anonymous_read: bool) -> Server {
     let port = free_port();
     let child = Command::new(bin())
         .args(["serve", "--model"])
         .arg(model)
         .args(["--addr", &format!("127.0.0.1:{port}")])
         .args(args)
+        .args(auth_args(args, anonymous_read))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -114,10 +157,10 @@ pub fn serve_with(model: &Path, args: &[&str]) -> Server {
     }
 }
 
-/// GET returning (status, JSON body).
+/// GET returning (status, JSON body); sends [`TEST_ADMIN_TOKEN`].
 pub fn get_json(url: &str) -> (u16, serde_json::Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let mut r = agent.get(url).call().expect("request");
+    let mut r = agent.get(url).header("authorization", format!("Bearer {TEST_ADMIN_TOKEN}")).call().expect("request");
     let status = r.status().as_u16();
     let body: serde_json::Value = r.body_mut().read_json().unwrap_or(serde_json::Value::Null);
     (status, body)
@@ -311,17 +354,36 @@ pub fn post_json(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value
     post_raw(url, serde_json::to_vec(body).unwrap())
 }
 
-/// POST raw bytes as application/json: (status, JSON answer or Null).
+/// POST raw bytes as application/json with [`TEST_ADMIN_TOKEN`]: (status, JSON answer or Null).
 pub fn post_raw(url: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
-    let mut r = agent().post(url).header("content-type", "application/json").send(&body[..]).expect("request");
-    let status = r.status().as_u16();
-    let v = r.body_mut().read_json().unwrap_or(serde_json::Value::Null);
+    let (status, _, v) = request("POST", url, Some(TEST_ADMIN_TOKEN), Some(body));
     (status, v)
 }
 
-/// GET a text body (e.g. /metrics).
+/// GET a text body (e.g. /metrics) with [`TEST_ADMIN_TOKEN`].
 pub fn get_text(url: &str) -> String {
-    agent().get(url).call().expect("request").body_mut().read_to_string().unwrap()
+    agent().get(url).header("authorization", format!("Bearer {TEST_ADMIN_TOKEN}")).call().expect("request").body_mut().read_to_string().unwrap()
+}
+
+/// Any request with an optional key and JSON body: (status, headers, JSON answer or Null).
+pub fn request(method: &str, url: &str, token: Option<&str>, body: Option<Vec<u8>>) -> (u16, Vec<(String, String)>, serde_json::Value) {
+    let m: ureq::http::Method = method.parse().expect("method");
+    let mut b = ureq::http::Request::builder().method(m).uri(url);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    if body.is_some() {
+        b = b.header("content-type", "application/json");
+    }
+    let mut r = match body {
+        Some(body) => agent().run(b.body(body).expect("request")),
+        None => agent().run(b.body(()).expect("request")),
+    }
+    .expect("request");
+    let status = r.status().as_u16();
+    let headers = r.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    let v = r.body_mut().read_json().unwrap_or(serde_json::Value::Null);
+    (status, headers, v)
 }
 
 /// A Prometheus sample's value (`name{labels}` exactly as printed), 0 if absent.

@@ -17,6 +17,15 @@ pub enum Action {
     Build(BuildOptions),
     Serve(ServeOptions),
     Export(ExportOptions),
+    Token(TokenCommand),
+}
+
+/// `twin-server token create|list|revoke --db URL …`: API keys in the live store.
+#[derive(Debug, Clone)]
+pub enum TokenCommand {
+    Create { db: crate::live::db::DbUrl, name: String, role: crate::auth::Role, expires_days: Option<f64> },
+    List { db: crate::live::db::DbUrl },
+    Revoke { db: crate::live::db::DbUrl, id: Option<i64>, name: Option<String> },
 }
 
 /// `twin-server export`: copies of a model's vector tile archive.
@@ -41,6 +50,8 @@ pub struct ServeOptions {
     pub fonts: Option<PathBuf>,
     /// Live operations options (store, categories, stream).
     pub live: crate::live::LiveOptions,
+    /// Access control and limits.
+    pub auth: crate::auth::AuthOptions,
 }
 
 fn clap_command() -> ClapCommand {
@@ -126,7 +137,37 @@ fn clap_command() -> ClapCommand {
                 .arg(Arg::new("mqtt").long("mqtt").value_name("mqtt://HOST:PORT").help("Ingest sensor observations from this MQTT broker (shared subscription $share/citytwin/citytwin/datastreams/+/observations)"))
                 .arg(Arg::new("simulate").long("simulate").value_parser(["on", "off"]).num_args(0..=1).default_missing_value("on").help("City simulator: sensors with diurnal cycles and anomalies, incidents per district [default: on with the built-in city]"))
                 .arg(Arg::new("speed").long("speed").value_parser(|s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0 && *v <= 100_000.0).ok_or_else(|| format!("'{s}': simulated minutes per real minute, > 0 and ≤ 100000"))).default_value("60").help("Simulator speed: simulated minutes per real minute"))
-                .arg(Arg::new("seed").long("seed").value_parser(clap::value_parser!(u64)).default_value("1").help("Simulator seed (same seed, same day)")),
+                .arg(Arg::new("seed").long("seed").value_parser(clap::value_parser!(u64)).default_value("1").help("Simulator seed (same seed, same day)"))
+                .arg(Arg::new("mqtt-credentials").long("mqtt-credentials").value_name("FILE").requires("mqtt").help("File whose first line is USER:PASSWORD for the MQTT broker (instead of mqtt://USER:PASSWORD@… on the command line)"))
+                .arg(Arg::new("admin-token-file").long("admin-token-file").value_name("FILE").help("Bootstrap admin API key: read from FILE and registered in the store; FILE is created (mode 0600) with a new key when missing"))
+                .arg(Arg::new("anonymous-read").long("anonymous-read").action(ArgAction::SetTrue).help("Let requests without a key read the model, events, units, sensors and indicators (demo mode; writes still need a key)"))
+                .arg(Arg::new("rate-ip").long("rate-ip").value_name("RATE[:BURST]").default_value("200:400").help("Requests per second per client address (token bucket; 429 above; 0 = unlimited)"))
+                .arg(Arg::new("rate-token").long("rate-token").value_name("RATE[:BURST]").default_value("500:1000").help("Requests per second per API key (token bucket; 429 above; 0 = unlimited)"))
+                .arg(Arg::new("max-streams").long("max-streams").value_parser(clap::value_parser!(u64).range(0..=100_000)).default_value("16").help("Open /api/stream subscriptions per API key (or per address without a key); 0 = unlimited"))
+                .arg(Arg::new("request-timeout").long("request-timeout").value_name("SECONDS").value_parser(clap::value_parser!(u64).range(1..=3600)).default_value("30").help("Answer 503 to a request (other than the stream) not answered within this; also PostgreSQL's statement_timeout"))
+                .arg(Arg::new("trusted-proxy").long("trusted-proxy").action(ArgAction::Append).value_name("IP").value_parser(clap::value_parser!(std::net::IpAddr)).help("A reverse proxy whose X-Forwarded-For is believed for the client address (repeatable)")),
+        )
+        .subcommand(
+            ClapCommand::new("token")
+                .about("Manage API keys in the live store (shared by every replica using it)")
+                .subcommand_required(true)
+                .subcommand(
+                    ClapCommand::new("create")
+                        .about("Create an API key and print it once (only its SHA-256 is stored)")
+                        .arg(Arg::new("db").long("db").required(true).value_name("sqlite:PATH|postgres://…"))
+                        .arg(Arg::new("role").long("role").required(true).value_parser(["leader", "dispatcher", "planner", "operator", "admin"]))
+                        .arg(Arg::new("name").long("name").required(true).value_name("NAME").help("Who holds it (unique; 1–64 of [A-Za-z0-9._@-])"))
+                        .arg(Arg::new("expires-days").long("expires-days").value_name("D").value_parser(clap::value_parser!(f64)).help("Expires D days from now (default: never)")),
+                )
+                .subcommand(ClapCommand::new("list").about("List the keys (never the keys themselves)").arg(Arg::new("db").long("db").required(true).value_name("sqlite:PATH|postgres://…")))
+                .subcommand(
+                    ClapCommand::new("revoke")
+                        .about("Revoke a key by id or name (effective on every server within 5 s)")
+                        .arg(Arg::new("db").long("db").required(true).value_name("sqlite:PATH|postgres://…"))
+                        .arg(Arg::new("id").long("id").value_parser(clap::value_parser!(i64)))
+                        .arg(Arg::new("name").long("name"))
+                        .group(clap::ArgGroup::new("which").args(["id", "name"]).required(true)),
+                ),
         )
 }
 
@@ -215,6 +256,11 @@ fn build_options(m: &ArgMatches) -> Result<BuildOptions, clap::Error> {
     })
 }
 
+fn rate(m: &ArgMatches, name: &str) -> Result<crate::auth::limit::Rate, clap::Error> {
+    let v = m.get_one::<String>(name).expect("default");
+    crate::auth::limit::Rate::parse(v).map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("--{name} {e}\n")))
+}
+
 pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
     let m = clap_command().try_get_matches_from(args)?;
     let log_format = m.get_one::<String>("log-format").cloned().unwrap_or_else(|| "text".into());
@@ -253,14 +299,42 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
                     mqtt: match sm.get_one::<String>("mqtt") {
                         None => None,
                         Some(u) => {
-                            crate::live::sensors::mqtt::parse_url(u).map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n")))?;
+                            crate::live::sensors::mqtt::parse_url_auth(u).map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n")))?;
                             Some(u.clone())
                         }
                     },
                     simulate: sm.get_one::<String>("simulate").map(|v| v == "on"),
                     sim_speed: *sm.get_one::<f64>("speed").expect("default"),
                     sim_seed: *sm.get_one::<u64>("seed").expect("default"),
+                    mqtt_credentials: sm.get_one::<String>("mqtt-credentials").map(PathBuf::from),
                 },
+                auth: crate::auth::AuthOptions {
+                    admin_token_file: sm.get_one::<String>("admin-token-file").map(PathBuf::from),
+                    anonymous_read: sm.get_flag("anonymous-read"),
+                    rate_ip: rate(sm, "rate-ip")?,
+                    rate_token: rate(sm, "rate-token")?,
+                    max_streams: *sm.get_one::<u64>("max-streams").expect("default") as usize,
+                    request_timeout: std::time::Duration::from_secs(*sm.get_one::<u64>("request-timeout").expect("default")),
+                    trusted_proxies: sm.get_many::<std::net::IpAddr>("trusted-proxy").into_iter().flatten().copied().collect(),
+                },
+            })
+        }
+        Some(("token", tm)) => {
+            let (sub, sm) = tm.subcommand().expect("subcommand_required");
+            let db = crate::live::db::DbUrl::parse(sm.get_one::<String>("db").expect("required"))
+                .map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n")))?;
+            Action::Token(match sub {
+                "create" => {
+                    let name = sm.get_one::<String>("name").expect("required").clone();
+                    crate::auth::store::check_name(&name).map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("--name: {e}\n")))?;
+                    let expires_days = sm.get_one::<f64>("expires-days").copied();
+                    if let Some(d) = expires_days.filter(|d| !(d.is_finite() && *d > 0.0 && *d <= 3650.0)) {
+                        return Err(clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("--expires-days {d}: expected a number of days in (0, 3650]\n")));
+                    }
+                    TokenCommand::Create { db, name, role: crate::auth::Role::parse(sm.get_one::<String>("role").expect("required")).expect("value_parser"), expires_days }
+                }
+                "list" => TokenCommand::List { db },
+                _ => TokenCommand::Revoke { db, id: sm.get_one::<i64>("id").copied(), name: sm.get_one::<String>("name").cloned() },
             })
         }
         Some(("export", sm)) => Action::Export(ExportOptions {

@@ -1,5 +1,6 @@
 //! `twin-server`: builds the city model and serves it.
 
+mod auth;
 mod cli;
 mod glyphs;
 mod live;
@@ -63,11 +64,76 @@ fn run(cmd: cli::Command) -> Result<()> {
             Ok(())
         }
         cli::Action::Export(opts) => export(&opts),
+        cli::Action::Token(t) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(token(t))
+        }
         cli::Action::Serve(opts) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(server::serve(opts))
         }
     }
+}
+
+/// `twin-server token …`: the key goes to stdout (alone on its line, for scripts); the rest to
+/// stderr. Every change is also written to the audit log (actor `cli`).
+async fn token(t: cli::TokenCommand) -> Result<()> {
+    use anyhow::Context;
+    use cli::TokenCommand as T;
+    let url = match &t {
+        T::Create { db, .. } | T::List { db } | T::Revoke { db, .. } => db.clone(),
+    };
+    let u = url.clone();
+    let db = tokio::task::spawn_blocking(move || live::db::Db::open(&u, Default::default())).await?.with_context(|| format!("live store {}", url.display()))?;
+    auth::store::migrate(&db).await.context("live store: auth schema")?;
+    let audit = |what: &str, target: String| auth::store::AuditRow {
+        actor: std::env::var("USER").map(|u| format!("cli:{u}")).unwrap_or_else(|_| "cli".into()),
+        role: "admin".into(),
+        ip: "local".into(),
+        method: "CLI".into(),
+        path: format!("token {what}"),
+        route: format!("token {what}"),
+        target: Some(target),
+        status: 200,
+        ..Default::default()
+    };
+    let now = live::now_ms();
+    match t {
+        T::Create { name, role, expires_days, .. } => {
+            let expires = expires_days.map(|d| now + (d * 86_400_000.0) as i64);
+            let (row, key) = auth::store::create(&db, &name, role, expires, "cli").await.map_err(anyhow::Error::msg)?;
+            auth::store::append(&db, audit("create", row.id.to_string())).await?;
+            eprintln!("created token {} '{}' (role {}{}); the key is shown only now:", row.id, row.name, row.role, row.expires_ms.map(|e| format!(", expires {}", auth::store::ms_rfc3339(e))).unwrap_or_default());
+            println!("{key}");
+        }
+        T::List { .. } => {
+            println!("{:>4}  {:<24} {:<10} {:<8} {:<14} {:<25} {}", "id", "name", "role", "state", "prefix", "created", "expires");
+            for r in auth::store::list(&db).await? {
+                let j = r.json(now);
+                println!(
+                    "{:>4}  {:<24} {:<10} {:<8} {:<14} {:<25} {}",
+                    r.id,
+                    r.name,
+                    r.role,
+                    j["state"].as_str().unwrap_or(""),
+                    r.prefix,
+                    auth::store::ms_rfc3339(r.created_ms),
+                    r.expires_ms.map(auth::store::ms_rfc3339).unwrap_or_else(|| "never".into())
+                );
+            }
+        }
+        T::Revoke { id, name, .. } => {
+            let which = id.map(|i| format!("id {i}")).or(name.clone().map(|n| format!("name '{n}'"))).unwrap_or_default();
+            match auth::store::revoke(&db, id, name).await? {
+                Some(r) => {
+                    auth::store::append(&db, audit("revoke", r.id.to_string())).await?;
+                    println!("revoked token {} '{}' (role {})", r.id, r.name, r.role);
+                }
+                None => anyhow::bail!("no token with {which}"),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The model's archive: `files.vector_tiles` of its manifest.

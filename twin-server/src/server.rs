@@ -231,9 +231,12 @@ async fn nearest(Extension(s): Extension<Arc<Build>>, Query(q): Query<HashMap<St
     Ok(Json(json!({"results": results})))
 }
 
-pub fn router(state: AppState, live: Option<crate::live::LiveState>) -> Router {
+/// The whole service. With `auth`, [`crate::auth::guard`] checks every route against
+/// `auth::POLICY` (inside the request counter, so refusals are counted too).
+pub fn router(state: AppState, live: Option<crate::live::LiveState>, auth: Option<crate::auth::AuthState>) -> Router {
     let live_routes = live.map(crate::live::router).unwrap_or_default();
-    Router::new()
+    let auth_routes = auth.clone().map(crate::auth::routes).unwrap_or_default();
+    let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/api/model", get(model_manifest))
         .route("/api/districts", get(districts))
@@ -249,7 +252,12 @@ pub fn router(state: AppState, live: Option<crate::live::LiveState>) -> Router {
         .route("/3dtiles/{name}/{*path}", axum::routing::any(crate::threed_http::handle))
         .with_state(state.clone())
         .merge(live_routes)
-        .layer(axum::middleware::from_fn(crate::live::metrics::count_requests))
+        .merge(auth_routes);
+    let app = match auth {
+        Some(a) => app.layer(axum::middleware::from_fn_with_state(a, crate::auth::guard)),
+        None => app,
+    };
+    app.layer(axum::middleware::from_fn(crate::live::metrics::count_requests))
         .layer(axum::middleware::from_fn_with_state(state, crate::state::snapshot_mw))
 }
 
@@ -278,13 +286,15 @@ pub async fn serve(opts: ServeOptions) -> Result<()> {
     let name = build.loaded.model.info.name.clone();
     let state = Shared::new(build, opts.model.clone(), extra, opts.public_url.clone(), fonts);
     crate::state::spawn_watchers(state.clone());
+    crate::live::db::pg::STATEMENT_TIMEOUT_MS.store(opts.auth.request_timeout.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
     let live = crate::live::start(state.clone(), &opts.model, opts.live.clone()).await?;
+    let auth = crate::auth::Auth::start(live.db.clone(), opts.auth.clone()).await?;
     let listener = tokio::net::TcpListener::bind(opts.addr).await.with_context(|| format!("cannot listen on {}", opts.addr))?;
     let local = listener.local_addr()?;
     println!("CityTwin serving model '{name}' at http://{local}/  (try http://{local}/api/model, /tiles, /styles/command.json)");
     tracing::info!(addr = %local, "listening");
-    let app = router(state, Some(live));
-    axum::serve(listener, app)
+    let app = router(state, Some(live), Some(auth));
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down");

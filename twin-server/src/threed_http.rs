@@ -11,7 +11,8 @@
 //! so a rebuilt model shows — and `public, max-age=300` for content), `Vary: Accept-Encoding`,
 //! CORS (`Access-Control-Allow-Origin: *`; `OPTIONS` preflight answered with 204), and the
 //! content type (`application/json`, `model/gltf-binary`). Unknown names and paths, and any
-//! path with an empty, `.` or `..` segment or a character outside `[A-Za-z0-9._-]`, get 404.
+//! path with an empty, `.` or `..` segment or a character outside `[A-Za-z0-9._-]`, get 404, and so
+//! does a path that resolves (through a symlink) outside the tileset directory.
 
 use axum::body::Body;
 use crate::state::Build;
@@ -101,6 +102,17 @@ pub async fn handle(Extension(b): Extension<Arc<Build>>, method: Method, Path((n
         p.push(".gz");
         PathBuf::from(p)
     };
+    // A symlink inside the tileset directory must not lead out of it: the file actually read
+    // (after resolving every link) must lie under the directory's canonical path.
+    let root = tokio::fs::canonicalize(b.dir.join(scenes::threed::DIR)).await.unwrap_or_else(|_| b.dir.join(scenes::threed::DIR));
+    for p in [&gz_path, &full] {
+        if let Ok(c) = tokio::fs::canonicalize(p).await {
+            if !c.starts_with(&root) {
+                tracing::warn!(path = %path, "3D Tiles: refused a path resolving outside the tileset directory");
+                return plain(StatusCode::NOT_FOUND, format!("no such 3D Tiles resource '{path}'"));
+            }
+        }
+    }
     let (bytes, gzipped) = match tokio::fs::read(&gz_path).await {
         Ok(b) => (b, true),
         Err(_) => match tokio::fs::read(&full).await {

@@ -31,6 +31,8 @@ pub struct LiveOptions {
     pub max_body: usize,
     /// MQTT broker to ingest observations from (`mqtt://host:port`).
     pub mqtt: Option<String>,
+    /// `USER:PASSWORD` file for the broker (instead of credentials in the URL).
+    pub mqtt_credentials: Option<PathBuf>,
     /// The city simulator: `None` = on with the built-in city, off otherwise.
     pub simulate: Option<bool>,
     pub sim_speed: f64,
@@ -39,7 +41,7 @@ pub struct LiveOptions {
 
 impl Default for LiveOptions {
     fn default() -> Self {
-        LiveOptions { db: None, categories: None, sla_check_ms: 5000, stream_ring: 10_000, stream_queue: 1024, max_body: 1 << 20, mqtt: None, simulate: None, sim_speed: 60.0, sim_seed: 1 }
+        LiveOptions { db: None, categories: None, sla_check_ms: 5000, stream_ring: 10_000, stream_queue: 1024, max_body: 1 << 20, mqtt: None, mqtt_credentials: None, simulate: None, sim_speed: 60.0, sim_seed: 1 }
     }
 }
 
@@ -185,7 +187,7 @@ async fn metrics_route(axum::extract::State(live): axum::extract::State<LiveStat
     };
     (
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        metrics::METRICS.render(live.db.head(), live.db.ring_first(), backend) + &live.sensors.metrics_text(),
+        metrics::METRICS.render(live.db.head(), live.db.ring_first(), backend) + &live.sensors.metrics_text() + &crate::auth::metrics_text(),
     )
         .into_response()
 }

@@ -165,18 +165,50 @@ pub async fn stream_route(
     State(live): State<LiveState>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
+    ident: Option<axum::Extension<crate::auth::Identity>>,
+    permit: Option<axum::Extension<Arc<crate::auth::limit::StreamPermit>>>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let sub = match parse_sub(&q, &headers) {
+    let mut q = q;
+    q.remove("access_token"); // the key (checked by auth::guard), not a subscription parameter
+    let mut sub = match parse_sub(&q, &headers) {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
+    // Topics per role: an explicitly requested topic the identity may not read is refused (403);
+    // the default (all topics) is narrowed to the readable ones.
+    if let Some(axum::Extension(id)) = &ident {
+        let denied: Vec<Topic> = sub.topics.iter().copied().filter(|t| !id.allows(crate::auth::topic_perm(*t))).collect();
+        if !denied.is_empty() && q.contains_key("topics") {
+            let t = denied[0];
+            let p = crate::auth::topic_perm(t).as_str();
+            return (
+                axum::http::StatusCode::FORBIDDEN,
+                axum::Json(serde_json::json!({"error": format!("forbidden: topic '{}' needs permission '{p}', which role '{}' does not have", t.as_str(), id.role_str()), "reason": "forbidden", "permission": p})),
+            )
+                .into_response();
+        }
+        sub.topics.retain(|t| !denied.contains(t));
+        if sub.topics.is_empty() {
+            return (
+                axum::http::StatusCode::FORBIDDEN,
+                axum::Json(serde_json::json!({"error": format!("forbidden: role '{}' may read no stream topic", id.role_str()), "reason": "forbidden", "permission": "live:read"})),
+            )
+                .into_response();
+        }
+    }
+    let permit = permit.map(|axum::Extension(p)| p);
     if let Ok(ws) = ws {
-        return ws.on_upgrade(move |socket| ws_session(live, sub, socket)).into_response();
+        return ws
+            .on_upgrade(move |socket| async move {
+                let _permit = permit; // one open subscription of this client until the session ends
+                ws_session(live, sub, socket).await
+            })
+            .into_response();
     }
     let accept = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     if accept.contains("text/event-stream") {
-        return sse_session(live, sub).into_response();
+        return sse_session(live, sub, permit).into_response();
     }
     LiveError::bad("bad_request", "GET /api/stream: open it as a WebSocket (Upgrade: websocket) or as Server-Sent Events (Accept: text/event-stream)").into_response()
 }
@@ -366,9 +398,9 @@ async fn ws_session(live: LiveState, sub: Sub, mut socket: WebSocket) {
     }
 }
 
-fn sse_session(live: LiveState, sub: Sub) -> impl IntoResponse {
+fn sse_session(live: LiveState, sub: Sub, permit: Option<Arc<crate::auth::limit::StreamPermit>>) -> impl IntoResponse {
     let (rx, ctl) = start(live, sub);
-    let state = (rx, ctl, SubGuard::new(), false);
+    let state = (rx, ctl, (SubGuard::new(), permit), false);
     let stream = futures_util::stream::unfold(state, |(mut rx, ctl, g, done)| async move {
         if done {
             return None;

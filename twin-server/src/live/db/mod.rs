@@ -22,7 +22,7 @@
 //! SQLite) and portable types (`BIGINT`, `DOUBLE PRECISION`, `TEXT`); times are stored as
 //! milliseconds since the epoch (`*_ms BIGINT`), JSON as `TEXT`.
 
-mod pg;
+pub mod pg;
 mod sqlite;
 
 use std::collections::VecDeque;

@@ -8,6 +8,9 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 use std::time::Duration;
 
+/// `statement_timeout` of every connection, ms (`serve --request-timeout`; 0 = none).
+pub static STATEMENT_TIMEOUT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(30_000);
+
 pub struct PgConn {
     c: Client,
     /// Prepared statements by SQL text: one Parse round trip per statement per connection.
@@ -23,7 +26,10 @@ fn err(e: postgres::Error) -> DbError {
 
 impl PgConn {
     pub fn connect(dsn: &str) -> DbResult<PgConn> {
-        let c = Client::connect(dsn, NoTls).map_err(|e| DbError(format!("postgres: cannot connect to {}: {e}", super::mask_password(dsn))))?;
+        let mut c = Client::connect(dsn, NoTls).map_err(|e| DbError(format!("postgres: cannot connect to {}: {e}", super::mask_password(dsn))))?;
+        // No statement runs longer than this (a runaway query cannot hold a connection; issue 8).
+        c.batch_execute(&format!("SET statement_timeout = {}", STATEMENT_TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed)))
+            .map_err(|e| DbError(format!("postgres: SET statement_timeout: {e}")))?;
         Ok(PgConn { c, stmts: std::collections::HashMap::new() })
     }
 }

@@ -15,16 +15,60 @@ use std::time::Duration;
 
 pub const TOPIC_FILTER: &str = "$share/citytwin/citytwin/datastreams/+/observations";
 
+/// `mqtt://[USER:PASSWORD@]host:port` (port defaults to 1883) → (host, port, credentials).
+pub fn parse_url_auth(s: &str) -> Result<(String, u16, Option<(String, String)>), String> {
+    let shown = mask(s);
+    let rest = s.strip_prefix("mqtt://").or_else(|| s.strip_prefix("tcp://")).ok_or_else(|| format!("--mqtt {shown}: expected mqtt://[USER:PASSWORD@]HOST[:PORT]"))?;
+    let (cred, rest) = match rest.rsplit_once('@') {
+        Some((c, r)) => {
+            let (u, p) = c.split_once(':').ok_or_else(|| format!("--mqtt {shown}: credentials must be USER:PASSWORD"))?;
+            if u.is_empty() {
+                return Err(format!("--mqtt {shown}: empty user name"));
+            }
+            (Some((u.to_string(), p.to_string())), r)
+        }
+        None => (None, rest),
+    };
+    let (h, p) = parse_host_port(rest).map_err(|e| format!("--mqtt {shown}: {e}"))?;
+    Ok((h, p, cred))
+}
+
+/// The URL with its password replaced by `***` (for logs and errors).
+pub fn mask(s: &str) -> String {
+    match (s.find("://"), s.rfind('@')) {
+        (Some(a), Some(at)) if at > a => match s[a + 3..at].split_once(':') {
+            Some((u, _)) => format!("{}{u}:***{}", &s[..a + 3], &s[at..]),
+            None => s.to_string(),
+        },
+        _ => s.to_string(),
+    }
+}
+
+/// `USER:PASSWORD` on the first line of a file (`serve --mqtt-credentials`).
+pub fn read_credentials(f: &std::path::Path) -> Result<(String, String), String> {
+    let t = std::fs::read_to_string(f).map_err(|e| format!("--mqtt-credentials {}: {e}", f.display()))?;
+    let line = t.lines().next().unwrap_or("").trim();
+    match line.split_once(':') {
+        Some((u, p)) if !u.is_empty() => Ok((u.to_string(), p.to_string())),
+        _ => Err(format!("--mqtt-credentials {}: the first line must be USER:PASSWORD", f.display())),
+    }
+}
+
 /// `mqtt://host:port` (port defaults to 1883) → (host, port).
+#[cfg(test)]
 pub fn parse_url(s: &str) -> Result<(String, u16), String> {
-    let rest = s.strip_prefix("mqtt://").or_else(|| s.strip_prefix("tcp://")).ok_or_else(|| format!("--mqtt {s}: expected mqtt://HOST[:PORT]"))?;
+    parse_url_auth(s).map(|(h, p, _)| (h, p))
+}
+
+fn parse_host_port(rest: &str) -> Result<(String, u16), String> {
+    let s = rest;
     let rest = rest.trim_end_matches('/');
     let (h, p) = match rest.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().map_err(|e| format!("--mqtt {s}: port '{p}': {e}"))?),
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|e| format!("port '{p}': {e}"))?),
         None => (rest, 1883),
     };
     if h.is_empty() {
-        return Err(format!("--mqtt {s}: empty host"));
+        return Err(format!("empty host in '{s}'"));
     }
     Ok((h.to_string(), p))
 }
@@ -45,9 +89,17 @@ pub fn parse_message(topic: &str, payload: &[u8]) -> Result<Vec<ObsIn>, String> 
 
 /// Starts the client and the batching ingest task.
 pub fn spawn(live: LiveState, url: &str) -> Result<(), String> {
-    let (host, port) = parse_url(url)?;
+    let (host, port, mut cred) = parse_url_auth(url)?;
+    if let Some(f) = &live.opts.mqtt_credentials {
+        cred = Some(read_credentials(f)?);
+    }
     let client_id = format!("citytwin-{}-{}", std::process::id(), crate::live::now_ms() % 1_000_000);
     let mut o = MqttOptions::new(client_id, host.clone(), port);
+    if let Some((u, p)) = cred {
+        // The server's own subscriber credential (the broker's ACL lets it read the observation
+        // topics only); devices publish with their own credentials (README, MQTT ACLs).
+        o.set_credentials(u, p);
+    }
     o.set_keep_alive(Duration::from_secs(5));
     o.set_clean_session(true);
     o.set_max_packet_size(1 << 20, 1 << 20);
@@ -143,6 +195,10 @@ mod tests {
         assert_eq!(parse_url("mqtt://127.0.0.1:1884").unwrap(), ("127.0.0.1".into(), 1884));
         assert_eq!(parse_url("mqtt://broker").unwrap(), ("broker".into(), 1883));
         assert!(parse_url("http://x").is_err());
+        assert_eq!(parse_url_auth("mqtt://srv:p@ss:w@10.0.0.1:1885").unwrap(), ("10.0.0.1".into(), 1885, Some(("srv".into(), "p@ss:w".into()))));
+        assert!(parse_url_auth("mqtt://nopass@h").unwrap_err().contains("USER:PASSWORD"));
+        assert_eq!(mask("mqtt://srv:secret@h:1"), "mqtt://srv:***@h:1");
+        assert!(!parse_url_auth("mqtt://srv:secret@:1").unwrap_err().contains("secret"));
         let o = parse_message("citytwin/datastreams/7/observations", br#"{"result": 1.5, "phenomenonTime": "2026-11-22T00:00:00Z"}"#).unwrap();
         assert_eq!((o[0].datastream, o[0].phenomenon_ms), (7, Some(1_795_305_600_000)));
         assert_eq!(parse_message("citytwin/datastreams/7/observations", br#"[{"result": 1}, {"result": 2}]"#).unwrap().len(), 2);
