@@ -14,7 +14,9 @@ MODEL="${MODEL:-models/shenyang}"
 cargo build --release --locked -p twin-server -p viewer
 BIN="$CARGO_TARGET_DIR/release"
 "$BIN/twin-server" build --out "$MODEL"
-"$BIN/twin-server" serve --model "$MODEL" --addr "$ADDR" &
+# Demo mode: reads need no key (--anonymous-read); writes need the admin key, which the server
+# writes (mode 0600) to $MODEL.admin.key on first start (README, Security).
+"$BIN/twin-server" serve --model "$MODEL" --addr "$ADDR" --anonymous-read --admin-token-file "$MODEL.admin.key" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT INT TERM
 for _ in $(seq 1 600); do

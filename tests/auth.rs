@@ -298,7 +298,7 @@ fn stream_topics_follow_the_role_and_subscriptions_are_capped() {
     assert_eq!(ws_next(&mut again)["type"], "hello");
     assert_eq!(ws_next(&mut again)["type"], "snapshot");
     // A write reaches the leader's stream.
-    let (s201, e) = post_json(&format!("{base}/api/events"), &json!({"category": "fire", "source": "hotline_12345", "title": "t", "location": {"lon": 123.41, "lat": 41.80}}));
+    let (s201, e) = post_json(&format!("{base}/api/events"), &json!({"category": "fire", "source": "hotline_12345", "title": "t", "location": {"lon": 123.41, "lat": 41.80}, "actor": "t"}));
     assert_eq!(s201, 201, "{e}");
     let d = ws_next(&mut again);
     assert_eq!((d["type"].as_str(), d["topic"].as_str()), (Some("delta"), Some("events")), "{d}");
@@ -345,7 +345,7 @@ fn keys_expiry_revocation_and_audit(b: LiveBackend) {
     assert!(listing.status.success() && !String::from_utf8_lossy(&listing.stdout).contains(&disp));
 
     // A write by the dispatcher, from a (claimed) address behind the proxy.
-    let body = serde_json::to_vec(&json!({"category": "fire", "source": "hotline_12345", "title": "烟雾", "location": {"lon": 123.41, "lat": 41.80}})).unwrap();
+    let body = serde_json::to_vec(&json!({"category": "fire", "source": "hotline_12345", "title": "烟雾", "location": {"lon": 123.41, "lat": 41.80}, "actor": "t"})).unwrap();
     let url = format!("{base}/api/events");
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut r = agent

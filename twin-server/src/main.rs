@@ -85,6 +85,16 @@ async fn token(t: cli::TokenCommand) -> Result<()> {
     };
     let u = url.clone();
     let db = tokio::task::spawn_blocking(move || live::db::Db::open(&u, Default::default())).await?.with_context(|| format!("live store {}", url.display()))?;
+    let r = token_with(&db, t).await;
+    // The PostgreSQL client owns a runtime of its own: drop it off this runtime's threads.
+    tokio::task::spawn_blocking(move || drop(db)).await?;
+    r
+}
+
+async fn token_with(db: &live::db::Db, t: cli::TokenCommand) -> Result<()> {
+    use anyhow::Context;
+    use cli::TokenCommand as T;
+    let db = db.clone();
     auth::store::migrate(&db).await.context("live store: auth schema")?;
     let audit = |what: &str, target: String| auth::store::AuditRow {
         actor: std::env::var("USER").map(|u| format!("cli:{u}")).unwrap_or_else(|_| "cli".into()),
