@@ -39,9 +39,13 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 BASE=http://127.0.0.1:$PORT
 
 run_one() { # $1 = label, $2 = --db value
-  RUST_LOG=warn "$BIN" serve --model "$TMP/city" --addr "127.0.0.1:$PORT" --db "$2" --sla-check-ms 60000 >/dev/null &
+  # Reads (the subscribers) anonymous, writes with the admin key; no rate or stream caps in a benchmark.
+  RUST_LOG=warn "$BIN" serve --model "$TMP/city" --addr "127.0.0.1:$PORT" --db "$2" --sla-check-ms 60000 \
+    --anonymous-read --admin-token-file "$TMP/admin.key" --rate-ip 0 --rate-token 0 --max-streams 0 >/dev/null &
   SERVER_PID=$!
   for _ in $(seq 1 200); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
+  for _ in $(seq 1 50); do [ -s "$TMP/admin.key" ] && break; sleep 0.1; done
+  export CITYTWIN_TOKEN="$(cat "$TMP/admin.key")"
   echo "== $1"
   "$CLIENT" latency "$BASE" "$SUBS" "$EVENTS" "$RATE"
   "$CLIENT" writes "$BASE" "$WRITERS" "$SECS"

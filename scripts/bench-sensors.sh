@@ -58,17 +58,19 @@ PY
 run() { # $1 label, $2 --db value
   local label="$1" db="$2" port=18380 base
   base="http://127.0.0.1:$port"
-  RUST_LOG=warn "$BIN" serve --model "$TMP/m" --addr 127.0.0.1:$port --db "$db" --mqtt mqtt://127.0.0.1:$MQ_PORT --simulate off >/dev/null 2>"$TMP/serve-$label.log" &
+  RUST_LOG=warn "$BIN" serve --model "$TMP/m" --addr 127.0.0.1:$port --db "$db" --mqtt mqtt://127.0.0.1:$MQ_PORT --simulate off \
+    --anonymous-read --admin-token-file "$TMP/admin.key" --rate-ip 0 --rate-token 0 >/dev/null 2>"$TMP/serve-$label.log" &
   local pid=$!
   PIDS+=($pid)
   wait_up "$base/healthz"
+  local auth="authorization: Bearer $(cat "$TMP/admin.key")"
   for ds in $(seq 1 50); do
-    curl -sf -o /dev/null -H 'content-type: application/json' "$base/api/sta/v1.1/Datastreams" -d "{\"name\":\"pm25 $ds\",\"description\":\"\",\"properties\":{\"sensorType\":\"pm25\",\"thresholds\":{\"warning\":75,\"alarm\":150,\"hysteresis\":5}},\"Thing\":{\"name\":\"station $ds\",\"description\":\"\",\"Locations\":[{\"name\":\"l\",\"description\":\"\",\"encodingType\":\"application/geo+json\",\"location\":{\"type\":\"Point\",\"coordinates\":[123.4,41.8]}}]},\"Sensor\":{\"name\":\"s\",\"description\":\"\",\"encodingType\":\"text/html\",\"metadata\":\"x\"},\"ObservedProperty\":{\"name\":\"PM2.5\",\"definition\":\"x\",\"description\":\"\"}}"
+    curl -sf -o /dev/null -H "$auth" -H 'content-type: application/json' "$base/api/sta/v1.1/Datastreams" -d "{\"name\":\"pm25 $ds\",\"description\":\"\",\"properties\":{\"sensorType\":\"pm25\",\"thresholds\":{\"warning\":75,\"alarm\":150,\"hysteresis\":5}},\"Thing\":{\"name\":\"station $ds\",\"description\":\"\",\"Locations\":[{\"name\":\"l\",\"description\":\"\",\"encodingType\":\"application/geo+json\",\"location\":{\"type\":\"Point\",\"coordinates\":[123.4,41.8]}}]},\"Sensor\":{\"name\":\"s\",\"description\":\"\",\"encodingType\":\"text/html\",\"metadata\":\"x\"},\"ObservedProperty\":{\"name\":\"PM2.5\",\"definition\":\"x\",\"description\":\"\"}}"
   done
   local reqs=$(( N_HTTP / 5000 )) t0 t1 c0 c1
   c0=$(count "$base")
   t0=$(now)
-  seq 1 $reqs | xargs -P 4 -I{} curl -sf -o /dev/null -H 'content-type: application/json' --data-binary @"$TMP/body.json" "$base/api/sta/v1.1/CreateObservations"
+  seq 1 $reqs | xargs -P 4 -I{} curl -sf -o /dev/null -H "$auth" -H 'content-type: application/json' --data-binary @"$TMP/body.json" "$base/api/sta/v1.1/CreateObservations"
   t1=$(now)
   c1=$(count "$base")
   python3 -c "import sys; n=$c1-$c0; dt=$t1-$t0; print(f'$label HTTP CreateObservations: {n} observations in {dt:.2f} s = {n/dt:,.0f} obs/s')"

@@ -34,7 +34,7 @@ ARCHIVE="$(readlink -f "$TMP/m")/tiles/shenyang.pmtiles"
 wait_up() { for _ in $(seq 1 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "server at $1 did not come up" >&2; exit 1; }
 
 TS_PORT=18181; MARTIN_PORT=18282
-RUST_LOG=warn "$BIN" serve --model "$TMP/m" --addr 127.0.0.1:$TS_PORT >/dev/null 2>"$TMP/ts.log" &
+RUST_LOG=warn "$BIN" serve --model "$TMP/m" --addr 127.0.0.1:$TS_PORT --anonymous-read --rate-ip 0 --rate-token 0 >/dev/null 2>"$TMP/ts.log" &
 PIDS+=($!)
 wait_up "http://127.0.0.1:$TS_PORT/healthz"
 

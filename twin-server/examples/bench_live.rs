@@ -21,6 +21,11 @@ fn event(i: usize) -> serde_json::Value {
         "location": {"lon": 123.41 + (i % 50) as f64 * 0.0005, "lat": 41.80}, "actor": "bench"})
 }
 
+/// `Bearer $CITYTWIN_TOKEN` (the writer's API key; scripts/bench-live.sh passes the admin key).
+fn bearer() -> String {
+    format!("Bearer {}", std::env::var("CITYTWIN_TOKEN").unwrap_or_default())
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into()
 }
@@ -92,7 +97,7 @@ async fn latency(base: String, subs: usize, events: usize, rate: f64) {
                     std::thread::sleep(d);
                 }
                 sent[i].store(t0.elapsed().as_micros() as u64, Ordering::Release);
-                let r = a.post(&format!("{base}/api/events")).header("content-type", "application/json").send(serde_json::to_vec(&event(i)).unwrap().as_slice()).unwrap();
+                let r = a.post(&format!("{base}/api/events")).header("content-type", "application/json").header("authorization", bearer()).send(serde_json::to_vec(&event(i)).unwrap().as_slice()).unwrap();
                 assert_eq!(r.status().as_u16(), 201);
             }
         })
@@ -130,7 +135,7 @@ fn writes(base: String, threads: usize, secs: f64) {
                     while Instant::now() < stop {
                         let body = if batch == 1 { event(i) } else { serde_json::Value::Array((0..batch).map(|k| event(i + k)).collect()) };
                         i += batch;
-                        let r = a.post(&format!("{base}/api/events")).header("content-type", "application/json").send(serde_json::to_vec(&body).unwrap().as_slice()).unwrap();
+                        let r = a.post(&format!("{base}/api/events")).header("content-type", "application/json").header("authorization", bearer()).send(serde_json::to_vec(&body).unwrap().as_slice()).unwrap();
                         assert_eq!(r.status().as_u16(), 201);
                         count.fetch_add(batch as u64, Ordering::Relaxed);
                     }

@@ -615,9 +615,7 @@ pub async fn guard(State(auth): State<AuthState>, mut req: Request, next: Next) 
             let anon = Identity::anonymous(auth.opts.anonymous_read);
             if !anon.allows(perm) {
                 let msg = format!("authentication required: {method} {path} needs permission '{}' (send Authorization: Bearer <key>)", perm.as_str());
-                if is_write || !auth.opts.anonymous_read {
-                    auth.audit(audit_row(&anon, StatusCode::UNAUTHORIZED, "no key".into())).await;
-                }
+                auth.audit(audit_row(&anon, StatusCode::UNAUTHORIZED, "no key".into())).await;
                 return unauthorized(msg, perm, false);
             }
             anon
