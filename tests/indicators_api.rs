@@ -480,6 +480,25 @@ fn definitions_api_and_stream_topic() {
         }
         assert!(t0.elapsed() < Duration::from_secs(20), "no indicator push for the new event");
     }
+    drop(next);
+    // A resume (`since`) gets no snapshot but one push with every current value right after
+    // hello (indicator pushes have no seq and are not replayed).
+    let url = format!("ws://{}/api/stream?topics=indicators&since=0", base.trim_start_matches("http://"));
+    let (mut ws2, _) = tungstenite::connect(url).expect("websocket connect");
+    if let MaybeTlsStream::Plain(s) = ws2.get_mut() {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    }
+    let mut texts = vec![];
+    while texts.len() < 2 {
+        if let Message::Text(t) = ws2.read().expect("stream message") {
+            texts.push(serde_json::from_str::<Value>(t.as_str()).unwrap());
+        }
+    }
+    assert_eq!(texts[0]["type"], "hello");
+    assert_eq!(texts[1]["type"], "indicator_values", "{}", texts[1]);
+    let all = texts[1]["values"].as_array().unwrap();
+    assert_eq!(all.len(), n_snapshot, "every current value");
+    assert_eq!(all.iter().find(|v| v["id"] == "events_open" && v["area"] == "city").unwrap()["value"], 1.0);
 }
 
 /// Benchmark (not a test: `--run-ignored only`): server-side cost of feeding observations to the
