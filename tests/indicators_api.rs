@@ -578,3 +578,61 @@ fn bench_indicator_feed() {
         read_s / fed * 1e6
     );
 }
+
+/// Escalations and an assignment that dispatches, through the feeding order the engine needs
+/// (log entry first, then the snapshot): counted once each, on both backends' feeding path.
+fn escalation_and_assignment(b: LiveBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = live_model(dir.path());
+    let db = LiveDb::new(b);
+    // `fire`: 1-second SLA in `reported` and in `dispatched`; the others one hour.
+    let mut cats = String::new();
+    for id in ["fire", "traffic_accident", "gas_leak", "flooding", "city_management", "public_security", "medical", "air_quality", "infrastructure", "other"] {
+        let sla = if id == "fire" { "sla_seconds = { reported = 1, dispatched = 1 }" } else { "sla_minutes = { reported = 60 }" };
+        cats.push_str(&format!("[[category]]\nid = \"{id}\"\nname_zh = \"{id}\"\nname_en = \"{id}\"\nseverity = 2\nunits = [\"fire\", \"police\"]\n{sla}\n\n"));
+    }
+    let cats_path = dir.path().join("cats.toml");
+    std::fs::write(&cats_path, cats).unwrap();
+    let s = serve_with(&model, &["--db", db.url.as_str(), "--simulate", "off", "--categories", &cats_path.to_string_lossy(), "--sla-check-ms", "100"]);
+    let base = &s.base;
+    for d in [
+        metric_def("t_escalations", 1, "{escalation}", "P1D", "input = \"transitions\"\naggregate = \"count\"\nfilter = { kind = \"escalated\" }"),
+        metric_def("t_escalation_sum", 1, "1", "P1D", "input = \"events\"\naggregate = \"sum\"\nfield = \"escalation\""),
+    ] {
+        let (st, body) = publish(base, &d);
+        assert_eq!(st, 200, "{body}");
+    }
+    let (st, e) = post_json(
+        &format!("{base}/api/events"),
+        &json!({"category": "fire", "source": "hotline_12345", "title": "fire", "location": {"lon": 123.41, "lat": 41.79}, "actor": "operator-1"}),
+    );
+    assert_eq!(st, 201, "{e}");
+    let id = e["id"].as_i64().unwrap();
+    // One escalation of the `reported` stage (once per stage): 1 log entry, escalation level 1;
+    // the event is past its deadline.
+    expect(base, "t_escalations", &[("city", Some(1.0)), (WEST, Some(1.0)), (EAST, Some(0.0))], EXACT);
+    expect(base, "t_escalation_sum", &[("city", Some(1.0)), (WEST, Some(1.0))], EXACT);
+    expect(base, "events_overdue", &[("city", Some(1.0)), (WEST, Some(1.0))], EXACT);
+    // Assigning a unit dispatches it (log kind `assigned`, reported → dispatched): a new stage
+    // with its own 1-second deadline, escalated once more → 2 escalations, level 2.
+    let (_, units) = get_json(&format!("{base}/api/units"));
+    let unit = units["units"].as_array().unwrap().iter().find(|u| u["status"] == "available").expect("an available unit")["id"].clone();
+    let (st, a) = post_json(&format!("{base}/api/events/{id}/assign"), &json!({"unit_id": unit, "actor": "dispatcher-7"}));
+    assert_eq!(st, 200, "{a}");
+    expect(base, "events_dispatched_open", &[("city", Some(1.0))], EXACT);
+    expect(base, "events_reported_open", &[("city", Some(0.0))], EXACT);
+    expect(base, "t_escalations", &[("city", Some(2.0)), (WEST, Some(2.0))], EXACT);
+    expect(base, "t_escalation_sum", &[("city", Some(2.0)), (WEST, Some(2.0))], EXACT);
+    let (_, ev) = get_json(&format!("{base}/api/events/{id}"));
+    assert_eq!(ev["escalation"], 2, "the store agrees: {ev}");
+}
+
+#[test]
+fn escalation_and_assignment_sqlite() {
+    escalation_and_assignment(LiveBackend::Sqlite)
+}
+
+#[test]
+fn escalation_and_assignment_postgres() {
+    escalation_and_assignment(LiveBackend::Postgres)
+}
