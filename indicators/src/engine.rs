@@ -933,7 +933,8 @@ impl Engine {
         if let Some(p) = prev {
             let mut n = p;
             n.last_log = tr.id;
-            if tr.from != Some(tr.to) && tr.kind != "escalated" && tr.kind != "assigned" {
+            // An assignment may itself move the event (reported → dispatched); escalations never do.
+            if tr.from != Some(tr.to) && tr.kind != "escalated" {
                 n.state = tr.to;
                 n.entered = at;
             }

@@ -248,3 +248,25 @@ fn snapshot_order_does_not_matter() {
     assert_eq!(val(&mut c, "waiting", Area::City, T0 + MIN), Some(1.0));
     assert_eq!(c.clock(), Some(T0));
 }
+
+/// An assignment that dispatches the event (the server logs `reported → dispatched` with kind
+/// `assigned`) moves the state and starts the next stage like a transition does: time in
+/// `dispatched` is measured from the assignment.
+#[test]
+fn assignment_that_dispatches_starts_the_dispatched_stage() {
+    let mut e = engine(&event_library());
+    for i in [
+        ev(1, Fire, Hotline12345, Critical, 0, T0, None),
+        tr(1, 1, None, Reported, T0, "created"),
+        // assigned (and so dispatched) at +5, on site (handling) at +12: 7 min in `dispatched`.
+        tr(2, 1, Some(Reported), Dispatched, T0 + 5 * MIN, "assigned"),
+        tr(3, 1, Some(Dispatched), Handling, T0 + 12 * MIN, "transition"),
+    ] {
+        e.push(&i);
+    }
+    let now = T0 + 20 * MIN;
+    assert_eq!(val(&mut e, "arrival", Area::City, now), Some(7.0));
+    assert_eq!(val(&mut e, "dispatch", Area::City, now), Some(5.0));
+    assert_eq!(val(&mut e, "handling", Area::City, now), Some(1.0));
+    assert_eq!(val(&mut e, "waiting", Area::City, now), Some(0.0));
+}

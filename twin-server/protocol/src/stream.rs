@@ -56,13 +56,28 @@ pub enum ServerMessage {
     Hello { server: String, topics: Vec<Topic>, bbox: Option<[f64; 4]>, since: Option<i64>, head: i64 },
     /// Current state of the subscribed topics in the bbox, consistent with every change up to
     /// `seq`; deltas that follow have `seq` greater than it.
-    Snapshot { seq: i64, events: Vec<crate::Event>, units: Vec<crate::Unit>, #[serde(default)] sensors: Vec<serde_json::Value> },
+    Snapshot {
+        seq: i64,
+        events: Vec<crate::Event>,
+        units: Vec<crate::Unit>,
+        #[serde(default)]
+        sensors: Vec<serde_json::Value>,
+        /// Current indicator values (topic `indicators`): derived, as of the indicator engine's
+        /// own head seq, which may differ from `seq` (see `IndicatorValues`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        indicators: Vec<serde_json::Value>,
+    },
     /// One change.
     Delta(Change),
     /// The client fell behind (queue full, or its `since` is older than what is kept): it must
     /// reconnect with `since` = the last seq it processed (or without `since` for a new snapshot).
     /// The server closes the connection after this message.
     Resync { reason: String, last_sent: Option<i64> },
+    /// Indicator values that changed (topic `indicators`), at most once per second. Derived from
+    /// the change log, not part of it: no seq, not replayed on resume (a resume gets one
+    /// message with every current value instead); `head` is the change-log seq the values
+    /// reflect.
+    IndicatorValues { at: Timestamp, head: i64, values: Vec<serde_json::Value> },
     /// Keepalive with the current head seq.
     Ping { head: i64 },
     Error { message: String },

@@ -195,7 +195,10 @@ pub const POLICY: &[(&str, &str, Perm)] = {
         ("POST", "/api/sensors/observations", SensorsIngest),
         // indicators (published by admins)
         ("GET", "/api/indicators", IndicatorsRead),
+        ("GET", "/api/indicators/values", IndicatorsRead),
         ("GET", "/api/indicators/{id}", IndicatorsRead),
+        ("GET", "/api/indicators/{id}/values", IndicatorsRead),
+        ("GET", "/api/indicators/{id}/series", IndicatorsRead),
         ("POST", "/api/admin/indicators", IndicatorsPublish),
         ("POST", "/api/admin/indicators/{id}/retire", IndicatorsPublish),
         // access control itself (this module)

@@ -4,6 +4,7 @@
 
 pub mod db;
 pub mod events;
+pub mod indicators;
 pub mod metrics;
 pub mod sensors;
 pub mod stream;
@@ -37,11 +38,13 @@ pub struct LiveOptions {
     pub simulate: Option<bool>,
     pub sim_speed: f64,
     pub sim_seed: u64,
+    /// Indicator library directory (`None`: the bundled `assets/indicators`).
+    pub indicators: Option<PathBuf>,
 }
 
 impl Default for LiveOptions {
     fn default() -> Self {
-        LiveOptions { db: None, categories: None, sla_check_ms: 5000, stream_ring: 10_000, stream_queue: 1024, max_body: 1 << 20, mqtt: None, mqtt_credentials: None, simulate: None, sim_speed: 60.0, sim_seed: 1 }
+        LiveOptions { db: None, categories: None, sla_check_ms: 5000, stream_ring: 10_000, stream_queue: 1024, max_body: 1 << 20, mqtt: None, mqtt_credentials: None, simulate: None, sim_speed: 60.0, sim_seed: 1, indicators: None }
     }
 }
 
@@ -52,6 +55,7 @@ pub struct Live {
     pub app: AppState,
     pub opts: LiveOptions,
     pub sensors: Arc<sensors::Sensors>,
+    pub indicators: Arc<self::indicators::Indicators>,
 }
 
 pub type LiveState = Arc<Live>;
@@ -77,7 +81,9 @@ pub async fn start(app: AppState, model: &std::path::Path, opts: LiveOptions) ->
     db.migrate("events", events::MIGRATIONS).await.context("live store: events schema")?;
     db.migrate("units", units::MIGRATIONS).await.context("live store: units schema")?;
     let sensors = sensors::start(&db).await?;
-    let live = Arc::new(Live { db, cats, app, opts, sensors });
+    let (ind, feeder) = self::indicators::start(&db, &app, opts.indicators.as_deref()).await?;
+    let live = Arc::new(Live { db, cats, app, opts, sensors, indicators: ind });
+    self::indicators::spawn(live.clone(), feeder);
     let seeded = units::seed_from_model(&live).await.context("seeding units")?;
     if seeded > 0 {
         tracing::info!(units = seeded, "units seeded from the model's stations");
@@ -151,6 +157,7 @@ pub fn router(live: LiveState) -> axum::Router {
     let max_body = live.opts.max_body;
     read_routes()
         .merge(write_routes())
+        .merge(admin_routes())
         .route("/metrics", axum::routing::get(metrics_route))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .merge(sensors_router(max_body))
@@ -169,6 +176,13 @@ pub fn read_routes() -> axum::Router<LiveState> {
         .route("/api/units", get(units::list_route))
         .route("/api/units/{id}", get(units::get_route))
         .route("/api/stream", get(stream::stream_route))
+        .merge(self::indicators::read_routes())
+}
+
+/// Admin actions (publish/retire indicator definitions): their own group so access control
+/// can gate it for the admin role.
+pub fn admin_routes() -> axum::Router<LiveState> {
+    self::indicators::admin_routes()
 }
 
 pub fn write_routes() -> axum::Router<LiveState> {
@@ -187,7 +201,7 @@ async fn metrics_route(axum::extract::State(live): axum::extract::State<LiveStat
     };
     (
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        metrics::METRICS.render(live.db.head(), live.db.ring_first(), backend) + &live.sensors.metrics_text() + &crate::auth::metrics_text(),
+        metrics::METRICS.render(live.db.head(), live.db.ring_first(), backend) + &live.sensors.metrics_text() + &self::indicators::metrics_text(&live.indicators) + &crate::auth::metrics_text(),
     )
         .into_response()
 }

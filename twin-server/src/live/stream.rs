@@ -108,6 +108,7 @@ impl Out {
             Out::Msg(ServerMessage::Delta(_)) => "delta",
             Out::Msg(ServerMessage::Resync { .. }) => "resync",
             Out::Msg(ServerMessage::Ping { .. }) => "ping",
+            Out::Msg(ServerMessage::IndicatorValues { .. }) => "indicator_values",
             Out::Msg(ServerMessage::Error { .. }) => "error",
         }
     }
@@ -258,8 +259,15 @@ async fn pump(live: LiveState, sub: Sub, mut rx: broadcast::Receiver<Arc<Change>
     if !offer(&tx, ctl, hello).await {
         return Ok(());
     }
+    // Indicator values are derived (no seq): pushed from the engine's own broadcast.
+    let mut ind_rx = sub.topics.contains(&Topic::Indicators).then(|| live.indicators.subscribe());
     let mut next = match sub.since {
-        Some(s) => s + 1,
+        Some(s) => {
+            if ind_rx.is_some() && !offer(&tx, ctl, live.indicators.full_push()).await {
+                return Ok(());
+            }
+            s + 1
+        }
         None => {
             let (topics, bbox) = (sub.topics.clone(), sub.bbox);
             let (seq, events, units) = db
@@ -281,7 +289,8 @@ async fn pump(live: LiveState, sub: Sub, mut rx: broadcast::Receiver<Arc<Change>
                     Ok((seq, events, units))
                 })
                 .await?;
-            if !offer(&tx, ctl, ServerMessage::Snapshot { seq, events, units, sensors: vec![] }).await {
+            let indicators = if ind_rx.is_some() { live.indicators.all_values_json() } else { vec![] };
+            if !offer(&tx, ctl, ServerMessage::Snapshot { seq, events, units, sensors: vec![], indicators }).await {
                 return Ok(());
             }
             seq + 1
@@ -327,6 +336,19 @@ async fn pump(live: LiveState, sub: Sub, mut rx: broadcast::Receiver<Arc<Change>
                 }
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),
             },
+            m = recv_opt(&mut ind_rx) => {
+                let m = match m {
+                    Ok(m) => (*m).clone(),
+                    Err(broadcast::error::RecvError::Lagged(_)) => live.indicators.full_push(),
+                    Err(broadcast::error::RecvError::Closed) => {
+                        ind_rx = None;
+                        continue;
+                    }
+                };
+                if !offer(&tx, ctl, m).await {
+                    return Ok(());
+                }
+            }
             _ = ping.tick() => {
                 if !offer(&tx, ctl, ServerMessage::Ping { head: db.head() }).await {
                     return Ok(());
@@ -334,6 +356,14 @@ async fn pump(live: LiveState, sub: Sub, mut rx: broadcast::Receiver<Arc<Change>
             }
             _ = tx.closed() => return Ok(()),
         }
+    }
+}
+
+/// Receives from an optional broadcast (pending forever without one).
+async fn recv_opt<T: Clone>(rx: &mut Option<broadcast::Receiver<T>>) -> Result<T, broadcast::error::RecvError> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
     }
 }
 
