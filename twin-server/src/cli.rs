@@ -126,7 +126,8 @@ fn clap_command() -> ClapCommand {
                 .arg(Arg::new("mqtt").long("mqtt").value_name("mqtt://HOST:PORT").help("Ingest sensor observations from this MQTT broker (shared subscription $share/citytwin/citytwin/datastreams/+/observations)"))
                 .arg(Arg::new("simulate").long("simulate").value_parser(["on", "off"]).num_args(0..=1).default_missing_value("on").help("City simulator: sensors with diurnal cycles and anomalies, incidents per district [default: on with the built-in city]"))
                 .arg(Arg::new("speed").long("speed").value_parser(|s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0 && *v <= 100_000.0).ok_or_else(|| format!("'{s}': simulated minutes per real minute, > 0 and ≤ 100000"))).default_value("60").help("Simulator speed: simulated minutes per real minute"))
-                .arg(Arg::new("seed").long("seed").value_parser(clap::value_parser!(u64)).default_value("1").help("Simulator seed (same seed, same day)")),
+                .arg(Arg::new("seed").long("seed").value_parser(clap::value_parser!(u64)).default_value("1").help("Simulator seed (same seed, same day)"))
+                .arg(Arg::new("unit-speedup").long("unit-speedup").value_parser(|s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0 && *v <= 100_000.0).ok_or_else(|| format!("'{s}': simulated seconds of unit travel per real second, > 0 and ≤ 100000"))).help("Units drive this many times faster than the roads' speeds [default: the simulator's --speed while it runs, else 1]")),
         )
 }
 
@@ -260,6 +261,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
                     simulate: sm.get_one::<String>("simulate").map(|v| v == "on"),
                     sim_speed: *sm.get_one::<f64>("speed").expect("default"),
                     sim_seed: *sm.get_one::<u64>("seed").expect("default"),
+                    unit_speedup: sm.get_one::<f64>("unit-speedup").copied(),
                 },
             })
         }
