@@ -428,6 +428,9 @@ async fn drive_incidents(live: &LiveState, opts: SimOptions) -> Result<(), crate
         })
         .await?;
     let now = crate::live::now_ms();
+    // At most this many dispatch attempts a tick (each ranks units over the road graph): a
+    // backlog waiting for free units is worked off over the next ticks.
+    let mut attempts = 50;
     for (id, state, since, xref) in open {
         let p = plan(opts.seed, &xref);
         let in_stage_min = (now - since) as f64 * opts.speed / 60_000.0;
@@ -436,7 +439,8 @@ async fn drive_incidents(live: &LiveState, opts: SimOptions) -> Result<(), crate
             EventState::Reported if in_stage_min >= p.dispatch_min => match (p.reject, p.cancel) {
                 (Some(reason), _) => Some((EventState::Rejected, Some(reason), "simulator:dispatcher")),
                 (None, Some(reason)) => Some((EventState::Cancelled, Some(reason), "simulator:caller")),
-                (None, None) => {
+                (None, None) if attempts > 0 => {
+                    attempts -= 1;
                     let (_, r) = crate::live::units::recommend(live, id, 1).await?;
                     if let Some(best) = r.recommendations.first() {
                         let req = AssignRequest { unit_id: best.unit.id, actor: "simulator:dispatcher".into(), note: None };
@@ -450,6 +454,7 @@ async fn drive_incidents(live: &LiveState, opts: SimOptions) -> Result<(), crate
                     }
                     None
                 }
+                (None, None) => None,
             },
             EventState::Handling if in_stage_min >= p.handling_min => Some((EventState::Feedback, None, "simulator:crew")),
             EventState::Feedback if in_stage_min >= p.evaluate_min => Some((EventState::Closed, None, "simulator:evaluator")),
