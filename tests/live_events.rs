@@ -688,6 +688,16 @@ fn two_replicas_escalate_once_and_commit_arrival_once() {
         tungstenite::connect(url).expect("websocket").0
     };
     let (mut wa, mut wb) = (open(&a.base), open(&b.base));
+    // Both snapshots taken before the first change: every change arrives as a delta.
+    for w in [&mut wa, &mut wb] {
+        loop {
+            if let tungstenite::Message::Text(t) = w.read().expect("stream message") {
+                if serde_json::from_str::<Value>(t.as_str()).unwrap()["type"] == "snapshot" {
+                    break;
+                }
+            }
+        }
+    }
     let (_, e) = post_json(&format!("{}/api/events", a.base), &new_event("fire", 123.45, 41.81, "仓库起火"));
     let id = e["id"].as_i64().unwrap();
     let escalation = |base: &str| get_json(&format!("{base}/api/events/{id}")).1["escalation"].as_i64().unwrap();

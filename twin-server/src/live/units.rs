@@ -116,6 +116,9 @@ pub fn save_unit(tx: &mut Tx, u: &mut Unit, kind: &str) -> DbResult<i64> {
     })
 }
 
+/// Speed of the straight access legs between a station or an event and the road it snaps to.
+pub const ACCESS_KMH: f64 = 15.0;
+
 /// What planning a trip needs: the served build's road graph and the time speed-up.
 #[derive(Clone)]
 pub struct Travel {
@@ -136,8 +139,31 @@ pub fn plan_route(travel: &Travel, id: i64, kind: UnitKind, purpose: RoutePurpos
     let speedup = if travel.speedup.is_finite() && travel.speedup > 0.0 { travel.speedup } else { 1.0 };
     let (geometry, times, length_m, travel_s, method, note) = match travel.graph.as_deref().map(|g| g.route((from.lon, from.lat), (to.lon, to.lat))) {
         Some(Ok(r)) if r.geometry.0.len() >= 2 => {
-            let geometry: Vec<[f64; 2]> = r.geometry.0.iter().map(|c| [c.x, c.y]).collect();
-            (geometry, r.vertex_time_s.clone(), r.length_m, r.duration_s, "road_network", None)
+            // The route runs between the points snapped onto the roads; a station or an event
+            // off the road is joined to it by a straight access leg at ACCESS_KMH, so the unit
+            // leaves from where it stands and stops at the event itself.
+            let mut geometry: Vec<[f64; 2]> = r.geometry.0.iter().map(|c| [c.x, c.y]).collect();
+            let mut times = r.vertex_time_s.clone();
+            let (mut len, mut dur) = (r.length_m, r.duration_s);
+            let access = |a: LonLat, b: [f64; 2]| distance_m(a, LonLat { lon: b[0], lat: b[1] });
+            let d0 = access(from, geometry[0]);
+            if d0 >= 1.0 {
+                let t = d0 / (ACCESS_KMH / 3.6);
+                times.iter_mut().for_each(|x| *x += t);
+                geometry.insert(0, [from.lon, from.lat]);
+                times.insert(0, 0.0);
+                len += d0;
+                dur += t;
+            }
+            let d1 = access(to, geometry[geometry.len() - 1]);
+            if d1 >= 1.0 {
+                let t = d1 / (ACCESS_KMH / 3.6);
+                geometry.push([to.lon, to.lat]);
+                len += d1;
+                dur += t;
+                times.push(dur);
+            }
+            (geometry, times, len, dur, "road_network", None)
         }
         other => {
             let note = match other {

@@ -269,9 +269,15 @@ async fn take_lease(live: &LiveState, holder: &str) -> Result<bool, crate::live:
 
 /// Starts the simulator task.
 pub fn spawn(live: LiveState, opts: SimOptions) {
+    let holder = format!("{}:{}:{}", std::process::id(), crate::live::now_ms(), mix(&[std::process::id() as u64, crate::live::now_ms() as u64]));
     tokio::spawn(async move {
-        if let Err(e) = run(live, opts).await {
-            tracing::error!("simulator stopped: {}", e.message);
+        // A store error (a lost connection, a serialisation failure) stops one run, not the
+        // simulator: it starts again after the newest simulated minute stored, keeping its lease.
+        loop {
+            if let Err(e) = run(live.clone(), opts, &holder).await {
+                tracing::error!("simulator: {}; restarting in 2 s", e.message);
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
     });
 }
@@ -288,14 +294,13 @@ async fn resume_minute(live: &LiveState, origin: i64) -> Result<i64, crate::live
     Ok(last.map(|l| (l - origin) / 60_000 + 1).unwrap_or(0))
 }
 
-async fn run(live: LiveState, opts: SimOptions) -> Result<(), crate::live::LiveError> {
+async fn run(live: LiveState, opts: SimOptions, holder: &str) -> Result<(), crate::live::LiveError> {
     let model = live.app.current.load().loaded.model.clone();
     let sensors = place(&model);
-    let holder = format!("{}:{}:{}", std::process::id(), crate::live::now_ms(), mix(&[std::process::id() as u64, crate::live::now_ms() as u64]));
     let tick = Duration::from_secs_f64((60.0 / opts.speed).clamp(0.05, 60.0));
     // Wait for the lease: another replica may be driving the simulator on this store.
     let mut waiting_logged = false;
-    while !take_lease(&live, &holder).await? {
+    while !take_lease(&live, holder).await? {
         if !waiting_logged {
             tracing::info!("simulator: another replica holds the simulator lease; standing by");
             waiting_logged = true;
@@ -312,9 +317,9 @@ async fn run(live: LiveState, opts: SimOptions) -> Result<(), crate::live::LiveE
     let mut last_lease = std::time::Instant::now();
     loop {
         if last_lease.elapsed() >= Duration::from_millis(1000) {
-            if !take_lease(&live, &holder).await? {
+            if !take_lease(&live, holder).await? {
                 tracing::warn!("simulator: lease lost to another replica; standing by");
-                while !take_lease(&live, &holder).await? {
+                while !take_lease(&live, holder).await? {
                     tokio::time::sleep(Duration::from_millis(1000)).await;
                 }
                 first = resume_minute(&live, origin).await?;
