@@ -576,7 +576,7 @@ fn to_segment(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
 /// clock (checked against an interpolation of the returned geometry and vertex times, and against
 /// the roads themselves); the mover commits the arrival (on scene at the event, event → handling
 /// with an `arrived` log entry); feedback sends it home along a route and it becomes available at
-/// its base. `--unit-speedup 60`: the hand-derived 568 s trip takes 9.5 s.
+/// its base. `--unit-speedup 60`: the hand-derived 566 s trip takes 9.4 s.
 fn unit_moves_along_its_route(b: LiveBackend) {
     let dir = tempfile::tempdir().unwrap();
     let model = river_model(dir.path());
@@ -603,7 +603,7 @@ fn unit_moves_along_its_route(b: LiveBackend) {
     assert!(((eta - depart) as f64 / 1000.0 - wall).abs() < 0.01, "eta - depart = {} ms, want {wall} s", eta - depart);
     assert!(metres(ll(&r["geometry"][0]), (123.42, 41.80)) < 1.0 && metres(ll(r["geometry"].as_array().unwrap().last().unwrap()), ev) < 1.0, "{r}");
 
-    // Half-way: on the spur (the south road takes 268 of the 568 s), where the route says.
+    // Half-way: on the spur (the south road takes 268 of the 566 s), where the route says.
     let half = depart + (wall * 500.0) as i64;
     std::thread::sleep(Duration::from_millis((half - now_ms()).max(0) as u64));
     let t0 = now_ms();
@@ -615,7 +615,7 @@ fn unit_moves_along_its_route(b: LiveBackend) {
     let (p0, p1) = (along(&r, (t0 - depart) as f64 / 1000.0), along(&r, (t1 - depart) as f64 / 1000.0));
     // The position the server derived at some instant in [t0, t1] lies between the two.
     assert!(to_segment(p, p0, p1) < 2.0, "position {p:?} not between {p0:?} and {p1:?} (the route at the request's start and end)");
-    // …and on the roads: at half the trip time (284 s) the unit is 16 s up the 300 s spur.
+    // …and on the roads: at half the trip time (283 s) the unit is 15 s up the 299 s spur.
     let on_south = to_segment(p, (123.42, 41.80), (123.45, 41.80));
     let on_spur = to_segment(p, (123.45, 41.80), ev);
     assert!(on_south.min(on_spur) < 1.0, "off the road: {p:?}");
