@@ -651,6 +651,20 @@ fn unit_moves_along_its_route(b: LiveBackend) {
     assert_eq!(u1["route"], Value::Null);
     let m = get_text(&format!("{base}/metrics"));
     assert_eq!(metric(&m, "citytwin_unit_arrivals_total"), 2.0, "one arrival at the event, one at base");
+
+    // An event 208 m off the road: the route ends at the event itself, through a straight access
+    // leg (15 km/h) from the point it snaps to (the spur's end).
+    let off = (123.4525, 41.81);
+    let (_, e2) = post_json(&format!("{base}/api/events"), &new_event("public_security", off.0, off.1, "院内纠纷"));
+    let (st, a2) = post_json(&format!("{base}/api/events/{}/assign", e2["id"]), &json!({"unit_id": 2, "actor": "d"}));
+    assert_eq!(st, 200, "{a2}");
+    let r2 = &a2["unit"]["route"];
+    let g = r2["geometry"].as_array().unwrap();
+    assert_eq!(ll(g.last().unwrap()), off, "{r2}");
+    assert!(metres(ll(&g[g.len() - 2]), ev) < 1.0, "{r2}");
+    let leg = haversine(ev, off);
+    assert!((r2["length_m"].as_f64().unwrap() - (south + spur + leg)).abs() < 1.0, "{r2}");
+    assert!((r2["travel_time_s"].as_f64().unwrap() - (t_south + t_spur + leg / (15.0 / 3.6))).abs() < 0.5, "{r2}");
 }
 both!(unit_moves_along_its_route);
 
