@@ -23,7 +23,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The two-district test city of tests/common (LIVE_CITY): 7 units at 4 stations.
+# A two-district test city (like LIVE_CITY of tests/common): 2 police, 2 fire engines and the
+# city-management/gas crews of the two districts without a government office.
 cat > "$TMP/city.geojson" <<'JSON'
 {"type":"FeatureCollection","features":[
 {"type":"Feature","properties":{"boundary":"administrative","adcode":910001,"name":"西区"},"geometry":{"type":"Polygon","coordinates":[[[123.40,41.78],[123.43,41.78],[123.43,41.82],[123.40,41.82],[123.40,41.78]]]}},

@@ -11,6 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(build-essential pkg-config curl libgdal-dev libsqlite3-dev gdal-bin proj-bin proj-data python3-pip unzip
       postgresql-15 postgresql-15-postgis-3 postgresql-client-15 mosquitto mosquitto-clients
       python3-networkx  # independent shortest paths for scenes/tests/routing.rs
+      python3-jsonschema  # tests/openapi.rs: real responses against the OpenAPI schemas
       mesa-vulkan-drivers libvulkan1)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -39,6 +40,12 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "install-deps: installing cargo-nextest"
   cargo install --locked cargo-nextest
+fi
+# tests/openapi.rs: the external OpenAPI 3.1 validator (Debian 12 has no python3-openapi-spec-validator).
+if ! python3 -c "import openapi_spec_validator" >/dev/null 2>&1; then
+  echo "install-deps: installing openapi-spec-validator 0.9.0 (pip)"
+  python3 -m pip install --quiet "openapi-spec-validator==0.9.0" 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "openapi-spec-validator==0.9.0"
 fi
 bash "$(dirname "$0")/js-deps.sh"
 echo "install-deps: ok (GDAL $(gdal-config --version), $(cargo --version))"

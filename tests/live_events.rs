@@ -96,7 +96,10 @@ fn closed_loop(b: LiveBackend) {
     // Units seeded from the model's stations, in POI order.
     let (_, units) = get_json(&format!("{base}/api/units"));
     let kinds: Vec<&str> = units["units"].as_array().unwrap().iter().map(|u| u["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["police", "police", "fire", "fire", "ambulance", "city_management", "gas_emergency"]);
+    // … then the crews of the district without a government office (东区) at the police station
+    // nearest its centroid (西区派出所).
+    assert_eq!(kinds, ["police", "police", "fire", "fire", "ambulance", "city_management", "gas_emergency", "city_management", "gas_emergency"]);
+    assert_eq!(units["units"][7]["base"], json!({"lon": 123.41, "lat": 41.80}));
 
     let (st, e) = post_json(&format!("{base}/api/events"), &new_event("fire", 123.445, 41.805, "厨房起火"));
     assert_eq!(st, 201, "{e}");
@@ -169,9 +172,15 @@ fn closed_loop(b: LiveBackend) {
     let (st, closed) = transition(base, id, "closed", None);
     assert_eq!(st, 200);
     assert_eq!(closed["due_at"], Value::Null, "no deadline after closing");
+    // Released, and driving home (straight line: this model has no roads).
     let u3 = unit(base, 3);
-    assert_eq!((u3["status"].as_str(), u3["event_id"].as_i64()), (Some("available"), None));
-    assert_eq!(u3["position"], json!({"lon": 123.45, "lat": 41.80}));
+    assert_eq!((u3["status"].as_str(), u3["event_id"].as_i64()), (Some("returning"), None));
+    let home = &u3["route"];
+    assert_eq!((home["purpose"].as_str(), home["method"].as_str()), (Some("to_base"), Some("straight_line")), "{u3}");
+    assert_eq!(home["geometry"], json!([[123.445, 41.805], [123.45, 41.80]]));
+    assert!(home["note"].as_str().unwrap().contains("no routable road network"), "{home}");
+    let trip = metres((123.445, 41.805), (123.45, 41.80)) * 1.3 / (40.0 / 3.6);
+    assert!((home["travel_time_s"].as_f64().unwrap() - trip).abs() < 0.01 * trip, "{home}");
     refuse_all_but(base, id, "closed", &[]);
     let (st, body) = post_json(&format!("{base}/api/events/{id}/assign"), &json!({"unit_id": 4, "actor": "d"}));
     assert_eq!(st, 409, "{body}");
@@ -209,8 +218,10 @@ fn closed_loop(b: LiveBackend) {
     let id3 = e3["id"].as_i64().unwrap();
     assert_eq!(post_json(&format!("{base}/api/events/{id3}/assign"), &json!({"unit_id": 1, "actor": "d"})).0, 200);
     assert_eq!(transition(base, id3, "reported", None).0, 200);
+    // Released: back at base at once if it had not moved yet, else driving home.
     let u1 = unit(base, 1);
-    assert_eq!((u1["status"].as_str(), u1["event_id"].as_i64()), (Some("available"), None));
+    assert_eq!(u1["event_id"], Value::Null);
+    assert!(u1["status"] == "available" || (u1["status"] == "returning" && u1["route"]["purpose"] == "to_base"), "{u1}");
     let (_, e3) = get_json(&format!("{base}/api/events/{id3}"));
     assert_eq!(e3["units"], json!([]));
 }
@@ -514,4 +525,226 @@ fn recommend_by_road_network() {
         assert!((len - r["distance_m"].as_f64().unwrap()).abs() < 1.0, "geometry length {len} vs distance_m {}", r["distance_m"]);
     }
     // The straight-line fallback (a model without roads) is what closed_loop checks.
+}
+
+fn river_model(dir: &std::path::Path) -> std::path::PathBuf {
+    let src = dir.join("river.geojson");
+    std::fs::write(&src, RIVER_CITY).unwrap();
+    let model = dir.join("river");
+    let o = twin(&["build", "--source", &src.to_string_lossy(), "--out", &model.to_string_lossy(), "--no-tiles", "--no-3dtiles"]);
+    assert!(o.status.success(), "build failed: {}", stderr(&o));
+    model
+}
+
+fn ll(v: &Value) -> (f64, f64) {
+    (v[0].as_f64().unwrap(), v[1].as_f64().unwrap())
+}
+
+fn pos(u: &Value) -> (f64, f64) {
+    (u["position"]["lon"].as_f64().unwrap(), u["position"]["lat"].as_f64().unwrap())
+}
+
+fn ms(v: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().timestamp_millis()
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Where a unit on `route` is `elapsed_s` after departure, computed here from the returned
+/// geometry and vertex times (linear between vertices, as scenes::routing::Route::position_at).
+fn along(route: &Value, elapsed_s: f64) -> (f64, f64) {
+    let g: Vec<(f64, f64)> = route["geometry"].as_array().unwrap().iter().map(ll).collect();
+    let t: Vec<f64> = route["vertex_time_s"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(g.len(), t.len());
+    if elapsed_s <= 0.0 {
+        return g[0];
+    }
+    for i in 0..g.len() - 1 {
+        if elapsed_s <= t[i + 1] {
+            let f = if t[i + 1] > t[i] { (elapsed_s - t[i]) / (t[i + 1] - t[i]) } else { 1.0 };
+            return (g[i].0 + f * (g[i + 1].0 - g[i].0), g[i].1 + f * (g[i + 1].1 - g[i].1));
+        }
+    }
+    *g.last().unwrap()
+}
+
+/// Metres from p to the segment a–b (equirectangular, fine at these distances).
+fn to_segment(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
+    let k = (41.8f64).to_radians().cos();
+    let (ax, ay, bx, by, px, py) = (a.0 * k, a.1, b.0 * k, b.1, p.0 * k, p.1);
+    let (dx, dy) = (bx - ax, by - ay);
+    let l2 = dx * dx + dy * dy;
+    let f = if l2 > 0.0 { (((px - ax) * dx + (py - ay) * dy) / l2).clamp(0.0, 1.0) } else { 0.0 };
+    let (qx, qy) = (ax + f * dx, ay + f * dy);
+    ((px - qx).powi(2) + (py - qy).powi(2)).sqrt().to_radians() * 6_371_008.8
+}
+
+/// Assignment plans a road route; the unit's position between writes is derived from it and the
+/// clock (checked against an interpolation of the returned geometry and vertex times, and against
+/// the roads themselves); the mover commits the arrival (on scene at the event, event → handling
+/// with an `arrived` log entry); feedback sends it home along a route and it becomes available at
+/// its base. `--unit-speedup 60`: the hand-derived 566 s trip takes 9.4 s.
+fn unit_moves_along_its_route(b: LiveBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = river_model(dir.path());
+    let db = LiveDb::new(b);
+    let s = serve_with(&model, &["--db", db.url.as_str(), "--unit-speedup", "60"]);
+    let base = &s.base;
+    let ev = (123.45, 41.81);
+    let (_, e) = post_json(&format!("{base}/api/events"), &new_event("public_security", ev.0, ev.1, "纠纷"));
+    let id = e["id"].as_i64().unwrap();
+    let (st, a) = post_json(&format!("{base}/api/events/{id}/assign"), &json!({"unit_id": 1, "actor": "dispatcher-7"}));
+    assert_eq!(st, 200, "{a}");
+    let u = &a["unit"];
+    assert_eq!(u["status"], "en_route");
+    let r = u["route"].clone();
+    assert_eq!((r["method"].as_str(), r["purpose"].as_str()), (Some("road_network"), Some("to_event")), "{r}");
+    // The trip is the hand-derived one of recommend_by_road_network: 南滨路 east, then the spur.
+    let v = |kmh: f64| kmh * 0.67 / 3.6;
+    let (south, spur) = (haversine((123.42, 41.80), (123.45, 41.80)), haversine((123.45, 41.80), ev));
+    let (t_south, t_spur) = (south / v(50.0), spur / v(20.0));
+    assert!((r["length_m"].as_f64().unwrap() - (south + spur)).abs() < 1.0, "{r}");
+    assert!((r["travel_time_s"].as_f64().unwrap() - (t_south + t_spur)).abs() < 0.5, "{r}");
+    let (depart, eta) = (ms(&r["depart_at"]), ms(&r["eta_at"]));
+    let wall = (t_south + t_spur) / 60.0;
+    assert!(((eta - depart) as f64 / 1000.0 - wall).abs() < 0.01, "eta - depart = {} ms, want {wall} s", eta - depart);
+    assert!(metres(ll(&r["geometry"][0]), (123.42, 41.80)) < 1.0 && metres(ll(r["geometry"].as_array().unwrap().last().unwrap()), ev) < 1.0, "{r}");
+
+    // Half-way: on the spur (the south road takes 268 of the 566 s), where the route says.
+    let half = depart + (wall * 500.0) as i64;
+    std::thread::sleep(Duration::from_millis((half - now_ms()).max(0) as u64));
+    let t0 = now_ms();
+    let got = unit(base, 1);
+    let t1 = now_ms();
+    assert_eq!(got["status"], "en_route");
+    assert_eq!(got["route"], r, "the route is persisted as assigned");
+    let p = pos(&got);
+    let (p0, p1) = (along(&r, (t0 - depart) as f64 / 1000.0), along(&r, (t1 - depart) as f64 / 1000.0));
+    // The position the server derived at some instant in [t0, t1] lies between the two.
+    assert!(to_segment(p, p0, p1) < 2.0, "position {p:?} not between {p0:?} and {p1:?} (the route at the request's start and end)");
+    // …and on the roads: at half the trip time (283 s) the unit is 15 s up the 299 s spur.
+    let on_south = to_segment(p, (123.42, 41.80), (123.45, 41.80));
+    let on_spur = to_segment(p, (123.45, 41.80), ev);
+    assert!(on_south.min(on_spur) < 1.0, "off the road: {p:?}");
+    let elapsed = ((t0 + t1) as f64 / 2.0 - depart as f64) / 1000.0 * 60.0;
+    let want = if elapsed > t_south { (123.45, 41.80 + (elapsed - t_south) / t_spur * 0.01) } else { (123.42 + elapsed / t_south * 0.03, 41.80) };
+    assert!(metres(p, want) < 10.0 + (t1 - t0) as f64 / 1000.0 * 60.0 * v(50.0), "at {elapsed:.1} s of travel: {p:?} vs hand-derived {want:?}");
+    let (_, listed) = get_json(&format!("{base}/api/units?status=en_route"));
+    assert_eq!(listed["count"], 1);
+
+    // Arrival: committed by the mover once the ETA has passed.
+    wait_for("arrival", 30, || unit(base, 1)["status"] == "on_scene");
+    let u1 = unit(base, 1);
+    assert_eq!(pos(&u1), ev, "on scene at the event");
+    assert_eq!(u1["route"], Value::Null);
+    assert!(now_ms() >= eta);
+    assert_eq!(state_of(base, id), "handling", "the first arrival starts 处置");
+    let (_, log) = get_json(&format!("{base}/api/events/{id}/log"));
+    let kinds: Vec<(&str, &str, &str)> = log["entries"].as_array().unwrap().iter().map(|e| (e["kind"].as_str().unwrap(), e["to"].as_str().unwrap(), e["actor"].as_str().unwrap())).collect();
+    assert_eq!(kinds, [("created", "reported", "operator-1"), ("assigned", "dispatched", "dispatcher-7"), ("arrived", "handling", "unit:1")]);
+
+    // Feedback: it drives home along a road route; closing releases it; it arrives available.
+    assert_eq!(transition(base, id, "feedback", None).0, 200);
+    let u1 = unit(base, 1);
+    assert_eq!((u1["status"].as_str(), u1["route"]["purpose"].as_str()), (Some("returning"), Some("to_base")), "{u1}");
+    let back = u1["route"].clone();
+    assert!(metres(ll(back["geometry"].as_array().unwrap().last().unwrap()), (123.42, 41.80)) < 1.0, "{back}");
+    assert_eq!(transition(base, id, "closed", None).0, 200);
+    let u1 = unit(base, 1);
+    assert_eq!((u1["status"].as_str(), u1["event_id"].as_i64()), (Some("returning"), None), "released, still driving home: {u1}");
+    wait_for("return to base", 30, || unit(base, 1)["status"] == "available");
+    let u1 = unit(base, 1);
+    assert_eq!(pos(&u1), (123.42, 41.80));
+    assert_eq!(u1["route"], Value::Null);
+    let m = get_text(&format!("{base}/metrics"));
+    assert_eq!(metric(&m, "citytwin_unit_arrivals_total"), 2.0, "one arrival at the event, one at base");
+
+    // An event 208 m off the road: the route ends at the event itself, through a straight access
+    // leg (15 km/h) from the point it snaps to (the spur's end).
+    let off = (123.4525, 41.81);
+    let (_, e2) = post_json(&format!("{base}/api/events"), &new_event("public_security", off.0, off.1, "院内纠纷"));
+    let (st, a2) = post_json(&format!("{base}/api/events/{}/assign", e2["id"]), &json!({"unit_id": 2, "actor": "d"}));
+    assert_eq!(st, 200, "{a2}");
+    let r2 = &a2["unit"]["route"];
+    let g = r2["geometry"].as_array().unwrap();
+    assert_eq!(ll(g.last().unwrap()), off, "{r2}");
+    assert!(metres(ll(&g[g.len() - 2]), ev) < 1.0, "{r2}");
+    let leg = haversine(ev, off);
+    assert!((r2["length_m"].as_f64().unwrap() - (south + spur + leg)).abs() < 1.0, "{r2}");
+    assert!((r2["travel_time_s"].as_f64().unwrap() - (t_south + t_spur + leg / (15.0 / 3.6))).abs() < 0.5, "{r2}");
+}
+both!(unit_moves_along_its_route);
+
+/// Messages of a WebSocket until it is quiet for `quiet`.
+fn drain(ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>, quiet: Duration) -> Vec<Value> {
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_mut() {
+        s.set_read_timeout(Some(quiet)).unwrap();
+    }
+    let mut out = vec![];
+    while let Ok(m) = ws.read() {
+        if let tungstenite::Message::Text(t) = m {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            if v["type"] == "delta" {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// Two replicas on one PostgreSQL, both checking SLAs every 100 ms and both running the mover:
+/// each overdue stage is escalated exactly once (one log entry, one delta on each stream, one
+/// escalation counted over both processes) and the unit's arrival is committed exactly once.
+#[test]
+fn two_replicas_escalate_once_and_commit_arrival_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = river_model(dir.path());
+    let cats = categories_with_short_sla(dir.path());
+    let db = LiveDb::new(LiveBackend::Postgres);
+    let args = ["--db", db.url.as_str(), "--categories", cats.as_str(), "--sla-check-ms", "100", "--unit-speedup", "60"];
+    let a = serve_with(&model, &args);
+    let b = serve_with(&model, &args);
+    let open = |base: &str| {
+        let url = format!("ws://{}/api/stream?topics=events,units", base.trim_start_matches("http://"));
+        tungstenite::connect(url).expect("websocket").0
+    };
+    let (mut wa, mut wb) = (open(&a.base), open(&b.base));
+    // Both snapshots taken before the first change: every change arrives as a delta.
+    for w in [&mut wa, &mut wb] {
+        loop {
+            if let tungstenite::Message::Text(t) = w.read().expect("stream message") {
+                if serde_json::from_str::<Value>(t.as_str()).unwrap()["type"] == "snapshot" {
+                    break;
+                }
+            }
+        }
+    }
+    let (_, e) = post_json(&format!("{}/api/events", a.base), &new_event("fire", 123.45, 41.81, "仓库起火"));
+    let id = e["id"].as_i64().unwrap();
+    let escalation = |base: &str| get_json(&format!("{base}/api/events/{id}")).1["escalation"].as_i64().unwrap();
+    wait_for("the reported stage's escalation", 15, || escalation(&a.base) == 1);
+    std::thread::sleep(Duration::from_millis(1500)); // ≥ 10 more checks on each replica
+    assert_eq!(escalation(&b.base), 1);
+    // Dispatched through B (1 s SLA again): escalated once more; the unit arrives once.
+    assert_eq!(post_json(&format!("{}/api/events/{id}/assign", b.base), &json!({"unit_id": 1, "actor": "d"})).0, 200);
+    wait_for("arrival", 40, || state_of(&a.base, id) == "handling");
+    std::thread::sleep(Duration::from_millis(1500)); // ≥ 3 more mover ticks on each replica
+    let (_, log) = get_json(&format!("{}/api/events/{id}/log", b.base));
+    let kinds: Vec<(&str, &str)> = log["entries"].as_array().unwrap().iter().map(|e| (e["kind"].as_str().unwrap(), e["to"].as_str().unwrap())).collect();
+    assert_eq!(kinds, [("created", "reported"), ("escalated", "reported"), ("assigned", "dispatched"), ("escalated", "dispatched"), ("arrived", "handling")], "{log}");
+    let (ma, mb) = (get_text(&format!("{}/metrics", a.base)), get_text(&format!("{}/metrics", b.base)));
+    let sum = |k: &str| metric(&ma, k) + metric(&mb, k);
+    assert_eq!(sum("citytwin_event_escalations_total"), 2.0, "A:\n{ma}\nB:\n{mb}");
+    assert_eq!(sum("citytwin_unit_arrivals_total"), 1.0);
+    assert_eq!(unit(&a.base, 1)["status"], "on_scene");
+    // Both streams carry the same changes once each: 2 escalations, 1 unit arrival + 1 event arrival.
+    let (da, db_) = (drain(&mut wa, Duration::from_secs(2)), drain(&mut wb, Duration::from_secs(2)));
+    let seqs = |d: &[Value]| d.iter().map(|x| x["seq"].as_i64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(seqs(&da), seqs(&db_));
+    let count = |kind: &str, topic: &str| da.iter().filter(|x| x["kind"] == kind && x["topic"] == topic).count();
+    assert_eq!(count("escalated", "events"), 2);
+    assert_eq!(count("arrived", "units"), 1);
+    assert_eq!(count("arrived", "events"), 1);
 }

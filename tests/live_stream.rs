@@ -81,7 +81,7 @@ fn snapshot_deltas_resume(b: LiveBackend) {
     assert_eq!(snap["type"], "snapshot");
     assert_eq!(snap["seq"], 3, "consistent with the 3 changes so far");
     assert_eq!(snap["events"].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
-    assert_eq!(snap["units"].as_array().unwrap().len(), 7);
+    assert_eq!(snap["units"].as_array().unwrap().len(), 9);
     create(base, &ev("fire", 123.45, 41.81, "e3"));
     let d = next(&mut w);
     assert_eq!((d["type"].as_str(), d["seq"].as_i64(), d["kind"].as_str(), d["entity"].as_str()), (Some("delta"), Some(4), Some("created"), Some("4")));
@@ -90,6 +90,11 @@ fn snapshot_deltas_resume(b: LiveBackend) {
     let (d5, d6) = (next(&mut w), next(&mut w));
     assert_eq!((d5["seq"].as_i64(), d5["topic"].as_str(), d5["entity"].as_str()), (Some(5), Some("units"), Some("3")));
     assert_eq!(d5["payload"]["unit"]["status"], "en_route");
+    // The delta carries the unit's route: stream clients animate it without further messages.
+    let route = &d5["payload"]["unit"]["route"];
+    assert_eq!((route["purpose"].as_str(), route["method"].as_str()), (Some("to_event"), Some("straight_line")), "{d5}");
+    assert_eq!(route["geometry"], json!([[123.45, 41.80], [123.45, 41.81]]), "from the fire station to the event");
+    assert_eq!(route["vertex_time_s"].as_array().unwrap().len(), 2);
     assert_eq!((d6["seq"].as_i64(), d6["topic"].as_str(), d6["kind"].as_str()), (Some(6), Some("events"), Some("assigned")));
     w.close(None).ok();
     drop(w);
@@ -282,7 +287,7 @@ fn two_replicas_on_one_postgres_see_each_others_changes() {
     let b = serve_with(&model, &["--db", &db.url]);
     let (_, ua) = get_json(&format!("{}/api/units", a.base));
     let (_, ub) = get_json(&format!("{}/api/units", b.base));
-    assert_eq!(ua["count"], 7, "seeded once, not per replica");
+    assert_eq!(ua["count"], 9, "seeded once, not per replica");
     assert_eq!(ua, ub);
     let mut wb = ws(&b.base, "topics=events,units");
     let mut wa = ws(&a.base, "topics=events,units");

@@ -139,6 +139,7 @@ fn clap_command() -> ClapCommand {
                 .arg(Arg::new("speed").long("speed").value_parser(|s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0 && *v <= 100_000.0).ok_or_else(|| format!("'{s}': simulated minutes per real minute, > 0 and ≤ 100000"))).default_value("60").help("Simulator speed: simulated minutes per real minute"))
                 .arg(Arg::new("indicators").long("indicators").value_name("DIR").help("Indicator definitions (*.toml) [default: the bundled assets/indicators]"))
                 .arg(Arg::new("seed").long("seed").value_parser(clap::value_parser!(u64)).default_value("1").help("Simulator seed (same seed, same day)"))
+                .arg(Arg::new("unit-speedup").long("unit-speedup").value_parser(|s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0 && *v <= 100_000.0).ok_or_else(|| format!("'{s}': simulated seconds of unit travel per real second, > 0 and ≤ 100000"))).help("Units drive this many times faster than the roads' speeds [default: the simulator's --speed while it runs, else 1]"))
                 .arg(Arg::new("mqtt-credentials").long("mqtt-credentials").value_name("FILE").requires("mqtt").help("File whose first line is USER:PASSWORD for the MQTT broker (instead of mqtt://USER:PASSWORD@… on the command line)"))
                 .arg(Arg::new("admin-token-file").long("admin-token-file").value_name("FILE").help("Bootstrap admin API key: read from FILE and registered in the store; FILE is created (mode 0600) with a new key when missing"))
                 .arg(Arg::new("anonymous-read").long("anonymous-read").action(ArgAction::SetTrue).help("Let requests without a key read the model, events, units, sensors and indicators (demo mode; writes still need a key)"))
@@ -309,6 +310,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
                     sim_seed: *sm.get_one::<u64>("seed").expect("default"),
                     mqtt_credentials: sm.get_one::<String>("mqtt-credentials").map(PathBuf::from),
                     indicators: sm.get_one::<String>("indicators").map(PathBuf::from),
+                    unit_speedup: sm.get_one::<f64>("unit-speedup").copied(),
                 },
                 auth: crate::auth::AuthOptions {
                     admin_token_file: sm.get_one::<String>("admin-token-file").map(PathBuf::from),

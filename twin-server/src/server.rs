@@ -3,6 +3,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /healthz` | liveness |
+//! | `GET /api/openapi.json` | the OpenAPI 3.1 document of the whole HTTP API (`openapi/openapi.json`) |
 //! | `GET /api/model` | the model's manifest.json |
 //! | `GET /api/districts` | districts as a GeoJSON FeatureCollection |
 //! | `GET /api/buildings?bbox=w,s,e,n[&limit=N]` | buildings intersecting a bbox (GeoJSON; `limit` ≤ 10,000, default 1,000; `truncated` tells) |
@@ -107,6 +108,14 @@ fn parse_lonlat(q: &HashMap<String, String>) -> Result<(f64, f64), ApiError> {
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// The OpenAPI 3.1 document of the whole HTTP API (checked in: twin-server/openapi/openapi.json;
+/// tests/openapi.rs keeps it equal to the routers' routes and validates it).
+pub const OPENAPI: &str = include_str!("../openapi/openapi.json");
+
+async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 async fn model_manifest(Extension(s): Extension<Arc<Build>>) -> Json<Value> {
@@ -238,6 +247,7 @@ pub fn router(state: AppState, live: Option<crate::live::LiveState>, auth: Optio
     let auth_routes = auth.clone().map(crate::auth::routes).unwrap_or_default();
     let app = Router::new()
         .route("/healthz", get(healthz))
+        .route("/api/openapi.json", get(openapi))
         .route("/api/model", get(model_manifest))
         .route("/api/districts", get(districts))
         .route("/api/buildings", get(buildings))

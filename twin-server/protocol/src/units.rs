@@ -99,6 +99,82 @@ pub struct Unit {
     /// The event it is assigned to, if any.
     pub event_id: Option<i64>,
     pub updated_at: Timestamp,
+    /// The route it is driving (`en_route` to its event, `returning` to its base), `None`
+    /// otherwise. `position` is derived from it and the clock: [`UnitRoute::position_at_ms`].
+    #[serde(default)]
+    pub route: Option<UnitRoute>,
+}
+
+/// Where a moving unit drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutePurpose {
+    /// To its event (status `en_route`).
+    ToEvent,
+    /// Back to its base (status `returning`).
+    ToBase,
+}
+
+/// A unit's route: persisted with the unit at assignment (or when it turns back), so every
+/// replica and every stream client derives the same position from it and the clock without
+/// further writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitRoute {
+    /// Unique per trip (the mover commits the arrival of exactly this trip).
+    pub id: i64,
+    pub purpose: RoutePurpose,
+    /// `road_network` or `straight_line`.
+    pub method: String,
+    /// `[[lon, lat], …]` from the start to the destination.
+    pub geometry: Vec<[f64; 2]>,
+    /// Wall-clock seconds after `depart_at` at which the unit passes each vertex of `geometry`
+    /// (non-decreasing, first 0, last `(eta_at - depart_at)`): travel time ÷ `speedup`.
+    pub vertex_time_s: Vec<f64>,
+    /// Length along the route, metres.
+    pub length_m: f64,
+    /// Travel time at the roads' speeds, seconds (before `speedup`).
+    pub travel_time_s: f64,
+    /// Simulated seconds per wall-clock second (`serve --unit-speedup`, the simulator's speed
+    /// while it runs; 1 otherwise).
+    pub speedup: f64,
+    pub depart_at: Timestamp,
+    pub eta_at: Timestamp,
+    /// Why the road network was not used, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl UnitRoute {
+    /// Position `elapsed_s` wall-clock seconds after departure: linear between the vertices by
+    /// `vertex_time_s`; the start before departure, the destination after arrival.
+    pub fn position_at(&self, elapsed_s: f64) -> LonLat {
+        let g = &self.geometry;
+        let t = &self.vertex_time_s;
+        if g.is_empty() {
+            return LonLat { lon: 0.0, lat: 0.0 };
+        }
+        if g.len() == 1 || t.len() != g.len() || !elapsed_s.is_finite() || elapsed_s <= 0.0 {
+            let p = if elapsed_s.is_finite() && elapsed_s > 0.0 && t.len() == g.len() { g[g.len() - 1] } else { g[0] };
+            return LonLat { lon: p[0], lat: p[1] };
+        }
+        let n = g.len();
+        if elapsed_s >= t[n - 1] {
+            return LonLat { lon: g[n - 1][0], lat: g[n - 1][1] };
+        }
+        // segment i with t[i] < elapsed ≤ t[i+1]
+        let i = t.partition_point(|&v| v < elapsed_s).saturating_sub(1).min(n - 2);
+        let (t0, t1) = (t[i], t[i + 1]);
+        let f = if t1 > t0 { ((elapsed_s - t0) / (t1 - t0)).clamp(0.0, 1.0) } else { 1.0 };
+        let (a, b) = (g[i], g[i + 1]);
+        LonLat { lon: a[0] + f * (b[0] - a[0]), lat: a[1] + f * (b[1] - a[1]) }
+    }
+    /// Position at `now_ms` (milliseconds since the epoch).
+    pub fn position_at_ms(&self, now_ms: i64) -> LonLat {
+        self.position_at((now_ms - self.depart_at.timestamp_millis()) as f64 / 1000.0)
+    }
+    pub fn eta_ms(&self) -> i64 {
+        self.eta_at.timestamp_millis()
+    }
 }
 
 /// `POST /api/events/{id}/assign`.

@@ -293,7 +293,7 @@ pub fn create_in_tx(tx: &mut Tx, cats: &Categories, n: NewEvent, district: Optio
 }
 
 /// Applies a transition (in the caller's transaction), including the assigned units' moves.
-pub fn transition_in_tx(tx: &mut Tx, cats: &Categories, id: i64, req: &TransitionRequest) -> Result<Event, LiveError> {
+pub fn transition_in_tx(tx: &mut Tx, cats: &Categories, travel: &super::units::Travel, id: i64, req: &TransitionRequest) -> Result<Event, LiveError> {
     let (mut e, _) = load_event_tx(tx, id)?.ok_or_else(|| LiveError::not_found(format!("no event {id}")))?;
     if !e.state.can_move_to(req.to) {
         let allowed: Vec<&str> = e.state.successors().iter().map(|s| s.as_str()).collect();
@@ -315,7 +315,7 @@ pub fn transition_in_tx(tx: &mut Tx, cats: &Categories, id: i64, req: &Transitio
     e.updated_at = ts_from_ms(now);
     e.due_at = cats.due_for(e.category, e.state, now).map(ts_from_ms);
     let log = append_log(tx, id, Some(from), req.to, "transition", &req.actor, req.note.as_deref(), req.reason.as_deref())?;
-    super::units::follow_event(tx, &mut e)?;
+    super::units::follow_event(tx, travel, &mut e)?;
     save_event(tx, &e, now, "transition", false, &log)?;
     Ok(e)
 }
@@ -456,7 +456,8 @@ pub async fn transition_route(State(live): State<LiveState>, Path(id): Path<Stri
         return Err(LiveError::bad("missing_reason", format!("{at}: moving to {} ({}) needs a non-empty 'reason'", req.to.as_str(), req.to.name_zh())));
     }
     let cats = live.cats.clone();
-    let e = live.db.write(move |tx| transition_in_tx(tx, &cats, id, &req)).await?;
+    let travel = super::units::Travel::of(&live);
+    let e = live.db.write(move |tx| transition_in_tx(tx, &cats, &travel, id, &req)).await?;
     Ok(Json(e))
 }
 

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub stream_resyncs: AtomicU64,
     pub stream_deltas: AtomicU64,
     pub escalations: AtomicU64,
+    pub arrivals: AtomicU64,
+    pub sim_dispatches: AtomicU64,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
@@ -41,12 +43,16 @@ impl Metrics {
              # HELP citytwin_stream_resyncs_total Subscribers told to resync (fell behind).\n# TYPE citytwin_stream_resyncs_total counter\ncitytwin_stream_resyncs_total {}\n\
              # HELP citytwin_stream_deltas_total Deltas sent to subscribers.\n# TYPE citytwin_stream_deltas_total counter\ncitytwin_stream_deltas_total {}\n\
              # HELP citytwin_event_escalations_total Overdue escalations appended by this process.\n# TYPE citytwin_event_escalations_total counter\ncitytwin_event_escalations_total {}\n\
+             # HELP citytwin_unit_arrivals_total Unit arrivals (on scene, back at base) committed by this process.\n# TYPE citytwin_unit_arrivals_total counter\ncitytwin_unit_arrivals_total {}\n\
+             # HELP citytwin_sim_dispatches_total Units the simulator's dispatcher assigned in this process.\n# TYPE citytwin_sim_dispatches_total counter\ncitytwin_sim_dispatches_total {}\n\
              # HELP citytwin_changes_seq Highest change-log seq seen by this process.\n# TYPE citytwin_changes_seq gauge\ncitytwin_changes_seq{{backend=\"{backend}\"}} {head}\n\
              # HELP citytwin_changes_ring_first Oldest seq kept in memory for resumes.\n# TYPE citytwin_changes_ring_first gauge\ncitytwin_changes_ring_first {}\n",
             self.stream_subscribers.load(Ordering::Relaxed),
             self.stream_resyncs.load(Ordering::Relaxed),
             self.stream_deltas.load(Ordering::Relaxed),
             self.escalations.load(Ordering::Relaxed),
+            self.arrivals.load(Ordering::Relaxed),
+            self.sim_dispatches.load(Ordering::Relaxed),
             ring_first.unwrap_or(0),
         );
         s

@@ -40,11 +40,14 @@ pub struct LiveOptions {
     pub sim_seed: u64,
     /// Indicator library directory (`None`: the bundled `assets/indicators`).
     pub indicators: Option<PathBuf>,
+    /// Simulated seconds per wall-clock second of unit travel: `None` = the simulator's speed
+    /// while it runs, 1 otherwise.
+    pub unit_speedup: Option<f64>,
 }
 
 impl Default for LiveOptions {
     fn default() -> Self {
-        LiveOptions { db: None, categories: None, sla_check_ms: 5000, stream_ring: 10_000, stream_queue: 1024, max_body: 1 << 20, mqtt: None, mqtt_credentials: None, simulate: None, sim_speed: 60.0, sim_seed: 1, indicators: None }
+        LiveOptions { db: None, categories: None, sla_check_ms: 5000, stream_ring: 10_000, stream_queue: 1024, max_body: 1 << 20, mqtt: None, mqtt_credentials: None, simulate: None, sim_speed: 60.0, sim_seed: 1, indicators: None, unit_speedup: None }
     }
 }
 
@@ -56,6 +59,10 @@ pub struct Live {
     pub opts: LiveOptions,
     pub sensors: Arc<sensors::Sensors>,
     pub indicators: Arc<self::indicators::Indicators>,
+    /// Unit travel speed-up (see [`LiveOptions::unit_speedup`]).
+    pub speedup: f64,
+    /// Whether this process runs the simulator.
+    pub simulate: bool,
 }
 
 pub type LiveState = Arc<Live>;
@@ -80,19 +87,23 @@ pub async fn start(app: AppState, model: &std::path::Path, opts: LiveOptions) ->
     let db = tokio::task::spawn_blocking(move || Db::open(&u, dbopts)).await?.with_context(|| format!("live store {}", url.display()))?;
     db.migrate("events", events::MIGRATIONS).await.context("live store: events schema")?;
     db.migrate("units", units::MIGRATIONS).await.context("live store: units schema")?;
+    db.migrate("simulator", sensors::simulate::MIGRATIONS).await.context("live store: simulator schema")?;
     let sensors = sensors::start(&db).await?;
+    let simulate = opts.simulate.unwrap_or_else(|| app.current.load().loaded.model.info.generated);
+    let speedup = opts.unit_speedup.unwrap_or(if simulate { opts.sim_speed } else { 1.0 });
     let (ind, feeder) = self::indicators::start(&db, &app, opts.indicators.as_deref()).await?;
-    let live = Arc::new(Live { db, cats, app, opts, sensors, indicators: ind });
+    let live = Arc::new(Live { db, cats, app, opts, sensors, indicators: ind, speedup, simulate });
     self::indicators::spawn(live.clone(), feeder);
     let seeded = units::seed_from_model(&live).await.context("seeding units")?;
     if seeded > 0 {
         tracing::info!(units = seeded, "units seeded from the model's stations");
     }
     events::spawn_escalation(live.clone());
+    units::spawn_mover(live.clone());
     if let Some(url) = &live.opts.mqtt {
         sensors::mqtt::spawn(live.clone(), url).map_err(anyhow::Error::msg)?;
     }
-    if live.opts.simulate.unwrap_or_else(|| live.app.current.load().loaded.model.info.generated) {
+    if live.simulate {
         sensors::simulate::spawn(live.clone(), sensors::simulate::SimOptions { speed: live.opts.sim_speed, seed: live.opts.sim_seed });
     }
     Ok(live)

@@ -636,6 +636,13 @@ fn writer_loop(mut conn: Box<dyn Conn>, jobs: std::sync::mpsc::Receiver<Job>, in
             if !began {
                 return Err(DbError("cannot begin a write transaction".into()));
             }
+            if is_pg {
+                // Replicas serialise on the change_seq row from the transaction's start, not
+                // from its first change: otherwise two replicas' group commits can each hold a
+                // domain row (a unit, an event) the other needs while one of them holds
+                // change_seq — a deadlock (seen with the unit mover and the simulator).
+                conn.query("SELECT v FROM change_seq WHERE id = 1 FOR UPDATE", &[])?;
+            }
             let now = now_ms();
             for job in batch.drain(..) {
                 conn.batch("SAVEPOINT job")?;

@@ -246,21 +246,44 @@ async fn ensure_datastreams(live: &LiveState, sensors: &[SimSensor]) -> Result<V
     Ok(ids)
 }
 
+/// The simulator's lease: one row; the replica holding it (and renewing it every tick) is the
+/// only one that runs the simulator on a shared store.
+pub const MIGRATIONS: &[&str] = &["CREATE TABLE sim_lease (id BIGINT PRIMARY KEY, holder TEXT NOT NULL, expires_ms BIGINT NOT NULL);
+     INSERT INTO sim_lease (id, holder, expires_ms) VALUES (1, '', 0);"];
+
+/// How long a lease lasts without renewal (a replica that dies hands over after this).
+pub const LEASE_MS: i64 = 10_000;
+
+/// Takes or renews the lease for `holder`; false while another live replica holds it.
+async fn take_lease(live: &LiveState, holder: &str) -> Result<bool, crate::live::LiveError> {
+    let holder = holder.to_string();
+    Ok(live
+        .db
+        .write(move |tx| -> Result<u64, crate::live::LiveError> {
+            let now = tx.now_ms();
+            Ok(tx.exec("UPDATE sim_lease SET holder = $1, expires_ms = $2 WHERE id = 1 AND (holder = $1 OR expires_ms < $3)", &[holder.into(), (now + LEASE_MS).into(), now.into()])?)
+        })
+        .await?
+        == 1)
+}
+
 /// Starts the simulator task.
 pub fn spawn(live: LiveState, opts: SimOptions) {
+    let holder = format!("{}:{}:{}", std::process::id(), crate::live::now_ms(), mix(&[std::process::id() as u64, crate::live::now_ms() as u64]));
     tokio::spawn(async move {
-        if let Err(e) = run(live, opts).await {
-            tracing::error!("simulator stopped: {}", e.message);
+        // A store error (a lost connection, a serialisation failure) stops one run, not the
+        // simulator: it starts again after the newest simulated minute stored, keeping its lease.
+        loop {
+            if let Err(e) = run(live.clone(), opts, &holder).await {
+                tracing::error!("simulator: {}; restarting in 2 s", e.message);
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
     });
 }
 
-async fn run(live: LiveState, opts: SimOptions) -> Result<(), crate::live::LiveError> {
-    let model = live.app.current.load().loaded.model.clone();
-    let sensors = place(&model);
-    let ids = ensure_datastreams(&live, &sensors).await?;
-    let origin = local_midnight_ms(crate::live::now_ms());
-    // Resume after the newest simulated observation of today's run, if any.
+/// The first simulated minute to run: right after the newest simulated observation of today.
+async fn resume_minute(live: &LiveState, origin: i64) -> Result<i64, crate::live::LiveError> {
     let last: Option<i64> = live
         .db
         .read(move |c| {
@@ -268,13 +291,43 @@ async fn run(live: LiveState, opts: SimOptions) -> Result<(), crate::live::LiveE
                 .and_then(|r| r.opt_i64(0)))
         })
         .await?;
-    let first = last.map(|l| (l - origin) / 60_000 + 1).unwrap_or(0);
-    tracing::info!(seed = opts.seed, speed = opts.speed, first_minute = first, sensors = sensors.len(), "simulator running");
-    let t0 = std::time::Instant::now();
-    let mut next = first;
+    Ok(last.map(|l| (l - origin) / 60_000 + 1).unwrap_or(0))
+}
+
+async fn run(live: LiveState, opts: SimOptions, holder: &str) -> Result<(), crate::live::LiveError> {
+    let model = live.app.current.load().loaded.model.clone();
+    let sensors = place(&model);
     let tick = Duration::from_secs_f64((60.0 / opts.speed).clamp(0.05, 60.0));
+    // Wait for the lease: another replica may be driving the simulator on this store.
+    let mut waiting_logged = false;
+    while !take_lease(&live, holder).await? {
+        if !waiting_logged {
+            tracing::info!("simulator: another replica holds the simulator lease; standing by");
+            waiting_logged = true;
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+    let ids = ensure_datastreams(&live, &sensors).await?;
+    let origin = local_midnight_ms(crate::live::now_ms());
+    let mut first = resume_minute(&live, origin).await?;
+    tracing::info!(seed = opts.seed, speed = opts.speed, first_minute = first, sensors = sensors.len(), "simulator running");
+    let mut t0 = std::time::Instant::now();
+    let mut next = first;
     let (mut n_obs, mut n_inc) = (0u64, 0u64);
+    let mut last_lease = std::time::Instant::now();
     loop {
+        if last_lease.elapsed() >= Duration::from_millis(1000) {
+            if !take_lease(&live, holder).await? {
+                tracing::warn!("simulator: lease lost to another replica; standing by");
+                while !take_lease(&live, holder).await? {
+                    tokio::time::sleep(Duration::from_millis(1000)).await;
+                }
+                first = resume_minute(&live, origin).await?;
+                next = first;
+                t0 = std::time::Instant::now();
+            }
+            last_lease = std::time::Instant::now();
+        }
         let due = first + (t0.elapsed().as_secs_f64() * opts.speed / 60.0) as i64;
         let upto = due.min(next + 120);
         if upto >= next {
@@ -320,8 +373,110 @@ async fn run(live: LiveState, opts: SimOptions) -> Result<(), crate::live::LiveE
             }
             next = upto + 1;
         }
+        if let Err(e) = drive_incidents(&live, opts).await {
+            tracing::warn!("simulator dispatcher: {}", e.message);
+        }
         tokio::time::sleep(tick).await;
     }
+}
+
+/// What happens to a simulated incident: a pure function of (seed, its external_ref).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IncidentPlan {
+    /// Simulated minutes from the report to the dispatcher's decision.
+    pub dispatch_min: f64,
+    /// `Some(reason)`: rejected at the decision instead of dispatched.
+    pub reject: Option<&'static str>,
+    /// `Some(reason)`: cancelled at the decision (the caller withdrew before a unit was sent).
+    pub cancel: Option<&'static str>,
+    /// Simulated minutes on scene (处置) before feedback.
+    pub handling_min: f64,
+    /// Simulated minutes from feedback to the evaluation (评估 → closed).
+    pub evaluate_min: f64,
+}
+
+/// About 4 % of incidents are rejected (duplicate or unfounded reports) and 5 % cancelled (the
+/// caller withdrew) at the dispatcher's decision, which takes 1–6 simulated minutes; the rest are
+/// dispatched, handled 10–60 simulated minutes after the unit arrives and evaluated 5–30 minutes
+/// after feedback. Decisions never depend on timing, so the same seed gives every incident the
+/// same sequence of states.
+pub fn plan(seed: u64, external_ref: &str) -> IncidentPlan {
+    let key = external_ref.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let u = |k: u64| unit(&[seed, key, 0x51_d1, k]);
+    let r = u(0);
+    IncidentPlan {
+        dispatch_min: 1.0 + 5.0 * u(1),
+        reject: if r < 0.025 { Some("重复上报 duplicate report") } else if r < 0.04 { Some("核实无此事件 unfounded") } else { None },
+        cancel: if (0.04..0.09).contains(&r) { Some("报警人撤销 the caller withdrew") } else { None },
+        handling_min: 10.0 + 50.0 * u(3),
+        evaluate_min: 5.0 + 25.0 * u(4),
+    }
+}
+
+/// The simulator's dispatcher and field crews, one step: for each open simulated incident,
+/// decide by its plan and the simulated minutes spent in its stage — recommend + assign the
+/// fastest available unit (the HTTP API's own functions), reject, cancel, feedback, close. The
+/// arrival (dispatched → handling) is the unit mover's. Runs only on the lease holder.
+async fn drive_incidents(live: &LiveState, opts: SimOptions) -> Result<(), crate::live::LiveError> {
+    use twin_protocol::{AssignRequest, EventState, TransitionRequest};
+    let prefix = format!("sim:{}:%", opts.seed);
+    let open: Vec<(i64, String, i64, String)> = live
+        .db
+        .read(move |c| {
+            Ok(c.query(
+                "SELECT id, state, stage_since_ms, external_ref FROM events WHERE external_ref LIKE $1 AND state IN ('reported', 'dispatched', 'handling', 'feedback') ORDER BY id",
+                &[prefix.into()],
+            )?
+            .iter()
+            .map(|r| (r.i64(0), r.str(1).to_string(), r.i64(2), r.str(3).to_string()))
+            .collect())
+        })
+        .await?;
+    let now = crate::live::now_ms();
+    // At most this many dispatch attempts a tick (each ranks units over the road graph): a
+    // backlog waiting for free units is worked off over the next ticks.
+    let mut attempts = 50;
+    for (id, state, since, xref) in open {
+        let p = plan(opts.seed, &xref);
+        let in_stage_min = (now - since) as f64 * opts.speed / 60_000.0;
+        let state = EventState::parse(&state).unwrap_or(EventState::Reported);
+        let step: Option<(EventState, Option<&str>, &str)> = match state {
+            EventState::Reported if in_stage_min >= p.dispatch_min => match (p.reject, p.cancel) {
+                (Some(reason), _) => Some((EventState::Rejected, Some(reason), "simulator:dispatcher")),
+                (None, Some(reason)) => Some((EventState::Cancelled, Some(reason), "simulator:caller")),
+                (None, None) if attempts > 0 => {
+                    attempts -= 1;
+                    let (_, r) = crate::live::units::recommend(live, id, 1).await?;
+                    if let Some(best) = r.recommendations.first() {
+                        let req = AssignRequest { unit_id: best.unit.id, actor: "simulator:dispatcher".into(), note: None };
+                        match crate::live::units::assign(live, id, req).await {
+                            Ok(_) => {
+                                crate::live::metrics::METRICS.sim_dispatches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            Err(e) if e.status == axum::http::StatusCode::CONFLICT => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    None
+                }
+                (None, None) => None,
+            },
+            EventState::Handling if in_stage_min >= p.handling_min => Some((EventState::Feedback, None, "simulator:crew")),
+            EventState::Feedback if in_stage_min >= p.evaluate_min => Some((EventState::Closed, None, "simulator:evaluator")),
+            _ => None,
+        };
+        if let Some((to, reason, actor)) = step {
+            let req = TransitionRequest { to, actor: actor.into(), note: Some("simulated".into()), reason: reason.map(Into::into) };
+            let cats = live.cats.clone();
+            let travel = crate::live::units::Travel::of(live);
+            match live.db.write(move |tx| crate::live::events::transition_in_tx(tx, &cats, &travel, id, &req)).await {
+                Ok(_) => {}
+                Err(e) if e.status == axum::http::StatusCode::CONFLICT => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -331,6 +486,20 @@ mod tests {
     fn city() -> scenes::model::CityModel {
         let dir = scenes::shenyang::find_boundaries(None).expect("bundled boundaries");
         scenes::shenyang::build_default(&dir, scenes::shenyang::DEFAULT_SEED, &mut scenes::report::BuildReport::default()).unwrap()
+    }
+
+    #[test]
+    fn incident_plans_are_seeded_with_plausible_rates() {
+        let plans: Vec<IncidentPlan> = (0..10_000).map(|i| plan(7, &format!("sim:7:{i}:3"))).collect();
+        let again: Vec<IncidentPlan> = (0..10_000).map(|i| plan(7, &format!("sim:7:{i}:3"))).collect();
+        assert_eq!(plans, again);
+        let rejected = plans.iter().filter(|p| p.reject.is_some()).count();
+        let cancelled = plans.iter().filter(|p| p.cancel.is_some()).count();
+        assert!((300..500).contains(&rejected), "{rejected} of 10,000 rejected (4 % expected)");
+        assert!((400..600).contains(&cancelled), "{cancelled} of 10,000 cancelled (5 % expected)");
+        assert!(plans.iter().all(|p| p.reject.is_none() || p.cancel.is_none()));
+        assert!(plans.iter().all(|p| (1.0..=6.0).contains(&p.dispatch_min) && (10.0..=60.0).contains(&p.handling_min) && (5.0..=30.0).contains(&p.evaluate_min)));
+        assert_ne!((0..100).map(|i| plan(7, &format!("sim:7:{i}:3"))).collect::<Vec<_>>(), (0..100).map(|i| plan(8, &format!("sim:7:{i}:3"))).collect::<Vec<_>>());
     }
 
     #[test]
