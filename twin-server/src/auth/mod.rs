@@ -156,7 +156,6 @@ pub const POLICY: &[(&str, &str, Perm)] = {
     &[
         ("GET", "/healthz", Public),
         ("GET", "/api/openapi.json", Public),
-        ("GET", "/api/openapi.json", Public),
         ("GET", "/api/auth/whoami", Whoami),
         // the model (server.rs, tiles_http.rs, styles.rs, threed_http.rs)
         ("GET", "/api/model", ModelRead),
