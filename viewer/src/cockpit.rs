@@ -353,6 +353,7 @@ fn setup_cockpit(
     client: Res<Client>,
     mut meshes: ResMut<Assets<Mesh>>,
     mut fonts: ResMut<Assets<Font>>,
+    mut mats: ResMut<Assets<StandardMaterial>>,
     cams: Query<(Entity, &Transform), With<ViewCamera>>,
 ) {
     for (s, m) in [
@@ -365,6 +366,34 @@ fn setup_cockpit(
         (Shape::Disc, meshes.add(Cylinder::new(1.2, 1.0))),
     ] {
         cp.shapes.insert(s, m);
+    }
+    if let (true, Ok((_, tf))) = (cp.opts.live, cams.single()) {
+        // bare ground under the whole area around the camera (the tileset's own ground covers
+        // only its extent), at the same height and colour
+        let b = ground_bbox(&client, tf);
+        let g = 32;
+        let mut pos = Vec::with_capacity((g + 1) * (g + 1));
+        for j in 0..=g {
+            for i in 0..=g {
+                let lon = b[0] + (b[2] - b[0]) * i as f64 / g as f64;
+                let lat = b[1] + (b[3] - b[1]) * j as f64 / g as f64;
+                pos.push(client.tree.frame.world_of_geodetic(lon, lat, client.tree.ground_height - 0.3).as_vec3().to_array());
+            }
+        }
+        let mut idx = Vec::new();
+        for j in 0..g as u32 {
+            for i in 0..g as u32 {
+                let a = j * (g as u32 + 1) + i;
+                idx.extend_from_slice(&[a, a + 1, a + g as u32 + 2, a, a + g as u32 + 2, a + g as u32 + 1]);
+            }
+        }
+        let n = pos.len();
+        let mesh = Mesh::new(PrimitiveTopology::TriangleList, RenderAssetUsages::RENDER_WORLD)
+            .with_inserted_attribute(Mesh::ATTRIBUTE_POSITION, pos)
+            .with_inserted_attribute(Mesh::ATTRIBUTE_NORMAL, vec![[0.0f32, 1.0, 0.0]; n])
+            .with_inserted_indices(Indices::U32(idx));
+        let mat = mats.add(StandardMaterial { base_color: srgb(crate::app::GROUND_SRGB), unlit: true, cull_mode: None, ..default() });
+        commands.spawn((Mesh3d(meshes.add(mesh)), MeshMaterial3d(mat), Transform::IDENTITY));
     }
     if let (true, true, Ok((_, tf))) = (cp.opts.ground_map, cp.opts.live, cams.single()) {
         let bbox = ground_bbox(&client, tf);

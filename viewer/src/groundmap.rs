@@ -365,7 +365,7 @@ mod tests {
             })
             .sum();
         let tile_m = (id.bounds()[2] - id.bounds()[0]) * 111_320.0 * 41.8f64.to_radians().cos();
-        let expect = (0.25 - 1.0 / 16.0) * tile_m * tile_m;
+        let expect = ((2000.0f64 / 4096.0).powi(2) - (1000.0f64 / 4096.0).powi(2)) * tile_m * tile_m;
         assert!((area / expect - 1.0).abs() < 0.01, "{area} vs {expect}");
         let road = &parts[&Style::RoadPrimary];
         assert_eq!(road.indices.len(), 6);
