@@ -405,7 +405,21 @@ fn markers_ground_map_panels_and_dispatcher_against_a_live_server() {
     assert!((x - 320.0).abs() < 2.0 && (y - 180.0).abs() < 2.0, "selected event at ({x}, {y}), expected the view's centre");
     let img = Png::read(&shot_d);
     assert!(img.patch(x, y, PALETTE[3], 6) >= 7, "critical marker at the centre: {:?}", img.px(x as usize, y as usize));
-    let _ = elat;
+
+    // leader: the tour's first stop is the command theme, its focus the most severe open event
+    // (#3, now dispatched); the camera flies there (3 s) and shows it in the middle
+    let shot_l = tmp.0.join("leader.png");
+    let (ok, s4, err) = run_viewer(&["--server", &base, "--tileset", "fixture", "--headless", "--screenshot", shot_l.to_str().unwrap(), "--size", "320x180", "--timeout", "400",
+        "--mode", "leader", "--hold", "4", "--no-ground-map"]);
+    assert!(ok, "viewer failed: {err}");
+    let tour = &s4["tour"];
+    assert_eq!((tour["theme"].as_u64(), tour["stops"].as_u64()), (Some(0), Some(1)), "{tour}");
+    assert_eq!((tour["focus"][0].as_f64().unwrap(), tour["focus"][1].as_f64().unwrap()), (elon, elat), "{tour}");
+    let m = s4["event_markers"].as_array().unwrap().iter().find(|m| m["id"] == eid).cloned().unwrap();
+    let (x, y) = (m["screen"][0].as_f64().unwrap(), m["screen"][1].as_f64().unwrap());
+    assert!((x - 160.0).abs() < 2.0 && (y - 90.0).abs() < 2.0, "tour focus at ({x}, {y}), expected the view's centre");
+    let texts = s4["panel_texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>().join("\n");
+    assert!(texts.contains("领导模式 · 巡览专题: 指挥调度"), "{texts}");
 }
 
 /// Lines of a child's stderr, as they come.
