@@ -24,6 +24,8 @@ const USAGE: &str = "usage: viewer [--server URL] [--tileset NAME|URL|PATH] [--h
              http(s):// or file:// URL of a tileset.json, or a local tileset.json / directory
   --at       camera: degrees lon, lat, metres above the ellipsoid, heading (° clockwise from north),
              pitch (° above the horizon, −90 = straight down); default: the whole tileset from above
+  --size     the window or image, default 3840x2160 (the cockpit's design size; panels scale
+             with the height: 1920x1080 is the same layout at half size, 7680x2160 wider)
   --headless render off-screen, wait until the view's tiles are loaded (or --timeout, default 120 s),
              write the PNG, print a JSON summary line on stdout, exit
   --token    bearer token sent with every request and the stream (default: env CITYTWIN_TOKEN)
@@ -67,7 +69,8 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
         tileset: "shenyang".into(),
         headless: false,
         screenshot: None,
-        size: (1920, 1080),
+        // the cockpit's design size (the big screen); panels scale with the height
+        size: (3840, 2160),
         at: None,
         sse: 16.0,
         mode: Mode::Planner,

@@ -810,9 +810,22 @@ fn fmt_value(v: &serde_json::Value, zh: bool) -> (String, Option<Color>) {
     (if unit.is_empty() { num } else { format!("{num} {unit}") }, c)
 }
 
-fn update_panels(mut cp: ResMut<Cockpit>, client: Res<Client>, mut q: Query<(&PanelText, &mut Text, &mut TextColor)>) {
+fn update_panels(
+    mut cp: ResMut<Cockpit>,
+    client: Res<Client>,
+    mut q: Query<(&PanelText, &mut Text, &mut TextColor)>,
+    mut scale: ResMut<UiScale>,
+    cams: Query<&Camera, With<ViewCamera>>,
+) {
     if !cp.opts.panels {
         return;
+    }
+    // the layout is designed for a height of 2160: follow the window's size
+    if let Some(s) = cams.single().ok().and_then(|c| c.physical_viewport_size()).filter(|s| s.y > 0) {
+        let k = s.y as f32 / 2160.0;
+        if (scale.0 - k).abs() > 1e-4 {
+            scale.0 = k;
+        }
     }
     let zh = client.opts.zh;
     let m = &cp.model;
