@@ -206,7 +206,12 @@ pub struct Cockpit {
     pub dispatch: Dispatch,
     dispatch_rx: Option<Mutex<Receiver<DispatchMsg>>>,
     pub tour: Tour,
+    pub labels: Vec<(groundmap::Label, Option<[f32; 2]>)>,
+    font: Option<Handle<Font>>,
 }
+
+#[derive(Component)]
+struct MapLabel(usize);
 
 /// Leader mode: an automatic tour through the themes — each stop a camera flight (3 s, eased) to
 /// the theme's focus (command: the most severe open event; environment: the worst
@@ -280,6 +285,8 @@ impl Cockpit {
             dispatch: Dispatch::default(),
             dispatch_rx: None,
             tour: Tour::default(),
+            labels: vec![],
+            font: None,
         }
     }
 
@@ -317,6 +324,7 @@ impl Cockpit {
                 "palette": Style::ALL.iter().map(|s| (format!("{s:?}"), s.srgb())).collect::<Vec<_>>()},
             "dispatch": self.dispatch,
             "tour": self.tour,
+            "map_labels": self.labels.iter().map(|(l, s)| serde_json::json!({"kind": l.kind, "name": l.name, "lon": l.lon, "lat": l.lat, "screen": s})).collect::<Vec<_>>(),
         })
     }
 }
@@ -421,6 +429,7 @@ fn setup_cockpit(
     let (_, h) = client.opts.size;
     commands.insert_resource(UiScale(h as f32 / 2160.0));
     let font = fonts.add(Font::from_bytes(include_bytes!("../../assets/fonts/NotoSansCJKsc-Regular-subset.otf").to_vec()));
+    cp.font = Some(font.clone());
     let text = |size: f32, c: Color| (TextFont { font: FontSource::Handle(font.clone()), font_size: FontSize::Px(size), ..default() }, TextColor(c));
     let panel_bg = BackgroundColor(Color::srgba(0.03, 0.08, 0.16, 0.86));
     let card_bg = BackgroundColor(Color::srgba(0.08, 0.16, 0.28, 0.9));
@@ -568,7 +577,43 @@ fn drain_feed(mut cp: ResMut<Cockpit>) {
     }
 }
 
-fn update_ground(mut commands: Commands, mut cp: ResMut<Cockpit>, mut meshes: ResMut<Assets<Mesh>>, mut mats: ResMut<Assets<StandardMaterial>>) {
+#[allow(clippy::too_many_arguments)]
+fn update_ground(
+    mut commands: Commands,
+    mut cp: ResMut<Cockpit>,
+    client: Res<Client>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut mats: ResMut<Assets<StandardMaterial>>,
+    cams: Query<(Entity, &Camera, &GlobalTransform), With<ViewCamera>>,
+    mut labels: Query<(&MapLabel, &mut Node)>,
+    scale: Res<UiScale>,
+) {
+    // map names: UI texts at the projected positions (districts, water, parks, landmarks)
+    if let Ok((_, camera, gt)) = cams.single() {
+        let ground = client.tree.ground_height;
+        let k = scale.0.max(1e-3);
+        let shown: Vec<Option<[f32; 2]>> = cp
+            .labels
+            .iter()
+            .map(|(l, _)| {
+                let w = client.tree.frame.world_of_geodetic(l.lon, l.lat, ground).as_vec3();
+                camera.world_to_viewport(gt, w).ok().map(|v| [v.x, v.y])
+            })
+            .collect();
+        for (i, s) in shown.into_iter().enumerate() {
+            cp.labels[i].1 = s;
+        }
+        for (ml, mut node) in labels.iter_mut() {
+            match cp.labels.get(ml.0).and_then(|l| l.1) {
+                Some([x, y]) => {
+                    node.display = Display::Flex;
+                    node.left = Val::Px(x / k);
+                    node.top = Val::Px(y / k);
+                }
+                None => node.display = Display::None,
+            }
+        }
+    }
     let got = match &cp.ground_rx {
         Some(rx) => rx.lock().ok().and_then(|r| r.try_recv().ok()),
         None => return,
@@ -580,6 +625,21 @@ fn update_ground(mut commands: Commands, mut cp: ResMut<Cockpit>, mut meshes: Re
     }
     info!("ground map: {:?} at z{:?}", l.counts, l.zoom);
     cp.ground_errors = l.errors;
+    if let (Some(font), true, Ok((cam, _, _))) = (cp.font.clone(), cp.opts.panels, cams.single()) {
+        for (i, lb) in l.labels.iter().enumerate() {
+            let text = if client.opts.zh { lb.name.clone() } else { lb.name_en.clone().unwrap_or_else(|| lb.name.clone()) };
+            let size = if lb.kind == "district" { 56.0 } else { 40.0 };
+            commands.spawn((
+                Node { position_type: PositionType::Absolute, display: Display::None, ..default() },
+                Text::new(text),
+                TextFont { font: FontSource::Handle(font.clone()), font_size: FontSize::Px(size), ..default() },
+                TextColor(Color::srgb(0.1, 0.1, 0.15)),
+                MapLabel(i),
+                UiTargetCamera(cam),
+            ));
+        }
+    }
+    cp.labels = l.labels.into_iter().map(|x| (x, None)).collect();
     cp.ground = Some(l.counts);
     cp.ground_zoom = l.zoom;
     for (style, part) in l.parts {

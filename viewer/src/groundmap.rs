@@ -258,8 +258,40 @@ pub fn covering(bbox: [f64; 4], z: u8, max: usize) -> Option<Vec<TileId>> {
     Some((a.y..=b.y).flat_map(|y| (a.x..=b.x).map(move |x| TileId { z, x, y })).collect())
 }
 
+/// A name to show on the map (the `labels` layer: districts, named water, parks, landmarks).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Label {
+    pub kind: String,
+    pub name: String,
+    pub name_en: Option<String>,
+    pub lon: f64,
+    pub lat: f64,
+}
+
+/// The labels of a tile (points of the `labels` layer).
+pub fn tile_labels(tile: &Tile, id: TileId) -> Vec<Label> {
+    let Some(layer) = tile.layer("labels") else { return vec![] };
+    let n = (1u64 << id.z) as f64;
+    let mut out = vec![];
+    for f in &layer.features {
+        let (Geometry::Points(pts), Some(name)) = (&f.geometry, f.get("name").and_then(|v| v.as_str())) else { continue };
+        for p in pts {
+            let (lon, lat) = tiles::unit_to_lonlat((id.x as f64 + p[0] as f64 / layer.extent.max(1) as f64) / n, (id.y as f64 + p[1] as f64 / layer.extent.max(1) as f64) / n);
+            out.push(Label {
+                kind: f.get("kind").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+                name: name.to_string(),
+                name_en: f.get("name_en").and_then(|v| v.as_str()).map(str::to_string),
+                lon,
+                lat,
+            });
+        }
+    }
+    out
+}
+
 /// What the loader thread sends back.
 pub struct Loaded {
+    pub labels: Vec<Label>,
     pub parts: std::collections::BTreeMap<Style, Part>,
     pub counts: Counts,
     pub errors: Vec<String>,
@@ -280,7 +312,7 @@ pub fn spawn(server: String, name: String, token: Option<String>, bbox: [f64; 4]
 }
 
 fn load(server: &str, name: &str, token: &Option<String>, bbox: [f64; 4], frame: &WorldFrame, ground: f64) -> Loaded {
-    let mut out = Loaded { parts: Default::default(), counts: Counts::default(), errors: vec![], zoom: None };
+    let mut out = Loaded { labels: vec![], parts: Default::default(), counts: Counts::default(), errors: vec![], zoom: None };
     let agent = crate::fetch::agent();
     let get = |url: &str| crate::fetch::fetch_with(&agent, url, token.as_deref());
     let tj_url = format!("{server}/tiles/{name}.json");
@@ -313,7 +345,10 @@ fn load(server: &str, name: &str, token: &Option<String>, bbox: [f64; 4], frame:
         let url = template.replace("{z}", &id.z.to_string()).replace("{x}", &id.x.to_string()).replace("{y}", &id.y.to_string());
         match get(&url) {
             Ok(b) => match tiles::mvt::decode(&b) {
-                Ok(t) => tile_parts(&t, id, frame, ground, &mut out.parts, &mut out.counts),
+                Ok(t) => {
+                    tile_parts(&t, id, frame, ground, &mut out.parts, &mut out.counts);
+                    out.labels.extend(tile_labels(&t, id));
+                }
                 Err(e) => out.errors.push(format!("{url}: {e}")),
             },
             // absent tiles (no features there) are 204/404: nothing to draw

@@ -314,9 +314,10 @@ fn markers_ground_map_panels_and_dispatcher_against_a_live_server() {
         s["ground_map"]["palette"].as_array().unwrap().iter().map(|p| (p[0].as_str().unwrap().to_string(), rgb_of(&p[1]))).collect();
     assert!(s["ground_map"]["counts"]["water"].as_u64().unwrap() >= 1 && s["ground_map"]["counts"]["roads"].as_u64().unwrap() >= 2, "{s}");
     for (what, e, n, style) in [
-        ("river 浑河", 100.0, -250.0, "Water"),
-        ("river 浑河", -250.0, -270.0, "Water"),
-        ("park", 200.0, 225.0, "LanduseGreen"),
+        // (away from the map labels drawn at the park's and the river's label points)
+        ("river 浑河", -300.0, -230.0, "Water"),
+        ("river 浑河", 250.0, -280.0, "Water"),
+        ("park", 130.0, 150.0, "LanduseGreen"),
         ("park", 130.0, 300.0, "LanduseGreen"),
         ("primary road", 300.0, -100.0, "RoadPrimary"),
         ("primary road", -300.0, -100.0, "RoadPrimary"),
@@ -327,6 +328,14 @@ fn markers_ground_map_panels_and_dispatcher_against_a_live_server() {
         let got = img.patch(x, y, want, 4);
         assert!(got >= 5, "{what} at ({x:.0}, {y:.0}): {got}/9 pixels of {want:?}, centre {:?}", img.px(x as usize, y as usize));
     }
+    // map names from the labels layer: the park's label lies inside the park on screen
+    let labels = s["map_labels"].as_array().unwrap();
+    let park = labels.iter().find(|l| l["name"] == "青年公园").unwrap_or_else(|| panic!("no park label: {labels:?}"));
+    assert!(labels.iter().any(|l| l["name"] == "浑河"), "{labels:?}");
+    let (x0, y1) = cam.project(at(100.0, 120.0).0, at(100.0, 120.0).1, 0.0);
+    let (x1, y0) = cam.project(at(300.0, 330.0).0, at(300.0, 330.0).1, 0.0);
+    let (lx, ly) = (park["screen"][0].as_f64().unwrap(), park["screen"][1].as_f64().unwrap());
+    assert!(lx > x0 && lx < x1 && ly > y0 && ly < y1, "park label at ({lx:.0}, {ly:.0}), park spans ({x0:.0}…{x1:.0}, {y0:.0}…{y1:.0})");
     // bare ground between them (100 m north of C, west of the park)
     let (lon, lat) = at(-50.0, 60.0);
     let (x, y) = cam.project(lon, lat, 0.0);
