@@ -413,6 +413,23 @@ mod tests {
     }
 
     #[test]
+    fn labels_come_back_at_their_lon_lat() {
+        let id = TileId::containing(123.43, 41.80, 14);
+        let b = id.bounds();
+        let mut lb = LayerBuilder::new("labels", 4096);
+        // the tile's centre in tile units
+        lb.add_feature(Some(9), &[("kind", Value::from("park")), ("name", Value::from("青年公园"))], &Geometry::Points(vec![[2048, 2048]]));
+        lb.add_feature(Some(10), &[("kind", Value::from("district"))], &Geometry::Points(vec![[0, 0]]));
+        let tile = tiles::mvt::decode(&encode_tile(&[lb])).unwrap();
+        let l = tile_labels(&tile, id);
+        assert_eq!(l.len(), 1, "a label without a name is skipped");
+        assert_eq!((l[0].kind.as_str(), l[0].name.as_str(), l[0].name_en.as_deref()), ("park", "青年公园", None));
+        let (cx, cy) = tiles::unit_to_lonlat((id.x as f64 + 0.5) / 16384.0, (id.y as f64 + 0.5) / 16384.0);
+        assert!((l[0].lon - cx).abs() < 1e-12 && (l[0].lat - cy).abs() < 1e-12);
+        assert!(l[0].lon > b[0] && l[0].lon < b[2] && l[0].lat > b[1] && l[0].lat < b[3]);
+    }
+
+    #[test]
     fn covering_counts_tiles_and_refuses_too_many() {
         let v = covering([123.40, 41.78, 123.46, 41.82], 14, 1000).unwrap();
         let a = TileId::containing(123.40, 41.82, 14);
