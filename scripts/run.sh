@@ -24,6 +24,12 @@ for _ in $(seq 1 600); do
   kill -0 $SERVER 2>/dev/null || { echo "run: the server exited"; exit 1; }
   sleep 0.1
 done
-"$BIN/viewer" --server "http://$ADDR" || true
+# The cockpit viewer dispatches with a dispatcher key of its own (made once, kept 0600 beside the
+# model); leaders' screens can run the viewer without --token (anonymous read).
+if [ ! -s "$MODEL.dispatcher.key" ]; then
+  (umask 077; "$BIN/twin-server" token create --db "sqlite:$MODEL.live.sqlite" --role dispatcher \
+      --name "cockpit-$(date +%s)" > "$MODEL.dispatcher.key")
+fi
+"$BIN/viewer" --server "http://$ADDR" --token "$(cat "$MODEL.dispatcher.key")" || true
 echo "run: serving http://$ADDR/ — Ctrl-C to stop"
 wait $SERVER

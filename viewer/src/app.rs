@@ -159,6 +159,8 @@ pub struct Headless {
     pub bench: Vec<f64>,
     last_frame: Option<Instant>,
     target: Option<RenderTarget>,
+    /// the cockpit's live state is ready for the screenshot (see `cockpit::gate_headless`)
+    pub live_ready: bool,
 }
 
 pub struct TilesPlugin;
@@ -186,7 +188,7 @@ pub fn initial_pose(tree: &Tree, at: Option<GeoPose>) -> GeoPose {
     GeoPose { lon: (w + e) / 2.0, lat: (s + n) / 2.0, alt, heading_deg: 0.0, pitch_deg: -90.0 }
 }
 
-fn setup_scene(
+pub fn setup_scene(
     mut commands: Commands,
     mut client: ResMut<Client>,
     mut meshes: ResMut<Assets<Mesh>>,
@@ -575,7 +577,7 @@ fn headless_step(commands: &mut Commands, client: &mut Client, hl: &mut Headless
     if hl.shot_requested {
         return;
     }
-    if client.complete {
+    if client.complete && hl.live_ready {
         hl.settled_frames += 1;
     } else {
         hl.settled_frames = 0;
@@ -583,7 +585,7 @@ fn headless_step(commands: &mut Commands, client: &mut Client, hl: &mut Headless
     let timed_out = client.started.elapsed() > client.opts.timeout;
     // a few frames after completion so uploads and pipelines are in place
     if hl.settled_frames >= 4 || timed_out {
-        if timed_out && !client.complete {
+        if timed_out && !(client.complete && hl.live_ready) {
             hl.timed_out = true;
             warn!("timeout after {:.0} s: rendering what is loaded (view incomplete)", client.opts.timeout.as_secs_f64());
         }

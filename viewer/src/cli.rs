@@ -2,6 +2,7 @@
 //! [--at lon,lat,alt,heading,pitch] [--sse 16] [--mode leader|dispatcher|planner] [--lang zh|en]`
 
 use crate::app::{self, Client, Headless, Mode, Options, TilesPlugin};
+use crate::cockpit::{Cockpit, CockpitOptions, CockpitPlugin};
 use crate::geodesy::GeoPose;
 use crate::tileset::Tree;
 use bevy::prelude::*;
@@ -16,13 +17,26 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: viewer [--server URL] [--tileset NAME|URL|PATH] [--headless --screenshot OUT.png] [--size WxH]
               [--at lon,lat,alt,heading,pitch] [--sse 16] [--mode leader|dispatcher|planner] [--lang zh|en]
-              [--timeout SECS] [--max-requests N] [--memory-mb MB] [--bench-frames N]
+              [--timeout SECS] [--max-requests N] [--memory-mb MB] [--bench-frames N] [--token TOKEN]
+              [--no-live] [--no-panels] [--no-ground-map] [--hold SECS] [--wait-events N]
+              [--select-event ID [--assign-unit ID]]
   --tileset  a tileset name on the server (default shenyang: SERVER/3dtiles/NAME/tileset.json), an
              http(s):// or file:// URL of a tileset.json, or a local tileset.json / directory
   --at       camera: degrees lon, lat, metres above the ellipsoid, heading (° clockwise from north),
              pitch (° above the horizon, −90 = straight down); default: the whole tileset from above
+  --size     the window or image, default 3840x2160 (the cockpit's design size; panels scale
+             with the height: 1920x1080 is the same layout at half size, 7680x2160 wider)
   --headless render off-screen, wait until the view's tiles are loaded (or --timeout, default 120 s),
-             write the PNG, print a JSON summary line on stdout, exit";
+             write the PNG, print a JSON summary line on stdout, exit
+  --token    bearer token sent with every request and the stream (default: env CITYTWIN_TOKEN)
+  --no-live / --no-panels / --no-ground-map
+             leave out the live overlays (stream, markers; implies no panels' live data), the
+             bevy_ui panels, the vector-tile ground map (live is on for tilesets the server serves)
+  --hold     headless: render at least SECS seconds before the screenshot (e.g. across a
+             server restart); --wait-events N: until N open events are known
+  --select-event / --assign-unit
+             dispatcher flow: select event ID (fly to it, details, recommended units) and assign
+             unit ID to it through POST /api/events/ID/assign";
 
 #[derive(Debug, Clone)]
 pub struct Args {
@@ -39,6 +53,14 @@ pub struct Args {
     pub max_requests: usize,
     pub memory_mb: usize,
     pub bench_frames: u32,
+    pub token: Option<String>,
+    pub live: bool,
+    pub panels: bool,
+    pub ground_map: bool,
+    pub hold_s: f64,
+    pub wait_events: usize,
+    pub select_event: Option<i64>,
+    pub assign_unit: Option<i64>,
 }
 
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -47,7 +69,8 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
         tileset: "shenyang".into(),
         headless: false,
         screenshot: None,
-        size: (1920, 1080),
+        // the cockpit's design size (the big screen); panels scale with the height
+        size: (3840, 2160),
         at: None,
         sse: 16.0,
         mode: Mode::Planner,
@@ -56,6 +79,14 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
         max_requests: 8,
         memory_mb: 1024,
         bench_frames: 0,
+        token: std::env::var("CITYTWIN_TOKEN").ok().filter(|t| !t.is_empty()),
+        live: true,
+        panels: true,
+        ground_map: true,
+        hold_s: 0.0,
+        wait_events: 0,
+        select_event: None,
+        assign_unit: None,
     };
     let mut it = args.into_iter();
     let num = |s: Option<String>, what: &str| -> Result<f64, String> {
@@ -114,9 +145,20 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
             "--max-requests" => a.max_requests = num(it.next(), "--max-requests")?.max(1.0) as usize,
             "--memory-mb" => a.memory_mb = num(it.next(), "--memory-mb")?.max(1.0) as usize,
             "--bench-frames" => a.bench_frames = num(it.next(), "--bench-frames")?.max(0.0) as u32,
+            "--token" => a.token = Some(it.next().ok_or("--token needs a value")?),
+            "--no-live" => a.live = false,
+            "--no-panels" => a.panels = false,
+            "--no-ground-map" => a.ground_map = false,
+            "--hold" => a.hold_s = num(it.next(), "--hold")?.max(0.0),
+            "--wait-events" => a.wait_events = num(it.next(), "--wait-events")?.max(0.0) as usize,
+            "--select-event" => a.select_event = Some(num(it.next(), "--select-event")? as i64),
+            "--assign-unit" => a.assign_unit = Some(num(it.next(), "--assign-unit")? as i64),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument '{other}' (try --help)")),
         }
+    }
+    if a.assign_unit.is_some() && a.select_event.is_none() {
+        return Err("--assign-unit needs --select-event".into());
     }
     if a.screenshot.is_some() && !a.headless {
         return Err("--screenshot needs --headless".into());
@@ -161,6 +203,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(t) = &args.token {
+        crate::fetch::set_token(t.clone());
+    }
     let (url, name) = tileset_location(&args.server, &args.tileset);
     let t0 = Instant::now();
     let bytes = match crate::fetch::fetch(&crate::fetch::agent(), &url) {
@@ -182,8 +227,8 @@ pub fn main() -> ExitCode {
         }
     };
     let opts = Options {
-        tileset_url: url,
-        tileset_name: name,
+        tileset_url: url.clone(),
+        tileset_name: name.clone(),
         headless: args.headless,
         screenshot: args.screenshot.clone(),
         size: args.size,
@@ -223,7 +268,31 @@ pub fn main() -> ExitCode {
                 .set(log),
         );
     }
-    app.insert_resource(Client::new(tree, opts)).add_plugins(TilesPlugin);
+    // live overlays, panels and the ground map need the server: on for its own tilesets
+    let live = args.live && url.starts_with(&args.server) && args.server.starts_with("http");
+    let cockpit_opts = CockpitOptions {
+        live,
+        panels: args.panels && live,
+        ground_map: args.ground_map,
+        server: args.server.clone(),
+        tiles_name: name.clone(),
+        hold: Duration::from_secs_f64(args.hold_s),
+        wait_events: args.wait_events,
+        select_event: args.select_event,
+        assign_unit: args.assign_unit,
+    };
+    let rx = live.then(|| {
+        crate::live::spawn(crate::live::LiveConfig {
+            server: args.server.clone(),
+            token: args.token.clone(),
+            bbox: None,
+            indicators_every: Duration::from_secs(5),
+        })
+    });
+    app.insert_resource(Client::new(tree, opts))
+        .insert_resource(Cockpit::new(cockpit_opts, rx))
+        .add_plugins(TilesPlugin)
+        .add_plugins(CockpitPlugin);
     if !args.headless {
         app.run();
         return ExitCode::SUCCESS;
@@ -242,7 +311,12 @@ pub fn main() -> ExitCode {
     }
     let client = app.world().resource::<Client>();
     let hl = app.world().resource::<Headless>();
-    let s = app::summary(client, hl, t0.elapsed());
+    let mut s = app::summary(client, hl, t0.elapsed());
+    if let (Some(cp), Some(o)) = (app.world().get_resource::<Cockpit>(), s.as_object_mut()) {
+        if let serde_json::Value::Object(extra) = cp.summary() {
+            o.extend(extra);
+        }
+    }
     println!("{s}");
     if let Some(e) = &hl.shot_error {
         eprintln!("viewer: screenshot failed: {e}");
@@ -279,6 +353,9 @@ mod tests {
         assert!(p("--mode boss").unwrap_err().contains("leader"));
         assert!(p("--screenshot a.png").unwrap_err().contains("--headless"));
         assert!(p("--frobnicate").unwrap_err().contains("frobnicate"));
+        let a = p("--token abc --no-live --no-panels --hold 2.5 --wait-events 3 --select-event 7 --assign-unit 2").unwrap();
+        assert_eq!((a.token.as_deref(), a.live, a.panels, a.hold_s, a.wait_events, a.select_event, a.assign_unit), (Some("abc"), false, false, 2.5, 3, Some(7), Some(2)));
+        assert!(p("--assign-unit 2").unwrap_err().contains("--select-event"));
     }
 
     #[test]

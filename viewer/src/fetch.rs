@@ -37,10 +37,32 @@ pub struct Loader {
     done: Mutex<Receiver<Done>>,
 }
 
+static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the bearer token sent with every HTTP request of this process (`--token`, `CITYTWIN_TOKEN`).
+pub fn set_token(t: String) {
+    let _ = TOKEN.set(t);
+}
+
+/// The bearer token, if one was set.
+pub fn token() -> Option<&'static str> {
+    TOKEN.get().map(|s| s.as_str())
+}
+
 /// Reads a URL or a local path (`file://…` or a plain path) completely; gzip bodies are inflated.
+/// HTTP requests carry `Authorization: Bearer` when a token is set.
 pub fn fetch(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, String> {
+    fetch_with(agent, url, token())
+}
+
+/// [`fetch`] with an explicit token.
+pub fn fetch_with(agent: &ureq::Agent, url: &str, token: Option<&str>) -> Result<Vec<u8>, String> {
     let body = if url.starts_with("http://") || url.starts_with("https://") {
-        let mut r = agent.get(url).header("Accept-Encoding", "gzip").call().map_err(|e| format!("GET {url}: {e}"))?;
+        let mut rq = agent.get(url).header("Accept-Encoding", "gzip");
+        if let Some(t) = token {
+            rq = rq.header("Authorization", &format!("Bearer {t}"));
+        }
+        let mut r = rq.call().map_err(|e| format!("GET {url}: {e}"))?;
         let status = r.status().as_u16();
         if status != 200 {
             return Err(format!("GET {url}: HTTP {status}"));

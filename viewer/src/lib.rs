@@ -5,13 +5,17 @@
 //! tree with world-space bounding volumes, external tilesets, the ECEF check), [`select`]
 //! (screen-space-error selection, frustum culling, request priorities), [`lru`] (memory budget),
 //! [`fetch`] (loader threads), [`decode`] (GLB/b3dm → meshes). [`app`] is the Bevy plugin and
-//! [`cli`] the command line.
+//! [`cli`] the command line. The cockpit: [`live`] (the stream and indicator feed, a pure model),
+//! [`groundmap`] (vector tiles → flat meshes), [`cockpit`] (overlays, bevy_ui panels, dispatcher).
 
 pub mod app;
 pub mod cli;
+pub mod cockpit;
 pub mod decode;
 pub mod fetch;
 pub mod geodesy;
+pub mod groundmap;
+pub mod live;
 pub mod lru;
 pub mod select;
 pub mod tileset;

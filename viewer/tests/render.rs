@@ -266,7 +266,7 @@ fn default_city_headless_screenshot_shows_buildings_where_the_model_has_them() {
     let cam = Cam::new(clon, clat, calt, heading, pitch, w, h);
     let shot = tmp.path().join("city.png");
     let at = format!("{clon},{clat},{calt},{heading},{pitch}");
-    let r = run_viewer(&["--server", base, "--headless", "--screenshot", shot.to_str().unwrap(), "--size", "960x720", "--at", &at, "--timeout", "400"]);
+    let r = run_viewer(&["--server", base, "--headless", "--screenshot", shot.to_str().unwrap(), "--size", "960x720", "--at", &at, "--timeout", "400", "--no-live"]);
     assert!(r.out.status.success(), "viewer failed: {}", stderr(&r));
     assert!(!stderr(&r).contains("panicked"), "{}", stderr(&r));
     let s = &r.summary;
