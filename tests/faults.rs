@@ -158,6 +158,9 @@ fn build_killed_mid_write_leaves_the_served_model_untouched_and_the_next_build_s
         assert!(t0.elapsed() < Duration::from_secs(30), "server did not switch to the build made after the kill");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // That build deleted the killed build's staging directory (its process is gone).
+    assert!(!staged.exists(), "the killed build's staging directory {} is still there", staged.display());
+    assert!(staging_dirs(&out).is_empty(), "{:?}", staging_dirs(&out));
 }
 
 // ---------------------------------------------------------------- PostgreSQL restart
