@@ -377,7 +377,7 @@ pub fn run(args: &[String]) -> (serde_json::Value, bool) {
         errors += err;
         report.insert(
             name.to_string(),
-            serde_json::json!({"ok": ok, "errors": err, "per_s": ok as f64 / elapsed, "p50_ms": pct(&mut v, 0.5), "p99_ms": pct(&mut v, 0.99),
+            serde_json::json!({"ok": ok, "errors": err, "per_s": ok as f64 / secs, "p50_ms": pct(&mut v, 0.5), "p99_ms": pct(&mut v, 0.99),
                                "first_error": *k.first_error.lock().unwrap()}),
         );
     }
@@ -393,6 +393,7 @@ pub fn run(args: &[String]) -> (serde_json::Value, bool) {
                            "window_a": w1, "window_b": w2, "mean_a_mib": m1, "mean_b_mib": m2, "growth": growth, "flat": flat}),
     );
     report.insert("seconds".into(), serde_json::json!(elapsed));
+    report.insert("duration_s".into(), serde_json::json!(secs));
     report.insert("errors".into(), serde_json::json!(errors));
     opt.remove("token");
     report.insert("rates".into(), serde_json::json!(opt));
