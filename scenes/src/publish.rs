@@ -6,7 +6,7 @@
 //! by creating a new symlink beside `DIR` and `rename(2)`-ing it over `DIR` — one atomic step, so a
 //! reader resolving `DIR` sees either the old build or the new one, never a mix or nothing. The
 //! current and the previous build are kept (a server may still be reading the previous one); older
-//! builds are deleted.
+//! builds are deleted, and so are staging directories left by builds whose process died (kill -9).
 //!
 //! A real directory at `DIR` holding a `manifest.json` (the layout before versioning) is replaced
 //! by the symlink (logged as a warning); anything else already at `DIR` that is not a symlink is
@@ -165,13 +165,23 @@ impl Target {
         Ok(final_dir)
     }
 
-    /// Deletes every finished build except `current` and `previous` (staging directories of
-    /// builds in progress start with a dot and are left alone).
+    /// Deletes every finished build except `current` and `previous`, and the staging directories
+    /// of builds that died (killed, power loss): `.<build_id>.building-*` whose build process (the
+    /// pid in the build id) no longer runs. Staging directories of running builds are left alone.
     fn prune(&self, current: &str, previous: Option<&str>) {
         let Ok(rd) = std::fs::read_dir(&self.builds) else { return };
         let mut removed = 0;
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
+            if let Some(id) = n.strip_prefix('.').and_then(|r| r.split_once(".building-")).map(|(id, _)| id) {
+                if staging_owner_gone(id) {
+                    match std::fs::remove_dir_all(e.path()) {
+                        Ok(()) => tracing::warn!(staging = %e.path().display(), "deleted the staging directory of a build that did not finish (its process is gone)"),
+                        Err(err) => tracing::warn!(staging = %e.path().display(), "cannot delete the staging directory of a dead build: {err}"),
+                    }
+                }
+                continue;
+            }
             if n.starts_with('.') || n == current || Some(n.as_str()) == previous {
                 continue;
             }
@@ -184,6 +194,18 @@ impl Target {
             tracing::info!(builds = %self.builds.display(), removed, "deleted old builds (kept the current and the previous)");
         }
     }
+}
+
+/// True when the process that wrote build `id` (`…Z-<pid hex>-<rand>`) is not running on this
+/// machine (Linux: no `/proc/<pid>`). Unknown id shapes and other systems: false (kept).
+fn staging_owner_gone(id: &str) -> bool {
+    let mut parts = id.split('-');
+    let (Some(_), Some(pid), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else { return false };
+    let Ok(pid) = u32::from_str_radix(pid, 16) else { return false };
+    if pid == std::process::id() || !Path::new("/proc/self").exists() {
+        return false;
+    }
+    !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[cfg(test)]

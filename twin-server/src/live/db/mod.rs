@@ -424,7 +424,7 @@ impl Db {
         if sent.is_err() {
             return Err(E::from(DbError("the store's writer has stopped".into())));
         }
-        orx.await.unwrap_or_else(|_| Err(E::from(DbError("the store's writer dropped the job".into()))))
+        orx.await.unwrap_or_else(|_| Err(E::from(DbError("the store's writer dropped the job: its write transaction failed (store unreachable?)".into()))))
     }
 
     /// Runs `f` on a read connection (a blocking thread). Reads see committed data only.
@@ -618,6 +618,7 @@ fn writer_loop(mut conn: Box<dyn Conn>, jobs: std::sync::mpsc::Receiver<Job>, in
         let mut appended = 0usize;
         let r = (|| -> DbResult<()> {
             let mut began = false;
+            let mut last = String::new();
             for _ in 0..3 {
                 match conn.batch(begin) {
                     Ok(()) => {
@@ -626,6 +627,7 @@ fn writer_loop(mut conn: Box<dyn Conn>, jobs: std::sync::mpsc::Receiver<Job>, in
                     }
                     Err(e) => {
                         tracing::warn!("cannot begin a write transaction ({e}); reconnecting");
+                        last = e.to_string();
                         std::thread::sleep(Duration::from_millis(200));
                         if let Ok(c) = open_conn(&url) {
                             conn = c;
@@ -634,7 +636,7 @@ fn writer_loop(mut conn: Box<dyn Conn>, jobs: std::sync::mpsc::Receiver<Job>, in
                 }
             }
             if !began {
-                return Err(DbError("cannot begin a write transaction".into()));
+                return Err(DbError(format!("cannot begin a write transaction (store unreachable? {last})")));
             }
             if is_pg {
                 // Replicas serialise on the change_seq row from the transaction's start, not
