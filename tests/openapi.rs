@@ -4,8 +4,12 @@
 //!   (a route added without documenting it fails here);
 //! * an external validator (`openapi-spec-validator`, Python) accepts it as OpenAPI 3.1;
 //! * real responses of a running server validate against its response schemas with the external
-//!   `jsonschema` package (tests/openapi/check_responses.py), errors included, and so do the
-//!   stream's messages against `components/schemas/ServerMessage`.
+//!   `jsonschema` package (tests/openapi/check_responses.py), errors included (401 and 429 with
+//!   their documented headers), and so do the stream's messages against
+//!   `components/schemas/ServerMessage`;
+//! * every operation's `x-permission` is the permission the running server's policy
+//!   (`GET /api/admin/policy`, i.e. `auth::POLICY`) gives it, `x-roles` its roles, and the
+//!   operations the document marks as needing a key are exactly those that answer 401 without one.
 
 mod common;
 use common::*;
@@ -45,6 +49,11 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
             let after = &rest[i + 8..];
             let end = after.find('"').unwrap();
             let path = after[..end].replace("{*", "{");
+            if !path.starts_with('/') {
+                // prose (a doc comment quoting `.route("…", …)`), not a route
+                rest = after;
+                continue;
+            }
             // the call's text up to its closing parenthesis
             let (mut depth, mut j) = (1i32, 0usize);
             let call = &rest[i + 7..];
@@ -117,7 +126,8 @@ fn real_responses_validate_against_the_document() {
     let dir = tempfile::tempdir().unwrap();
     let model = live_model(dir.path());
     let db = LiveDb::new(LiveBackend::Sqlite);
-    let s = serve_with(&model, &["--db", db.url.as_str(), "--simulate", "off"]);
+    // At most 3 open stream subscriptions per client: the 4th below is refused with 429.
+    let s = serve_with(&model, &["--db", db.url.as_str(), "--simulate", "off", "--max-streams", "3"]);
     let base = &s.base;
     let mut samples: Vec<Value> = vec![];
     fn add_to(samples: &mut Vec<Value>, path: &str, method: &str, (st, body): (u16, Value)) {
@@ -129,18 +139,35 @@ fn real_responses_validate_against_the_document() {
             add_to(&mut samples, $path, $method, $r)
         };
     }
+    // A sample with the response's headers (checked against the documented ones).
+    macro_rules! add_h {
+        ($path:expr, $method:expr, $r:expr) => {{
+            let (st, h, body): (u16, Vec<(String, String)>, Value) = $r;
+            assert!(!body.is_null(), "{} {}: no JSON body (status {st})", $method, $path);
+            let headers: serde_json::Map<String, Value> = h.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            samples.push(json!({"path": $path, "method": $method, "status": st, "body": body, "headers": headers}));
+            st
+        }};
+    }
     // The document the server serves is the checked-in one.
     let (st, served) = get_json(&format!("{base}/api/openapi.json"));
     assert_eq!(st, 200);
     assert_eq!(served, doc());
 
     // The stream: hello and snapshot now, deltas below (validated as ServerMessage).
-    let (mut ws, _) = tungstenite::connect(format!("ws://{}/api/stream?topics=events,units", base.trim_start_matches("http://"))).expect("websocket");
+    let open = |query: &str| {
+        let (mut ws, _) = tungstenite::connect(format!("ws://{}/api/stream?{query}", base.trim_start_matches("http://"))).expect("websocket");
+        if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_mut() {
+            s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        }
+        ws
+    };
     let read = |ws: &mut tungstenite::WebSocket<_>| loop {
         if let tungstenite::Message::Text(t) = ws.read().expect("stream message") {
             break serde_json::from_str::<Value>(t.as_str()).unwrap();
         }
     };
+    let mut ws = open("topics=events,units");
     let mut messages = vec![read(&mut ws), read(&mut ws)];
     let ev = json!({"category": "fire", "source": "hotline_12345", "title": "厨房起火", "location": {"lon": 123.445, "lat": 41.805}, "actor": "operator-1"});
     let created = post_json(&format!("{base}/api/events"), &ev);
@@ -203,8 +230,138 @@ fn real_responses_validate_against_the_document() {
     add!("/api/districts", "get", get_json(&format!("{base}/api/districts")));
     add!("/api/nearest", "get", get_json(&format!("{base}/api/nearest?lon=123.42&lat=41.80&layer=pois&k=2")));
     add!("/api/pick", "get", get_json(&format!("{base}/api/pick?lon=123.4205&lat=41.8005")));
+
+    // ---- access control: keys, who am I, audit, policy, and the 401/403/429 bodies
+    let tokens = format!("{base}/api/admin/tokens");
+    let leader = post_json(&tokens, &json!({"name": "wall-screen", "role": "leader", "expires_days": 30}));
+    assert_eq!(leader.0, 201, "{}", leader.1);
+    let leader_key = leader.1["key"].as_str().unwrap().to_string();
+    add!("/api/admin/tokens", "post", leader);
+    let dup = post_json(&tokens, &json!({"name": "wall-screen", "role": "leader"}));
+    assert_eq!(dup.0, 409, "{}", dup.1);
+    add!("/api/admin/tokens", "post", dup);
+    let bad_role = post_json(&tokens, &json!({"name": "x", "role": "mayor"}));
+    assert_eq!(bad_role.0, 400, "{}", bad_role.1);
+    add!("/api/admin/tokens", "post", bad_role);
+    let old = post_json(&tokens, &json!({"name": "old-sensor-gw", "role": "operator"}));
+    assert_eq!(old.0, 201, "{}", old.1);
+    let revoked = post_raw(&format!("{tokens}/{}/revoke", old.1["id"]), vec![]);
+    assert_eq!((revoked.0, revoked.1["state"].as_str()), (200, Some("revoked")), "{}", revoked.1);
+    add!("/api/admin/tokens/{id}/revoke", "post", revoked);
+    add!("/api/admin/tokens/{id}/revoke", "post", post_raw(&format!("{tokens}/424242/revoke"), vec![]));
+    add!("/api/admin/tokens/{id}/revoke", "post", post_raw(&format!("{tokens}/abc/revoke"), vec![]));
+    let list = get_json(&tokens);
+    assert_eq!(list.1["tokens"].as_array().map(|t| t.len()), Some(3), "bootstrap, wall-screen, old-sensor-gw: {}", list.1);
+    add!("/api/admin/tokens", "get", list);
+    let whoami = format!("{base}/api/auth/whoami");
+    add!("/api/auth/whoami", "get", get_json(&whoami));
+    let (st, _, me) = request("GET", &whoami, Some(&leader_key), None);
+    assert_eq!((st, me["role"].as_str(), me["authenticated"].as_bool()), (200, Some("leader"), Some(true)), "{me}");
+    add!("/api/auth/whoami", "get", (st, me));
+    let (st, _, anon) = request("GET", &whoami, None, None);
+    assert_eq!((st, anon["role"].as_str()), (200, Some("anonymous")), "{anon}");
+    add!("/api/auth/whoami", "get", (st, anon));
+    let (st, policy) = get_json(&format!("{base}/api/admin/policy"));
+    assert_eq!(st, 200);
+    assert_eq!(doc()["x-anonymous-read"], policy["anonymous"], "x-anonymous-read is what --anonymous-read allows");
+    add!("/api/admin/policy", "get", (st, policy));
+    // 401: an unknown key (any route, a public one included), no key for a write; 403: a leader
+    // writing, reading /metrics or the audit log; 429: a 4th open stream (3 are open below).
+    let unknown = format!("ctk_{}", "0".repeat(48));
+    assert_eq!(add_h!("/api/events", "get", request("GET", &format!("{base}/api/events"), Some(&unknown), None)), 401);
+    assert_eq!(add_h!("/healthz", "get", request("GET", &format!("{base}/healthz"), Some("not-a-key"), None)), 401);
+    let ev_body = serde_json::to_vec(&ev).unwrap();
+    assert_eq!(add_h!("/api/events", "post", request("POST", &format!("{base}/api/events"), None, Some(ev_body.clone()))), 401);
+    assert_eq!(add_h!("/api/events", "post", request("POST", &format!("{base}/api/events"), Some(&leader_key), Some(ev_body))), 403);
+    assert_eq!(add_h!("/metrics", "get", request("GET", &format!("{base}/metrics"), Some(&leader_key), None)), 403);
+    assert_eq!(add_h!("/api/admin/audit", "get", request("GET", &format!("{base}/api/admin/audit"), Some(&leader_key), None)), 403);
+    let audit = get_json(&format!("{base}/api/admin/audit?limit=50"));
+    let rows = audit.1["rows"].as_array().cloned().unwrap_or_default();
+    assert!(rows.iter().any(|r| r["status"] == 403 && r["actor"] == "wall-screen"), "the 403s are audited: {}", audit.1);
+    assert!(rows.iter().any(|r| r["method"] == "POST" && r["route"] == "/api/admin/tokens" && r["status"] == 201), "{}", audit.1);
+    add!("/api/admin/audit", "get", audit);
+    add!("/api/admin/audit", "get", get_json(&format!("{base}/api/admin/audit?limit=0")));
+    add!("/api/admin/audit", "get", get_json(&format!("{base}/api/admin/audit?from=yesterday")));
+
+    // ---- indicators: definitions, values, series, publish/retire, and the stream topic
+    let ind = format!("{base}/api/indicators");
+    let (st, all) = get_json(&ind);
+    assert_eq!((st, all["count"].as_u64()), (200, Some(66)), "the bundled library");
+    for kind in ["static", "metric", "derived"] {
+        assert!(all["indicators"].as_array().unwrap().iter().any(|d| d.get(kind).is_some()), "a {kind} definition in the sample");
+    }
+    add!("/api/indicators", "get", (st, all));
+    add!("/api/indicators", "get", get_json(&format!("{ind}?theme=%E7%94%9F%E6%80%81&state=published")));
+    add!("/api/indicators", "get", get_json(&format!("{ind}?state=nope")));
+    let (st, one) = get_json(&format!("{ind}/aqi_1h"));
+    assert_eq!((st, one["id"].as_str()), (200, Some("aqi_1h")), "{one}");
+    add!("/api/indicators/{id}", "get", (st, one));
+    add!("/api/indicators/{id}", "get", get_json(&format!("{ind}/no_such")));
+    let (st, vals) = get_json(&format!("{ind}/values"));
+    assert!(st == 200 && vals["values"].as_array().unwrap().iter().any(|v| v["area"].is_object()), "city and district values: {vals}");
+    add!("/api/indicators/values", "get", (st, vals));
+    add!("/api/indicators/values", "get", get_json(&format!("{ind}/values?district=0")));
+    add!("/api/indicators/values", "get", get_json(&format!("{ind}/values?district=nowhere")));
+    add!("/api/indicators/{id}/values", "get", get_json(&format!("{ind}/aqi_1h/values")));
+    add!("/api/indicators/{id}/values", "get", get_json(&format!("{ind}/no_such/values")));
+    let (st, series) = get_json(&format!("{ind}/aqi_1h/series?district=1&step=PT1H"));
+    assert_eq!((st, series["points"].as_array().map(|p| p.len())), (200, Some(25)), "24 h at PT1H, both ends: {series}");
+    add!("/api/indicators/{id}/series", "get", (st, series));
+    add!("/api/indicators/{id}/series", "get", get_json(&format!("{ind}/aqi_1h/series?step=1")));
+    add!("/api/indicators/{id}/series", "get", get_json(&format!("{ind}/no_such/series")));
+    // The stream: a snapshot with every indicator value, and a resume (since) with one full push.
+    let mut ws_ind = open("topics=indicators");
+    let mut ind_msgs = vec![read(&mut ws_ind), read(&mut ws_ind)];
+    assert!(ind_msgs[1]["indicators"].as_array().is_some_and(|v| !v.is_empty()), "snapshot with indicator values: {}", ind_msgs[1]);
+    let mut ws_resume = open("topics=indicators&since=0");
+    ind_msgs.extend([read(&mut ws_resume), read(&mut ws_resume)]);
+    assert_eq!(ind_msgs[3]["type"], "indicator_values", "a resume gets every current value: {}", ind_msgs[3]);
+    // A 4th subscription from this client: 429 with Retry-After.
+    let (st, h, body) = request("GET", &format!("{base}/api/stream?topics=events"), None, None);
+    assert_eq!((st, body["reason"].as_str()), (429, Some("too_many_streams")), "{body}");
+    add_h!("/api/stream", "get", (st, h, body));
+    // Publish (application/toml, then text/plain: any content type is read as TOML), retire.
+    let def = |version: u32, window: &str| {
+        format!(
+            "[[indicator]]\nid = \"t_fire_1d\"\nname_zh = \"火情（日）\"\nname_en = \"Fires (day)\"\ntheme = \"指挥调度\"\nunit = \"{{event}}\"\n\
+             owner = \"测试\"\nkind = \"metric\"\nwindow = \"{window}\"\nspatial = \"district\"\nversion = {version}\nstate = \"published\"\n\
+             target = {{ value = 3, direction = \"at_most\" }}\n[indicator.metric]\ninput = \"events\"\naggregate = \"count\"\n\
+             filter = {{ category = [\"fire\"] }}\n[[indicator.bands]]\nmax = 3\nlabel_zh = \"正常\"\nlabel_en = \"Normal\"\ncolor = \"#00E400\"\n\
+             [[indicator.bands]]\nlabel_zh = \"偏多\"\nlabel_en = \"High\"\ncolor = \"#FF7E00\"\n"
+        )
+    };
+    let publish = format!("{base}/api/admin/indicators");
+    let (st, h, d) = request_typed("POST", &publish, Some(TEST_ADMIN_TOKEN), Some(("application/toml", def(1, "P1D").into_bytes())));
+    assert_eq!((st, d["version"].as_u64(), d["state"].as_str()), (200, Some(1), Some("published")), "{d}");
+    add_h!("/api/admin/indicators", "post", (st, h, d));
+    // The subscriber sees the publication (a delta) and the new indicator's values (a push).
+    let (mut published, mut pushed) = (false, false);
+    let t0 = std::time::Instant::now();
+    while !(published && pushed) {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(60), "no delta `published` ({published}) or push of t_fire_1d ({pushed}) within 60 s");
+        let m = read(&mut ws_ind);
+        published |= m["type"] == "delta" && m["topic"] == "indicators" && m["kind"] == "published";
+        pushed |= m["type"] == "indicator_values" && m["values"].as_array().unwrap().iter().any(|v| v["id"] == "t_fire_1d");
+        ind_msgs.push(m);
+    }
+    for m in ind_msgs {
+        samples.push(json!({"schema": "ServerMessage", "body": m}));
+    }
+    let (st, h, e) = request_typed("POST", &publish, Some(TEST_ADMIN_TOKEN), Some(("text/plain", def(2, "PT1X").into_bytes())));
+    assert_eq!((st, e["errors"][0]["file"].as_str(), e["errors"][0]["line"].as_u64()), (422, Some("(request body)"), Some(9)), "window is on line 9: {e}");
+    add_h!("/api/admin/indicators", "post", (st, h, e));
+    add!("/api/admin/indicators", "post", post_raw(&publish, vec![0xff, 0xfe]));
+    let retire = format!("{base}/api/admin/indicators/t_fire_1d/retire");
+    let (st, d) = post_raw(&retire, vec![]);
+    assert_eq!((st, d["state"].as_str()), (200, Some("retired")), "{d}");
+    add!("/api/admin/indicators/{id}/retire", "post", (st, d));
+    let again = post_raw(&retire, vec![]);
+    assert_eq!(again.0, 409, "{}", again.1);
+    add!("/api/admin/indicators/{id}/retire", "post", again);
+    add!("/api/admin/indicators/{id}/retire", "post", post_raw(&format!("{base}/api/admin/indicators/no_such/retire"), vec![]));
+
     let statuses: BTreeSet<u64> = samples.iter().filter_map(|s| s["status"].as_u64()).collect();
-    for want in [200, 201, 400, 404, 409] {
+    for want in [200, 201, 400, 401, 403, 404, 409, 422, 429] {
         assert!(statuses.contains(&want), "no {want} sample: {statuses:?}");
     }
     let f = dir.path().join("samples.json");
@@ -214,4 +371,88 @@ fn real_responses_validate_against_the_document() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "responses that do not match the document:\n{out}\n{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains(&format!("{n} of {n} responses valid", n = samples.len())), "{out}");
+}
+
+/// The document's access control is the server's: every operation's `x-permission` is what the
+/// running server's policy (`GET /api/admin/policy`, i.e. `auth::POLICY`) gives its route and
+/// method (HEAD = GET; OPTIONS passes the guard unchecked: `public`), `x-roles` are its roles,
+/// public operations (and only they) say `security: []`, every operation references the shared
+/// 401/403/429 responses it can give, and — on a server without `--anonymous-read` — exactly
+/// the operations not marked public answer 401 to a request without a key.
+#[test]
+fn every_operation_names_the_permission_the_server_enforces() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = live_model(dir.path());
+    let db = LiveDb::new(LiveBackend::Sqlite);
+    let s = serve_auth(&model, &["--db", db.url.as_str(), "--simulate", "off"], false);
+    let base = &s.base;
+    let (st, p) = get_json(&format!("{base}/api/admin/policy"));
+    assert_eq!(st, 200, "{p}");
+    let mut policy = std::collections::BTreeMap::new();
+    for r in p["routes"].as_array().unwrap() {
+        let key = (r["method"].as_str().unwrap().to_lowercase(), r["route"].as_str().unwrap().replace("{*", "{"));
+        assert!(policy.insert(key.clone(), r["permission"].as_str().unwrap().to_string()).is_none(), "{key:?} twice in the policy");
+    }
+    assert!(policy.len() >= 45, "{} policy entries", policy.len());
+    let d = doc();
+    assert_eq!(d["x-roles"], p["roles"], "x-roles are the server's roles");
+    assert_eq!(p["anonymous"], json!([]), "no --anonymous-read");
+    assert_eq!(d["security"], json!([{"bearerAuth": []}]));
+    let perms: BTreeSet<&str> = d["components"]["schemas"]["Permission"]["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let admin: BTreeSet<&str> = p["roles"]["admin"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(perms, admin, "Permission lists every permission (the admin role has them all)");
+    let mut documented = BTreeSet::new();
+    let (mut public, mut keyed) = (0, 0);
+    for (path, item) in d["paths"].as_object().unwrap() {
+        for (m, op) in item.as_object().unwrap() {
+            if !["get", "post", "put", "delete", "patch", "head", "options"].contains(&m.as_str()) {
+                continue;
+            }
+            let want = match m.as_str() {
+                "options" => "public".to_string(),
+                "head" => policy[&("get".to_string(), path.clone())].clone(),
+                _ => policy.get(&(m.clone(), path.clone())).unwrap_or_else(|| panic!("{m} {path} is documented but not in the policy")).clone(),
+            };
+            documented.insert((m.clone(), path.clone()));
+            let what = format!("{} {path}", m.to_uppercase());
+            assert_eq!(op["x-permission"], json!(want), "{what}: x-permission");
+            let desc = op["description"].as_str().unwrap_or("");
+            let is_public = want == "public";
+            if is_public {
+                assert_eq!(op["security"], json!([]), "{what}: public, so `security: []`");
+                assert!(desc.contains("Public: no key needed"), "{what}: description says public: {desc}");
+            } else {
+                assert!(op.get("security").is_none_or(|s| s.as_array().is_some_and(|a| !a.is_empty() && !a.contains(&json!({})))), "{what}: needs a key");
+                assert!(desc.contains(&format!("Needs permission `{want}`")), "{what}: description names `{want}`: {desc}");
+            }
+            let r = &op["responses"];
+            let refd = |code: &str| r[code]["$ref"] == json!(format!("#/components/responses/E{code}"));
+            if m != "options" {
+                assert!(refd("401") && refd("429"), "{what}: 401 and 429 responses");
+                assert_eq!(refd("403"), !is_public, "{what}: 403 iff a permission is needed");
+            }
+            // Without a key: 401 exactly where the document asks for one.
+            if m == "options" {
+                continue;
+            }
+            let url = format!("{base}{}", path.replace("{path}", "x/y").replace("{id}", "1").replace(['{', '}'], ""));
+            let method = if m == "head" { "GET".to_string() } else { m.to_uppercase() };
+            let method = method.as_str();
+            let (st, h, body) = request(method, &url, None, (method == "POST").then(Vec::new));
+            if is_public {
+                public += 1;
+                assert_ne!(st, 401, "{what}: public, yet 401 without a key: {body}");
+            } else {
+                keyed += 1;
+                assert_eq!(st, 401, "{what}: needs `{want}`, yet {st} without a key: {body}");
+                assert_eq!(body["permission"], json!(want), "{what}: the 401 names the permission");
+                assert!(h.iter().any(|(k, v)| k.eq_ignore_ascii_case("www-authenticate") && v.starts_with("Bearer")), "{what}: WWW-Authenticate");
+            }
+        }
+    }
+    let in_policy: BTreeSet<(String, String)> = policy.keys().cloned().collect();
+    let undocumented: Vec<_> = in_policy.difference(&documented).collect();
+    assert!(undocumented.is_empty(), "in the policy but not in the document: {undocumented:?}");
+    assert_eq!(public, 2, "/healthz and /api/openapi.json");
+    assert!(keyed >= 45, "{keyed}");
 }

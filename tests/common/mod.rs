@@ -367,14 +367,23 @@ pub fn get_text(url: &str) -> String {
 
 /// Any request with an optional key and JSON body: (status, headers, JSON answer or Null).
 pub fn request(method: &str, url: &str, token: Option<&str>, body: Option<Vec<u8>>) -> (u16, Vec<(String, String)>, serde_json::Value) {
+    request_typed(method, url, token, body.map(|b| ("application/json", b)))
+}
+
+/// Like [`request`] with a body of the given content type (`application/toml`, `text/plain` …).
+pub fn request_typed(method: &str, url: &str, token: Option<&str>, body: Option<(&str, Vec<u8>)>) -> (u16, Vec<(String, String)>, serde_json::Value) {
     let m: ureq::http::Method = method.parse().expect("method");
     let mut b = ureq::http::Request::builder().method(m).uri(url);
     if let Some(t) = token {
         b = b.header("authorization", format!("Bearer {t}"));
     }
-    if body.is_some() {
-        b = b.header("content-type", "application/json");
-    }
+    let body = match body {
+        Some((ct, body)) => {
+            b = b.header("content-type", ct);
+            Some(body)
+        }
+        None => None,
+    };
     let mut r = match body {
         Some(body) => agent().run(b.body(body).expect("request")),
         None => agent().run(b.body(()).expect("request")),

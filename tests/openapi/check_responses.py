@@ -3,8 +3,10 @@
 with the external `jsonschema` package (Draft 2020-12, the dialect of OpenAPI 3.1).
 
 usage: check_responses.py OPENAPI.json SAMPLES.json
-SAMPLES: [{"path": "/api/events/{id}", "method": "get", "status": 200, "body": …}, …] and stream
-messages as {"schema": "ServerMessage", "body": …} (validated against that component).
+SAMPLES: [{"path": "/api/events/{id}", "method": "get", "status": 200, "body": …, "headers"?: {…}}, …]
+and stream messages as {"schema": "ServerMessage", "body": …} (validated against that component).
+A sample with "headers" (the response's, names in any case) must also carry every header the
+document gives that response (401 WWW-Authenticate, 429 Retry-After), valid against its schema.
 Prints one line per sample; exits 1 if any sample does not validate or has no schema."""
 import json
 import sys
@@ -40,19 +42,44 @@ def main():
             print(f"FAIL {where}: no application/json schema")
             failed += 1
             continue
-        failed += check(doc, schema, s["body"], where)
+        bad = check(doc, schema, s["body"], where)
+        if "headers" in s:
+            bad = max(bad, check_headers(doc, resp.get("headers", {}), s["headers"], where))
+        failed += bad
     print(f"{len(samples) - failed} of {len(samples)} responses valid")
     sys.exit(1 if failed else 0)
 
 
-def check(doc, schema, body, where):
+def check_headers(doc, documented, got, where):
+    """1 if a header documented for the response is missing or does not match its schema."""
+    got = {k.lower(): v for k, v in got.items()}
+    bad = 0
+    for name, h in documented.items():
+        value = got.get(name.lower())
+        if value is None:
+            print(f"FAIL {where}: header {name} missing")
+            bad = 1
+            continue
+        schema = h.get("schema", {})
+        if schema.get("type") == "integer":
+            try:
+                value = int(value)
+            except ValueError:
+                print(f"FAIL {where}: header {name}: '{value}' is not an integer")
+                bad = 1
+                continue
+        bad = max(bad, check(doc, schema, value, f"{where} header {name}", quiet=True))
+    return bad
+
+
+def check(doc, schema, body, where, quiet=False):
     """1 if `body` does not validate against `schema` (refs resolved in the document), else 0."""
     root = {"$schema": "https://json-schema.org/draft/2020-12/schema", "allOf": [schema], "components": doc["components"]}
     v = jsonschema.Draft202012Validator(root, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     errors = sorted(v.iter_errors(body), key=lambda e: list(e.absolute_path))
     for e in errors[:5]:
         print(f"FAIL {where}: at {'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message[:300]}")
-    if not errors:
+    if not errors and not quiet:
         print(f"ok   {where}")
     return 1 if errors else 0
 
