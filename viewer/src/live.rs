@@ -256,7 +256,8 @@ impl LiveModel {
     fn apply_msg(&mut self, m: ServerMessage) {
         match m {
             ServerMessage::Hello { head, .. } => self.head = Some(head),
-            ServerMessage::Snapshot { seq, events, units, sensors } => {
+            ServerMessage::Snapshot { seq, events, units, sensors, indicators } => {
+                self.merge_indicator_values(&indicators);
                 self.snapshots += 1;
                 let now = Instant::now();
                 self.events = events.into_iter().filter(|e| !e.state.is_terminal()).map(|e| (e.id, e)).collect();
@@ -298,18 +299,26 @@ impl LiveModel {
                     Topic::Sensors => self.apply_sensor_change(&c),
                     Topic::Indicators => {
                         if let Some(vals) = c.payload.get("values").and_then(|v| v.as_array()) {
-                            for v in vals {
-                                if let Some(id) = v.get("id").and_then(|i| i.as_str()) {
-                                    self.indicators.insert((id.to_string(), area_key(v)), v.clone());
-                                }
-                            }
+                            self.merge_indicator_values(vals);
                         }
                     }
                 }
             }
+            // Derived pushes (no seq): the values that changed, merged by (id, area).
+            ServerMessage::IndicatorValues { values, .. } => self.merge_indicator_values(&values),
             ServerMessage::Resync { .. } => self.resyncs += 1,
             ServerMessage::Ping { head } => self.head = Some(head),
             ServerMessage::Error { message } => self.last_error = Some(message),
+        }
+    }
+
+    /// Indicator values (`{id, area, value, …}` as `/api/indicators/values` serves them) replace
+    /// the kept value of the same indicator and area.
+    fn merge_indicator_values(&mut self, vals: &[Value]) {
+        for v in vals {
+            if let Some(id) = v.get("id").and_then(|i| i.as_str()) {
+                self.indicators.insert((id.to_string(), area_key(v)), v.clone());
+            }
         }
     }
 
