@@ -315,7 +315,9 @@ fn markers_ground_map_panels_and_dispatcher_against_a_live_server() {
     assert_eq!(s["timed_out"], false, "{s}");
     assert_eq!(s["stream"]["connected"], true, "{s}");
     assert_eq!(s["overlays"]["events"], 3, "{s}");
-    assert_eq!(s["overlays"]["units"], 7, "seeded units: 2 police, 2 fire, 1 ambulance, 2 town hall: {s}");
+    // seeded units: 2 police, 2 fire, 1 ambulance, the town hall's city-management and gas crews
+    // (西区), and 东区's two crews (no government office there) at the police station nearest its centre
+    assert_eq!(s["overlays"]["units"], 9, "{s}");
     let img = Png::read(&shot);
     assert_eq!((img.w, img.h), (640, 360));
     let markers = s["event_markers"].as_array().unwrap();
@@ -521,7 +523,7 @@ fn the_viewer_keeps_rendering_through_a_server_restart_and_resumes_the_stream() 
     assert_eq!(s["overlays"]["events"], 2, "{s}");
     assert!(s["event_markers"].as_array().unwrap().iter().any(|m| m["id"] == id2), "{s}");
     // the viewer's last seq is the server's head: nothing missed, nothing repeated
-    let metrics = agent().get(&format!("{base}/metrics")).call().unwrap().body_mut().read_to_string().unwrap();
+    let metrics = agent().get(&format!("{base}/metrics")).header("authorization", format!("Bearer {ADMIN_KEY}")).call().unwrap().body_mut().read_to_string().unwrap();
     let head: f64 = metrics.lines().find_map(|l| l.strip_prefix("citytwin_changes_seq{").and_then(|r| r.split_once(' ')).map(|(_, v)| v.trim().parse().unwrap())).expect("head metric");
     assert_eq!(st["last_seq"].as_f64().unwrap(), head, "{st}");
     assert_eq!(st["stale_deltas"], 0);

@@ -65,7 +65,8 @@ impl Drop for Server {
 fn serve(model: &Path) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(twin_server())
-        .args(["serve", "--model"])
+        // the demo's access mode: the viewer reads without a key
+        .args(["serve", "--anonymous-read", "--model"])
         .arg(model)
         .args(["--addr", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "warn")
