@@ -391,7 +391,10 @@ fn deserialize_directory(b: &[u8]) -> Result<Vec<Entry>> {
             if i == 0 {
                 return Err(Error::new("first directory entry has a relative (0) offset"));
             }
-            entries[i - 1].offset + entries[i - 1].length as u64
+            entries[i - 1]
+                .offset
+                .checked_add(entries[i - 1].length as u64)
+                .ok_or_else(|| Error::new(format!("directory entry {i}: offset overflow")))?
         } else {
             v - 1
         };
@@ -711,7 +714,10 @@ impl Reader {
                         e.offset, e.length, h.leaf_length
                     )));
                 }
-                let raw = section(data, h.leaf_offset + e.offset, e.length as u64, "leaf directory")?;
+                let at = h.leaf_offset.checked_add(e.offset).ok_or_else(|| {
+                    Error::new(format!("leaf directory at {} + leaf section offset {} overflows", e.offset, h.leaf_offset))
+                })?;
+                let raw = section(data, at, e.length as u64, "leaf directory")?;
                 let leaf = deserialize_directory(&decompress(raw, h.internal_compression, "leaf directory")?)
                     .map_err(|err| Error::new(format!("leaf directory at {}: {}", e.offset, err.message)))?;
                 Self::expand(data, h, leaf, depth + 1, out)?;
@@ -729,7 +735,10 @@ impl Reader {
                         e.offset, e.length, h.data_length
                     )));
                 }
-                out.push(Entry { offset: e.offset + h.data_offset, ..e });
+                let offset = e.offset.checked_add(h.data_offset).ok_or_else(|| {
+                    Error::new(format!("tile data at {} + data section offset {} overflows", e.offset, h.data_offset))
+                })?;
+                out.push(Entry { offset, ..e });
             }
         }
         Ok(())
@@ -905,6 +914,15 @@ mod tests {
         }
         assert_eq!(r.get(9, 0, 0).unwrap(), None); // k starts at 1
         assert_eq!(r.tiles().count(), 70_000);
+    }
+
+    /// Found by `scripts/fuzz.sh` (target pmtiles): a header whose leaf section offset is near
+    /// u64::MAX made `leaf_offset + entry offset` overflow (a panic with overflow checks on).
+    #[test]
+    fn a_leaf_section_offset_near_u64_max_is_refused_not_overflowed() {
+        let b = include_bytes!("../../tests/fuzz/regressions/pmtiles/leaf-offset-overflow.bin");
+        let m = Reader::from_bytes(Bytes::from_static(b)).unwrap_err().to_string();
+        assert!(m.contains("overflows"), "{m}");
     }
 
     #[test]
