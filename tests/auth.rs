@@ -7,6 +7,7 @@
 //! Needs PostgreSQL 15, `sqlite3`, `sha256sum`, `mosquitto` + `mosquitto-clients`
 //! (scripts/install-deps.sh).
 
+#[macro_use]
 mod common;
 use common::*;
 use serde_json::{json, Value};
@@ -15,21 +16,6 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(super::LiveBackend::Sqlite)
-            }
-            #[test]
-            fn postgres() {
-                super::$name(super::LiveBackend::Postgres)
-            }
-        }
-    };
-}
 
 const ROLES: [&str; 5] = ["leader", "dispatcher", "planner", "operator", "admin"];
 

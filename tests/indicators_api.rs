@@ -21,24 +21,6 @@ fn ago(seconds: i64) -> String {
     (chrono::Utc::now() - chrono::Duration::seconds(seconds)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// A Thing at (lon, lat) with one Datastream of `sensor_type`; returns the datastream id.
-fn datastream(base: &str, sensor_type: &str, lon: f64, lat: f64) -> i64 {
-    let (s, thing) = post_json(
-        &format!("{base}/api/sta/v1.1/Things"),
-        &json!({"name": format!("{sensor_type} station"), "description": "test", "Locations": [{"name": "here", "description": "", "encodingType": "application/geo+json", "location": {"type": "Point", "coordinates": [lon, lat]}}]}),
-    );
-    assert_eq!(s, 201, "{thing}");
-    let (s, ds) = post_json(
-        &format!("{base}/api/sta/v1.1/Datastreams"),
-        &json!({"name": format!("{sensor_type} 1"), "description": "test", "properties": {"sensorType": sensor_type},
-                "Thing": {"@iot.id": thing["@iot.id"]},
-                "Sensor": {"name": "s", "description": "", "encodingType": "text/html", "metadata": "https://example.org/s"},
-                "ObservedProperty": {"name": sensor_type, "definition": format!("https://example.org/{sensor_type}"), "description": ""}}),
-    );
-    assert_eq!(s, 201, "{ds}");
-    ds["@iot.id"].as_i64().unwrap()
-}
-
 /// Posts observations (seconds ago, value) of one datastream.
 fn observe(base: &str, ds: i64, vals: &[(i64, f64)]) {
     let body = Value::Array(vals.iter().map(|(s, v)| json!({"datastream": ds, "phenomenonTime": ago(*s), "result": v})).collect());
@@ -184,9 +166,9 @@ fn post_fixture_and_check(base: &str) -> Fixture {
         assert_eq!(st, 200, "{d}\n{body}");
     }
     // AQI stations: two in the west district, one in the east.
-    let w1 = datastream(base, "aqi", 123.41, 41.80);
-    let w2 = datastream(base, "aqi", 123.42, 41.81);
-    let e1 = datastream(base, "aqi", 123.45, 41.80);
+    let w1 = sta_datastream(base, "aqi", 123.41, 41.80);
+    let w2 = sta_datastream(base, "aqi", 123.42, 41.81);
+    let e1 = sta_datastream(base, "aqi", 123.45, 41.80);
     // West: 40 (10 min ago), 60 (20), 150 (30), 300 (90 min ago: outside the 1-hour window), 80 (5).
     observe(base, w1, &[(600, 40.0), (1200, 60.0), (1800, 150.0), (5400, 300.0)]);
     observe(base, w2, &[(300, 80.0)]);
@@ -260,7 +242,7 @@ fn scenario(b: LiveBackend) {
 
     // A rolling window empties: a noise reading 40 s ago counts in the 1-minute window, and
     // leaves it about 20 s later.
-    let noise = datastream(&base, "noise", 123.415, 41.805);
+    let noise = sta_datastream(&base, "noise", 123.415, 41.805);
     observe(&base, noise, &[(40, 55.0)]);
     expect(&base, "t_noise_1m", &[("city", Some(1.0)), (WEST, Some(1.0)), (EAST, Some(0.0))], EXACT);
     let t0 = Instant::now();
@@ -499,84 +481,6 @@ fn definitions_api_and_stream_topic() {
     let all = texts[1]["values"].as_array().unwrap();
     assert_eq!(all.len(), n_snapshot, "every current value");
     assert_eq!(all.iter().find(|v| v["id"] == "events_open" && v["area"] == "city").unwrap()["value"], 1.0);
-}
-
-/// Benchmark (not a test: `--run-ignored only`): server-side cost of feeding observations to the
-/// engine with the whole library active, from the server's own counters, and the process RSS.
-/// `INDICATOR_BENCH_N` observations (default 200,000) from 90 datastreams of 9 numeric types in
-/// both districts, phenomenon times spread over the last hour, posted in batches of 5,000.
-#[test]
-#[ignore]
-fn bench_indicator_feed() {
-    let n: usize = std::env::var("INDICATOR_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    let dir = tempfile::tempdir().unwrap();
-    let model = live_model(dir.path());
-    let db = LiveDb::new(LiveBackend::Sqlite);
-    let args = ["--db", db.url.as_str(), "--simulate", "off"];
-    let s = serve_with(&model, &args);
-    let base = s.base.clone();
-    let rss = |pid: u32| -> (f64, f64) {
-        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let kb = |k: &str| st.lines().find_map(|l| l.strip_prefix(k)).map(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().unwrap() / 1024.0).unwrap();
-        (kb("VmRSS:"), kb("VmHWM:"))
-    };
-    let types = [("aqi", 0.0, 300.0), ("pm25", 0.0, 200.0), ("noise", 30.0, 90.0), ("traffic_speed", 5.0, 80.0), ("traffic_flow", 0.0, 3000.0), ("parking_occupancy", 0.0, 100.0), ("water_level", 0.0, 5.0), ("gas_lel", 0.0, 30.0), ("manhole_tilt", 0.0, 20.0)];
-    let mut dss = vec![];
-    for (k, (t, lo, hi)) in types.iter().enumerate() {
-        for j in 0..10 {
-            let lon = 123.401 + (j as f64) * 0.0055 + (k as f64) * 0.0001;
-            dss.push((datastream(&base, t, lon, 41.80), *lo, *hi));
-        }
-    }
-    let (rss0, _) = rss(s.child.id());
-    let m0 = get_text(&format!("{base}/metrics"));
-    let (in0, feed0, read0) = (metric(&m0, "citytwin_indicator_inputs_total"), metric(&m0, "citytwin_indicator_feed_seconds_total"), metric(&m0, "citytwin_indicator_read_seconds_total"));
-    let now = chrono::Utc::now();
-    let mut x: u64 = 0x9E3779B97F4A7C15;
-    let t0 = Instant::now();
-    let mut sent = 0;
-    while sent < n {
-        let batch: Vec<Value> = (0..5000.min(n - sent))
-            .map(|i| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let (ds, lo, hi) = dss[(sent + i) % dss.len()];
-                let v = lo + (hi - lo) * ((x >> 11) as f64 / (1u64 << 53) as f64);
-                let t = now - chrono::Duration::milliseconds(((sent + i) as i64 * 3_000_000) / n as i64 + 60_000);
-                json!({"datastream": ds, "phenomenonTime": t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "result": (v * 100.0).round() / 100.0})
-            })
-            .collect();
-        let (st, r) = post_json(&format!("{base}/api/sensors/observations"), &Value::Array(batch));
-        assert_eq!(st, 201, "{r}");
-        sent += 5000.min(n - sent);
-    }
-    let m = loop {
-        let m = get_text(&format!("{base}/metrics"));
-        if metric(&m, "citytwin_indicator_inputs_total") - in0 >= n as f64 {
-            break m;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(600));
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let wall = t0.elapsed().as_secs_f64();
-    let fed = metric(&m, "citytwin_indicator_inputs_total") - in0;
-    let feed_s = metric(&m, "citytwin_indicator_feed_seconds_total") - feed0;
-    let read_s = metric(&m, "citytwin_indicator_read_seconds_total") - read0;
-    let (rss1, hwm1) = rss(s.child.id());
-    let t = Instant::now();
-    let _ = get_json(&format!("{base}/api/indicators/values"));
-    let values_ms = t.elapsed().as_secs_f64() * 1e3;
-    drop(s);
-    let t = Instant::now();
-    let s2 = serve_with(&model, &args);
-    let restart = t.elapsed().as_secs_f64();
-    let (rss2, _) = rss(s2.child.id());
-    println!(
-        "BENCH observations={n} fed={fed} engine_us_per_obs={:.2} read_us_per_obs={:.2} ingest_to_fed_wall_s={wall:.2} rss_before_mb={rss0:.1} rss_after_mb={rss1:.1} hwm_mb={hwm1:.1} values_http_ms={values_ms:.1} restart_with_backfill_s={restart:.2} rss_after_restart_mb={rss2:.1}",
-        feed_s / fed * 1e6,
-        read_s / fed * 1e6
-    );
 }
 
 /// Escalations and an assignment that dispatches, through the feeding order the engine needs

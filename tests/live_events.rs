@@ -3,27 +3,13 @@
 //! reasons, atomic assignment, recommendation order, queries against hand-computed sets, replay
 //! order, SLA escalation, bad input with its metrics.
 
+#[macro_use]
 mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 const STATES: [&str; 7] = ["reported", "dispatched", "handling", "feedback", "closed", "cancelled", "rejected"];
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(super::LiveBackend::Sqlite)
-            }
-            #[test]
-            fn postgres() {
-                super::$name(super::LiveBackend::Postgres)
-            }
-        }
-    };
-}
 
 struct T {
     s: Server,

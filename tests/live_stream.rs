@@ -3,6 +3,7 @@
 //! larger than the in-memory ring); bbox filtering; a slow consumer is told to resync and dropped
 //! while a fast one receives everything; two replicas on one PostgreSQL see each other's changes.
 
+#[macro_use]
 mod common;
 use common::*;
 use serde_json::{json, Value};
@@ -11,21 +12,6 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
-
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(super::LiveBackend::Sqlite)
-            }
-            #[test]
-            fn postgres() {
-                super::$name(super::LiveBackend::Postgres)
-            }
-        }
-    };
-}
 
 type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 

@@ -399,3 +399,40 @@ pub fn request_typed(method: &str, url: &str, token: Option<&str>, body: Option<
 pub fn metric(text: &str, key: &str) -> f64 {
     text.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')).map(|v| v.trim().parse().unwrap())).unwrap_or(0.0)
 }
+
+/// `#[test]`s `NAME::sqlite` and `NAME::postgres` running `fn NAME(LiveBackend)` once per store
+/// backend (test files declare `#[macro_use] mod common;`).
+#[allow(unused_macros)]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(super::LiveBackend::Sqlite)
+            }
+            #[test]
+            fn postgres() {
+                super::$name(super::LiveBackend::Postgres)
+            }
+        }
+    };
+}
+
+/// A SensorThings Thing at (lon, lat) with one Datastream of `sensor_type` (through
+/// [`post_json`]); returns the datastream id.
+pub fn sta_datastream(base: &str, sensor_type: &str, lon: f64, lat: f64) -> i64 {
+    let (s, thing) = post_json(
+        &format!("{base}/api/sta/v1.1/Things"),
+        &serde_json::json!({"name": format!("{sensor_type} station"), "description": "test", "Locations": [{"name": "here", "description": "", "encodingType": "application/geo+json", "location": {"type": "Point", "coordinates": [lon, lat]}}]}),
+    );
+    assert_eq!(s, 201, "{thing}");
+    let (s, ds) = post_json(
+        &format!("{base}/api/sta/v1.1/Datastreams"),
+        &serde_json::json!({"name": format!("{sensor_type} 1"), "description": "test", "properties": {"sensorType": sensor_type},
+                "Thing": {"@iot.id": thing["@iot.id"]},
+                "Sensor": {"name": "s", "description": "", "encodingType": "text/html", "metadata": "https://example.org/s"},
+                "ObservedProperty": {"name": sensor_type, "definition": format!("https://example.org/{sensor_type}"), "description": ""}}),
+    );
+    assert_eq!(s, 201, "{ds}");
+    ds["@iot.id"].as_i64().unwrap()
+}
