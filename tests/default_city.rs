@@ -22,6 +22,8 @@ fn default_city_builds_is_deterministic_and_serves_queries() {
     let nb = m["layers"]["buildings"].as_u64().unwrap();
     assert!(nb >= 300_000, "{nb} buildings");
     assert_eq!(m["layers"]["districts"], 13);
+    // the 190 街道/乡镇 of the NBS list in the shared data (names real, geometry synthetic)
+    assert_eq!(m["layers"]["streets"], 190);
     for layer in ["roads", "water", "landuse", "pois"] {
         assert!(m["layers"][layer].as_u64().unwrap() > 0, "{layer}");
     }

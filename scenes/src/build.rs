@@ -27,6 +27,9 @@ pub struct BuildOptions {
     pub seed: u64,
     /// Directory of the Shenyang boundary files (cnmaps layout); searched for when `None`.
     pub boundaries: Option<PathBuf>,
+    /// The NBS street list (`streets_2101.csv`) for the built-in city's 街道/乡镇 (`--divisions`);
+    /// `None`: `$CITYTWIN_DIVISIONS`, else `<boundaries>/../divisions/streets_2101.csv`.
+    pub divisions: Option<PathBuf>,
     /// Model name (default: "shenyang" for the built-in city, else the first source's stem).
     pub name: Option<String>,
     /// Vector tile pyramid written to `tiles/<name>.pmtiles`; `None` (`--no-tiles`) skips it.
@@ -57,6 +60,9 @@ pub struct LayerCounts {
     pub water: u64,
     pub landuse: u64,
     pub districts: u64,
+    /// Street-level divisions (absent in manifests written before the layer existed).
+    #[serde(default)]
+    pub streets: u64,
     pub pois: u64,
     pub cim_models: u64,
 }
@@ -69,6 +75,7 @@ impl LayerCounts {
             water: m.water.len() as u64,
             landuse: m.landuse.len() as u64,
             districts: m.districts.len() as u64,
+            streets: m.streets.len() as u64,
             pois: m.pois.len() as u64,
             // Everything that came from a CIM format: CityJSON/CityGML buildings carry a solid,
             // glTF/IFC models are listed in cim_models.
@@ -82,6 +89,7 @@ impl LayerCounts {
             water: self.water - o.water,
             landuse: self.landuse - o.landuse,
             districts: self.districts - o.districts,
+            streets: self.streets - o.streets,
             pois: self.pois - o.pois,
             cim_models: self.cim_models - o.cim_models,
         }
@@ -181,6 +189,22 @@ fn assign_districts(m: &mut CityModel) {
     }
 }
 
+/// Sets `district` of streets that have none: the district whose adcode is the first six digits
+/// of the street's code, else the district containing the street's interior point.
+pub fn assign_street_districts(m: &mut CityModel) {
+    use geo::{Contains, InteriorPoint};
+    for s in m.streets.iter_mut().filter(|s| s.district.is_none()) {
+        let by_code = crate::ingest::attrs::street_parent_adcode(s.code)
+            .and_then(|a| m.districts.iter().position(|d| d.adcode == a));
+        s.district = by_code
+            .or_else(|| {
+                let p = s.geometry.interior_point()?;
+                m.districts.iter().position(|d| d.geometry.contains(&p))
+            })
+            .map(|i| i as u16);
+    }
+}
+
 fn height_counts(m: &CityModel) -> HeightCounts {
     use crate::model::HeightSource as H;
     let mut h = HeightCounts { attribute: BTreeMap::new(), levels: 0, geometry: 0, generated: 0, estimated: 0 };
@@ -260,7 +284,7 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
     let mut model = if opts.sources.is_empty() {
         let dir = crate::shenyang::find_boundaries(opts.boundaries.as_deref())?;
         tracing::info!(boundaries = %dir.display(), seed = opts.seed, "building the built-in Shenyang city");
-        let mut m = crate::shenyang::build_default(&dir, opts.seed, &mut report)?;
+        let mut m = crate::shenyang::build_default_with(&dir, opts.divisions.as_deref(), opts.seed, &mut report)?;
         // Landmarks (L4 key buildings from the shared CIM data) around 市府广场.
         let n = crate::shenyang::landmarks::add(&mut m, None, &mut report);
         if n > 0 {
@@ -312,6 +336,7 @@ pub fn build(opts: &BuildOptions) -> Result<Manifest> {
         m
     };
     assign_districts(&mut model);
+    assign_street_districts(&mut model);
     model.renumber();
 
     let mut p = Progress::new("spatial index", Some((model.buildings.len() + model.pois.len()) as u64));

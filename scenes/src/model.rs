@@ -12,7 +12,7 @@ use geo_types::{LineString, MultiPolygon, Point};
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the persisted layout of [`CityModel`] changes.
-pub const MODEL_FORMAT_VERSION: u32 = 2;
+pub const MODEL_FORMAT_VERSION: u32 = 3;
 
 /// Where a feature came from: an index into [`CityModel::sources`] plus the id it had there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -380,6 +380,25 @@ pub struct District {
     pub area_km2: f64,
 }
 
+/// A street-level division (街道/乡镇, the level below the district; GDAL features with
+/// `admin_level` 7–9, a `level` of `street`/`town`/`township` or a 9/12-digit code; the built-in
+/// city's from the NBS list with synthetic geometry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Street {
+    /// Dense id: the street's index in [`CityModel::streets`].
+    pub id: u32,
+    pub source: SourceRef,
+    /// NBS statistical division code (9 digits, e.g. 210102001, or the 12-digit form); 0 if unknown.
+    pub code: u64,
+    /// Index into [`CityModel::districts`] of the parent district: the district whose adcode is
+    /// the code's first six digits, else the one containing the street's interior point.
+    pub district: Option<u16>,
+    pub names: Names,
+    pub geometry: MultiPolygon<f64>,
+    /// Geodesic (spherical) area, km².
+    pub area_km2: f64,
+}
+
 /// A placed external 3D model (glTF/GLB or IFC) kept as a file reference; the 3D Tiles builder
 /// reads its meshes from `path` with `placement`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -455,6 +474,9 @@ pub struct CityModel {
     pub info: ModelInfo,
     pub sources: Vec<SourceInfo>,
     pub districts: Vec<District>,
+    /// Street-level divisions (街道/乡镇), below the districts (format version 3).
+    #[serde(default)]
+    pub streets: Vec<Street>,
     pub buildings: Vec<Building>,
     pub roads: Vec<Road>,
     pub water: Vec<AreaFeature>,
@@ -477,6 +499,7 @@ impl CityModel {
             },
             sources: Vec::new(),
             districts: Vec::new(),
+            streets: Vec::new(),
             buildings: Vec::new(),
             roads: Vec::new(),
             water: Vec::new(),
@@ -507,6 +530,9 @@ impl CityModel {
         for (i, d) in self.districts.iter_mut().enumerate() {
             d.id = i as u16;
         }
+        for (i, s) in self.streets.iter_mut().enumerate() {
+            s.id = i as u32;
+        }
         for (i, c) in self.cim_models.iter_mut().enumerate() {
             c.id = i as u32;
         }
@@ -536,6 +562,9 @@ impl CityModel {
         }
         for d in &self.districts {
             add(d.geometry.bounding_rect());
+        }
+        for s in &self.streets {
+            add(s.geometry.bounding_rect());
         }
         for p in &self.pois {
             add(Some(geo_types::Rect::new(p.location.0, p.location.0)));

@@ -81,6 +81,7 @@ fn clap_command() -> ClapCommand {
                 .arg(Arg::new("out").long("out").required(true).value_name("DIR").help("Model directory to write (replaced atomically)"))
                 .arg(Arg::new("seed").long("seed").value_parser(clap::value_parser!(u64)).help("Seed of the built-in city generator"))
                 .arg(Arg::new("boundaries").long("boundaries").value_name("DIR").help("Directory of the Shenyang cnmaps boundary files"))
+                .arg(Arg::new("divisions").long("divisions").value_name("FILE").help("NBS street list (streets_2101.csv) for the built-in city's 街道/乡镇 [default: $CITYTWIN_DIVISIONS, else <boundaries>/../divisions/streets_2101.csv; missing: a warning and no streets]"))
                 .arg(Arg::new("name").long("name").help("Model name"))
                 .arg(
                     Arg::new("max-zoom")
@@ -221,6 +222,7 @@ fn build_options(m: &ArgMatches) -> Result<BuildOptions, clap::Error> {
         out: PathBuf::from(m.get_one::<String>("out").expect("required")),
         seed: m.get_one::<u64>("seed").copied().unwrap_or(scenes::shenyang::DEFAULT_SEED),
         boundaries: m.get_one::<String>("boundaries").map(PathBuf::from),
+        divisions: m.get_one::<String>("divisions").map(PathBuf::from),
         name: m.get_one::<String>("name").cloned(),
         tiles: (!m.get_flag("no-tiles")).then(|| scenes::vector_tiles::TileOptions {
             max_zoom: m.get_one::<u8>("max-zoom").copied().unwrap_or(16),

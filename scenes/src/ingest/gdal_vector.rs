@@ -12,7 +12,7 @@ use super::attrs;
 use super::crs::{AxisOrder, ToWgs84};
 use super::geom::{map_coords_mp, repair_polygons, Repaired};
 use super::{LayerHint, SourceCtx};
-use crate::model::{AreaFeature, Building, District, Level, Poi, Road};
+use crate::model::{AreaFeature, Building, District, Level, Poi, Road, Street};
 use crate::report::{IngestError, Progress};
 use gdal::vector::LayerAccess;
 use gdal::{Dataset, DatasetOptions, GdalOpenFlags};
@@ -43,6 +43,9 @@ fn classify(hint: Option<LayerHint>, layer_name: &str, get: &dyn Fn(&str) -> Opt
     }
     if attrs::water_class(get).is_some() {
         return Some(LayerHint::Water);
+    }
+    if attrs::is_street(get) {
+        return Some(LayerHint::Streets);
     }
     if get("boundary").as_deref() == Some("administrative") || get("adcode").is_some() {
         return Some(LayerHint::Districts);
@@ -244,7 +247,7 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
             let src = ctx.source_ref(feat_id.clone());
             let names = attrs::names(&get);
             match kind {
-                LayerHint::Buildings | LayerHint::Water | LayerHint::Landuse | LayerHint::Districts => {
+                LayerHint::Buildings | LayerHint::Water | LayerHint::Landuse | LayerHint::Districts | LayerHint::Streets => {
                     let Some(mut mp) = to_multipolygon(g) else {
                         let why = if kind == LayerHint::Buildings { "building without a polygon footprint (point or line)" } else { "area feature without a polygon" };
                         ctx.report.dropped(&file, &feat_label, why);
@@ -259,10 +262,24 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
                         Repaired::Valid(mp) => mp,
                         Repaired::Fixed(mp, why) => {
                             ctx.report.repaired(&file, &feat_label, why);
+                            if matches!(kind, LayerHint::Districts | LayerHint::Streets) {
+                                ctx.report.warn(format!(
+                                    "{file}: {} {feat_label} ({}): geometry repaired: {why}",
+                                    if kind == LayerHint::Streets { "street" } else { "district" },
+                                    names.display().unwrap_or("unnamed")
+                                ));
+                            }
                             mp
                         }
                         Repaired::Rejected(why) => {
                             ctx.report.dropped(&file, &feat_label, why);
+                            if matches!(kind, LayerHint::Districts | LayerHint::Streets) {
+                                ctx.report.warn(format!(
+                                    "{file}: {} {feat_label} ({}) dropped: unusable geometry: {why}",
+                                    if kind == LayerHint::Streets { "street" } else { "district" },
+                                    names.display().unwrap_or("unnamed")
+                                ));
+                            }
                             continue;
                         }
                     };
@@ -301,6 +318,18 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
                             geometry: mp,
                             names,
                         }),
+                        LayerHint::Streets => {
+                            let area_km2 = crate::geodesy::area_km2(&mp);
+                            ctx.model.streets.push(Street {
+                                id: 0,
+                                source: src,
+                                code: attrs::street_code(&get).unwrap_or(0),
+                                district: None,
+                                names,
+                                geometry: mp,
+                                area_km2,
+                            })
+                        }
                         _ => {
                             let area_km2 = crate::geodesy::area_km2(&mp);
                             ctx.model.districts.push(District {
@@ -377,7 +406,7 @@ pub fn ingest(ctx: &mut SourceCtx<'_>) -> Result<u64, IngestError> {
         }
         if unclassified > 0 {
             ctx.report.warn(format!(
-                "{file} [{lname}]: {unclassified} features had no recognised class and were dropped (pass --layer buildings|roads|water|landuse|pois|districts)"
+                "{file} [{lname}]: {unclassified} features had no recognised class and were dropped (pass --layer buildings|roads|water|landuse|pois|districts|streets)"
             ));
         }
         progress.finish();

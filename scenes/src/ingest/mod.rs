@@ -57,6 +57,8 @@ pub enum LayerHint {
     Landuse,
     Pois,
     Districts,
+    /// Street-level divisions (街道/乡镇).
+    Streets,
 }
 
 impl std::str::FromStr for LayerHint {
@@ -69,7 +71,8 @@ impl std::str::FromStr for LayerHint {
             "landuse" => LayerHint::Landuse,
             "pois" => LayerHint::Pois,
             "districts" => LayerHint::Districts,
-            o => return Err(format!("unknown layer '{o}' (buildings, roads, water, landuse, pois, districts)")),
+            "streets" => LayerHint::Streets,
+            o => return Err(format!("unknown layer '{o}' (buildings, roads, water, landuse, pois, districts, streets)")),
         })
     }
 }

