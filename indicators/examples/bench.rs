@@ -62,6 +62,7 @@ fn main() {
             sensor_type: "air_quality".into(),
             observed_property: p.into(),
             district: Some((ds % 13) as u32),
+            street: None,
             location: None,
             value: if p == "elevator_status" {
                 (v > 95.0) as i32 as f64
@@ -91,6 +92,7 @@ fn main() {
                 },
                 district: Some((ev_id % 13) as u32),
                 district_name: None,
+                street: None,
                 reported_at: ts_from_ms(t),
                 updated_at: ts_from_ms(t),
                 due_at: Some(ts_from_ms(t + 600_000)),
@@ -131,6 +133,7 @@ fn main() {
             districts,
             history_points: 2 * 24 * 31,
             max_future_ms: 3_600_000,
+            street_districts: vec![],
         },
     );
     let start = Instant::now();
@@ -157,6 +160,7 @@ fn main() {
             districts: (0..13).map(|i| format!("d{i}")).collect(),
             history_points: 1488,
             max_future_ms: 3_600_000,
+            street_districts: vec![],
         },
     );
     let obs: Vec<&Input> = inputs

@@ -78,6 +78,16 @@ impl DefState {
 pub enum Spatial {
     City,
     District,
+    /// City, every district and every street (街道/乡镇): inputs carry a street as they carry a
+    /// district.
+    Street,
+}
+
+impl Spatial {
+    /// Whether values are kept per district (district and street grain).
+    pub fn per_district(self) -> bool {
+        self != Spatial::City
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

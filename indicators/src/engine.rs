@@ -32,12 +32,13 @@ const DAY: Ms = 86_400_000;
 const MAX_WINDOW_MS: Ms = 92 * DAY;
 const HOUR: Ms = 3_600_000;
 
-/// City-wide or one district (the model's district index).
+/// City-wide, one district or one street (街道/乡镇) (the model's district / street index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Area {
     City,
     District(u32),
+    Street(u32),
 }
 
 /// One observation as the engine consumes it; the server maps the sensors module's
@@ -50,6 +51,9 @@ pub struct Observation {
     /// One of [`OBSERVED_PROPERTIES`] (its unit is the property's unit).
     pub observed_property: String,
     pub district: Option<u32>,
+    /// The model street (街道/乡镇) containing the datastream's location.
+    #[serde(default)]
+    pub street: Option<u32>,
     #[serde(default)]
     pub location: Option<LonLat>,
     pub value: f64,
@@ -96,6 +100,9 @@ impl Input {
 pub struct EngineConfig {
     /// District names by model index (resolves `static.by_district`).
     pub districts: Vec<String>,
+    /// The parent district of each model street (by street index): a street-grain derived
+    /// indicator reads a district-grain input at its street's district.
+    pub street_districts: Vec<Option<u32>>,
     /// Points kept per (indicator, area) series.
     pub history_points: usize,
     /// Inputs stamped more than this ahead of the wall clock (the last `tick`) are refused, so
@@ -107,6 +114,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             districts: vec![],
+            street_districts: vec![],
             history_points: 2 * 24 * 31,
             max_future_ms: HOUR,
         }
@@ -333,6 +341,7 @@ struct Tracked {
     source: Option<EventSource>,
     severity: Option<Severity>,
     district: Option<u32>,
+    street: Option<u32>,
     state: EventState,
     reported: Ms,
     entered: Ms,
@@ -356,6 +365,7 @@ struct ItemView<'a> {
     /// Hash of the datastream id (for `distinct`).
     datastream: Option<u64>,
     district: Option<u32>,
+    street: Option<u32>,
     escalation: u32,
     since_reported_min: Option<f64>,
     stage_min: Option<f64>,
@@ -377,6 +387,7 @@ impl<'a> ItemView<'a> {
             prop_bit: 0,
             datastream: None,
             district: t.district,
+            street: t.street,
             escalation: t.escalation,
             since_reported_min: None,
             stage_min: None,
@@ -476,20 +487,20 @@ fn apply_cell(cell: &mut Cell, agg: Aggregate, c: &Contrib, sign: f64) {
     }
 }
 
-/// Whether a definition has values per district (a static table, or spatial = district).
+/// Whether a definition has values per district (a static table, or spatial = district/street).
 fn per_district(d: &Definition) -> bool {
     match &d.kind {
         Kind::Static(s) => !s.by_district.is_empty(),
-        _ => d.spatial == Spatial::District,
+        _ => d.spatial.per_district(),
     }
 }
 
-fn areas_of(spatial: Spatial, district: Option<u32>) -> impl Iterator<Item = Area> {
-    std::iter::once(Area::City).chain(if spatial == Spatial::District {
-        district.map(Area::District)
-    } else {
-        None
-    })
+/// The areas an item counts in: the city, its district (district and street grain) and its
+/// street (street grain). A street's value reaches its district only through the items.
+fn areas_of(spatial: Spatial, district: Option<u32>, street: Option<u32>) -> impl Iterator<Item = Area> {
+    std::iter::once(Area::City)
+        .chain(district.filter(|_| spatial.per_district()).map(Area::District))
+        .chain(street.filter(|_| spatial == Spatial::Street).map(Area::Street))
 }
 
 /// The engine. Not thread-safe by itself: the server wraps it in a mutex (or one task).
@@ -765,7 +776,7 @@ impl Engine {
         let spec = win_spec(window);
         let horizon = spec.map(|s| self.evict_horizon(&s));
         let slot = &mut self.slots[i];
-        for a in areas_of(spatial, it.district) {
+        for a in areas_of(spatial, it.district, it.street) {
             match window {
                 Window::Current => {
                     let g = slot.groups.entry(a).or_insert_with(|| Group {
@@ -854,6 +865,7 @@ impl Engine {
             source: Some(e.source),
             severity: Some(e.severity),
             district: e.district,
+            street: e.street,
             state: prev.map(|p| p.state).unwrap_or(e.state),
             reported: e.reported_at.timestamp_millis(),
             entered: prev
@@ -890,6 +902,7 @@ impl Engine {
                         && a.den == b.den
                         && a.val == b.val
                         && p.district == new.district
+                        && p.street == new.street
                         && p.due == new.due
                     {
                         continue;
@@ -921,6 +934,7 @@ impl Engine {
             prop_bit: 0,
             datastream: None,
             district: prev.and_then(|p| p.district),
+            street: prev.and_then(|p| p.street),
             escalation: prev.map(|p| p.escalation).unwrap_or(0),
             since_reported_min: prev.map(|p| (at - p.reported) as f64 / 60_000.0),
             stage_min: prev.map(|p| (at - p.entered) as f64 / 60_000.0),
@@ -961,6 +975,7 @@ impl Engine {
             prop_bit: prop_bit(&o.observed_property),
             datastream: Some(std::hash::BuildHasher::hash_one(&DS_HASH, &o.datastream)),
             district: o.district,
+            street: o.street,
             escalation: 0,
             since_reported_min: None,
             stage_min: None,
@@ -984,6 +999,29 @@ impl Engine {
             .map(|i| i as u32)
     }
 
+    /// The area of grain `spatial` an area falls in: a street's district for district grain, the
+    /// city for city grain; `None` for a street of unknown district at district grain.
+    fn coarsen(&self, spatial: Spatial, area: Area) -> Option<Area> {
+        match (spatial, area) {
+            (Spatial::City, _) => Some(Area::City),
+            (Spatial::District, Area::Street(s)) => self.cfg.street_districts.get(s as usize).copied().flatten().map(Area::District),
+            (_, a) => Some(a),
+        }
+    }
+
+    /// Sets the district and street names/parents of a new model (hot swap): static tables are
+    /// resolved against the new names; kept state and history are untouched.
+    pub fn set_areas(&mut self, districts: Vec<String>, street_districts: Vec<Option<u32>>) {
+        self.cfg.districts = districts;
+        self.cfg.street_districts = street_districts;
+        for s in &mut self.slots {
+            s.dcache.clear();
+            for g in s.groups.values_mut() {
+                g.cache = None;
+            }
+        }
+    }
+
     /// The areas an indicator has values for.
     fn areas(&self, i: usize) -> Vec<Area> {
         let d = &self.slots[i].def;
@@ -998,10 +1036,15 @@ impl Engine {
             }
             Kind::Metric(_) => out.extend(self.slots[i].groups.keys().copied()),
             Kind::Derived(dd) => {
-                if d.spatial == Spatial::District {
+                if d.spatial.per_district() {
+                    let streets = d.spatial == Spatial::Street;
                     for r in &dd.inputs {
                         if let Some(&j) = self.by_id.get(r) {
-                            out.extend(self.areas(j).into_iter().filter(|a| *a != Area::City));
+                            out.extend(self.areas(j).into_iter().filter(|a| match a {
+                                Area::City => false,
+                                Area::District(_) => true,
+                                Area::Street(_) => streets,
+                            }));
                         }
                     }
                 }
@@ -1030,12 +1073,7 @@ impl Engine {
             Kind::Metric(m) => {
                 let m = m.clone();
                 let window = def.window;
-                let spatial = def.spatial;
-                let area = if spatial == Spatial::City {
-                    Area::City
-                } else {
-                    area
-                };
+                let Some(area) = self.coarsen(def.spatial, area) else { return None };
                 let spec = win_spec(window);
                 let key = match (window, m.aggregate, m.filter.overdue) {
                     (Window::Current, _, Some(true)) => now,
@@ -1065,20 +1103,18 @@ impl Engine {
             }
             Kind::Derived(dd) => {
                 let dd = dd.clone();
-                let spatial = def.spatial;
-                let area = if spatial == Spatial::City {
-                    Area::City
-                } else {
-                    area
-                };
+                let Some(area) = self.coarsen(def.spatial, area) else { return None };
                 let mut inputs: Vec<Option<f64>> = Vec::with_capacity(dd.inputs.len());
                 for r in &dd.inputs {
                     let j = self.by_id.get(r).copied();
                     inputs.push(j.and_then(|j| {
-                        let a = if per_district(&self.slots[j].def) {
-                            area
-                        } else {
+                        let jd = &self.slots[j].def;
+                        let a = if !per_district(jd) {
                             Area::City
+                        } else if matches!(jd.kind, Kind::Static(_)) {
+                            self.coarsen(Spatial::District, area).unwrap_or(Area::City)
+                        } else {
+                            self.coarsen(jd.spatial, area).unwrap_or(Area::City)
                         };
                         let v = self.value_of(j, a, now);
                         // A static city figure serves every district without its own entry.

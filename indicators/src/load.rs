@@ -461,16 +461,9 @@ fn parse_indicator(
         Some((s, l)) => match s.as_str() {
             "city" => Spatial::City,
             "district" => Spatial::District,
-            "street" => {
-                t.err(
-                    l,
-                    "spatial",
-                    "`street`: the model has no street (街道) boundaries and no input carries a street; use city or district",
-                );
-                Spatial::District
-            }
+            "street" => Spatial::Street,
             _ => {
-                t.err(l, "spatial", format!("`{s}`: one of city, district"));
+                t.err(l, "spatial", format!("`{s}`: one of city, district, street"));
                 Spatial::City
             }
         },

@@ -149,6 +149,7 @@ fn definitions_serialise_for_the_api() {
             sensor_type: "air_quality".into(),
             observed_property: "aqi".into(),
             district: Some(d),
+            street: None,
             location: None,
             value: v,
             phenomenon_time: twin_protocol::ts_from_ms(t + k * 60_000),
@@ -185,6 +186,7 @@ fn static_tables_per_district() {
             districts: vec!["和平区".into(), "沈河区".into()],
             history_points: 10,
             max_future_ms: 3_600_000,
+            street_districts: vec![],
         },
     );
     let now = 1_795_276_800_000;

@@ -200,6 +200,7 @@ fn backfill_equals_live_feeding() {
         districts: vec!["a".into(), "b".into(), "c".into()],
         history_points: 500,
         max_future_ms: 3_600_000,
+        street_districts: vec![],
     };
     let inputs = city_inputs();
     let end = inputs.last().unwrap().time() + 1;

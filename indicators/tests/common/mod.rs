@@ -47,6 +47,7 @@ pub fn engine(text: &str) -> Engine {
             districts: vec!["和平区".into(), "沈河区".into()],
             history_points: 1000,
             max_future_ms: 3_600_000,
+            street_districts: vec![],
         },
     )
 }
@@ -74,6 +75,7 @@ pub fn ev(
         },
         district: Some(district),
         district_name: None,
+        street: None,
         reported_at: ts_from_ms(reported),
         updated_at: ts_from_ms(reported),
         due_at: due.map(ts_from_ms),
@@ -110,6 +112,7 @@ pub fn obs(ds: &str, prop: &str, district: u32, value: f64, t: i64) -> Input {
         sensor_type: "air_quality".into(),
         observed_property: prop.into(),
         district: Some(district),
+        street: None,
         location: None,
         value,
         phenomenon_time: ts_from_ms(t),

@@ -253,6 +253,10 @@ pub struct Event {
     /// The district's name (zh), if any.
     #[serde(default)]
     pub district_name: Option<String>,
+    /// Index of the model street (街道/乡镇) containing the location: set by the indicator feeder
+    /// from the served model (not stored; absent in the events API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub street: Option<u32>,
     pub reported_at: Timestamp,
     pub updated_at: Timestamp,
     /// Deadline of the current stage (SLA), if the stage has one.
