@@ -8,6 +8,7 @@
 //! field) and retiring a used input (409); the series API's errors; and the stream topic
 //! `indicators` pushing a change.
 
+#[macro_use]
 mod common;
 use common::*;
 use serde_json::{json, Value};
@@ -540,3 +541,175 @@ fn escalation_and_assignment_sqlite() {
 fn escalation_and_assignment_postgres() {
     escalation_and_assignment(LiveBackend::Postgres)
 }
+
+// ---------------------------------------------------------------- street grain (街道/乡镇)
+
+/// Posts an event (category other, 12345 hotline) at a point, reported at `reported` (RFC 3339).
+fn event_reported(base: &str, lon: f64, lat: f64, reported: &str) -> i64 {
+    let (st, e) = post_json(
+        &format!("{base}/api/events"),
+        &json!({"category": "other", "source": "hotline_12345", "title": "street test", "location": {"lon": lon, "lat": lat}, "actor": "operator-1", "reported_at": reported}),
+    );
+    assert_eq!(st, 201, "{e}");
+    e["id"].as_i64().unwrap()
+}
+
+/// Street-grain values by area key: "city", district name, or "street:<index>".
+fn street_values(base: &str, query: &str) -> BTreeMap<(String, String), Value> {
+    let (st, v) = get_json(&format!("{base}/api/indicators/values?{query}"));
+    assert_eq!(st, 200, "{query}: {v}");
+    v["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            let a = &x["area"];
+            let key = if *a == "city" {
+                "city".to_string()
+            } else if a.get("street").is_some() {
+                format!("street:{}", a["street"])
+            } else {
+                a["name"].as_str().unwrap().to_string()
+            };
+            ((x["id"].as_str().unwrap().to_string(), key), x.clone())
+        })
+        .collect()
+}
+
+/// Events at known points of the four streets of [`LIVE_CITY`] (0 西南街道, 1 西北街道 in 西区;
+/// 2 东南街道, 3 东北镇 in 东区) and AQI readings of two stations: street values (library
+/// `events_open`, a published street-grain count and mean) and, after a restart (the backfill
+/// replays history in time order), the street series — all against hand-counted values.
+fn street_grain(b: LiveBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = live_model(dir.path());
+    let db = LiveDb::new(b);
+    let args = ["--db", db.url.as_str(), "--simulate", "off"];
+    let a = serve_with(&model, &args);
+    let base = a.base.clone();
+
+    // The model's streets.
+    let (st, s) = get_json(&format!("{base}/api/streets"));
+    assert_eq!(st, 200, "{s}");
+    let names: Vec<&str> = s["streets"].as_array().unwrap().iter().map(|x| x["name_zh"].as_str().unwrap()).collect();
+    assert_eq!(names, ["西南街道", "西北街道", "东南街道", "东北镇"]);
+    let codes: Vec<u64> = s["streets"].as_array().unwrap().iter().map(|x| x["code"].as_u64().unwrap()).collect();
+    assert_eq!(codes, [910001001, 910001002, 910002001, 0]);
+    let parents: Vec<i64> = s["streets"].as_array().unwrap().iter().map(|x| x["district"].as_i64().unwrap()).collect();
+    assert_eq!(parents, [0, 0, 1, 1]);
+    let (st, east) = get_json(&format!("{base}/api/streets?district=东区"));
+    assert_eq!(st, 200);
+    assert_eq!(east["count"], 2);
+    assert_eq!(east["streets"][1]["district_name"], "东区");
+    assert_eq!(east["streets"][1]["bbox"], json!([123.43, 41.8075, 123.46, 41.82]));
+    assert_eq!(get_json(&format!("{base}/api/streets?district=北区")).0, 400);
+
+    for d in [
+        metric_def("t_street_events", 1, "{event}", "P1D", "input = \"events\"\naggregate = \"count\""),
+        metric_def("t_street_aqi", 1, "{AQI}", "PT1H", "input = \"observations\"\naggregate = \"avg\"\nfield = \"value\"\nfilter = { observed_property = \"aqi\" }"),
+    ] {
+        let (st, body) = publish(&base, &d.replace("spatial = \"district\"", "spatial = \"street\""));
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(body["spatial"], "street");
+    }
+
+    // Events reported 2 h 30 min before the current hour: street 0 ×2, 1 ×1, 2 ×1, 3 ×2; the
+    // first one closed since.
+    let now = chrono::Utc::now();
+    let h0 = now.timestamp() - now.timestamp().rem_euclid(3600);
+    let reported = chrono::DateTime::from_timestamp(h0 - 9000, 0).unwrap().to_rfc3339();
+    let pts = [(123.41, 41.79), (123.42, 41.80), (123.41, 41.815), (123.45, 41.79), (123.45, 41.81), (123.44, 41.815)];
+    let ids: Vec<i64> = pts.iter().map(|(lon, lat)| event_reported(&base, *lon, *lat, &reported)).collect();
+    for to in ["dispatched", "handling", "feedback", "closed"] {
+        transition(&base, ids[0], to);
+    }
+    // AQI: street 0 station 40, 60; street 3 station 100.
+    let s0 = sta_datastream(&base, "aqi", 123.415, 41.79);
+    let s3 = sta_datastream(&base, "aqi", 123.45, 41.815);
+    observe(&base, s0, &[(600, 40.0), (300, 60.0)]);
+    observe(&base, s3, &[(400, 100.0)]);
+
+    let want: Vec<(&str, &str, Option<f64>)> = vec![
+        ("t_street_events", "city", Some(6.0)),
+        ("t_street_events", WEST, Some(3.0)),
+        ("t_street_events", EAST, Some(3.0)),
+        ("t_street_events", "street:0", Some(2.0)),
+        ("t_street_events", "street:1", Some(1.0)),
+        ("t_street_events", "street:2", Some(1.0)),
+        ("t_street_events", "street:3", Some(2.0)),
+        ("events_open", "city", Some(5.0)),
+        ("events_open", WEST, Some(2.0)),
+        ("events_open", "street:0", Some(1.0)),
+        ("events_open", "street:1", Some(1.0)),
+        ("events_open", "street:3", Some(2.0)),
+        ("t_street_aqi", "city", Some(200.0 / 3.0)),
+        ("t_street_aqi", WEST, Some(50.0)),
+        ("t_street_aqi", EAST, Some(100.0)),
+        ("t_street_aqi", "street:0", Some(50.0)),
+        ("t_street_aqi", "street:1", None),
+        ("t_street_aqi", "street:2", None),
+        ("t_street_aqi", "street:3", Some(100.0)),
+    ];
+    let t0 = Instant::now();
+    loop {
+        let got = street_values(&base, "");
+        let bad: Vec<String> = want
+            .iter()
+            .filter(|(id, a, w)| !got.get(&(id.to_string(), a.to_string())).is_some_and(|v| close(v["value"].as_f64(), *w, 1e-9)))
+            .map(|(id, a, w)| format!("{id} {a}: want {w:?}, have {:?}", got.get(&(id.to_string(), a.to_string())).map(|v| v["value"].clone())))
+            .collect();
+        if bad.is_empty() {
+            // the area of a street value names it
+            let v = &got[&("t_street_events".to_string(), "street:3".to_string())];
+            assert_eq!(v["area"], json!({"street": 3, "code": 0, "name": "东北镇", "district": 1}));
+            let v = &got[&("t_street_events".to_string(), "street:0".to_string())];
+            assert_eq!(v["area"], json!({"street": 0, "code": 910001001, "name": "西南街道", "district": 0}));
+            // a district-grain indicator has no street values
+            assert!(!got.keys().any(|(id, a)| id == "aqi_1h" && a.starts_with("street:")));
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "{}", bad.join("\n"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // ?street= by code, index and name: only that street's values.
+    for q in ["street=910001001", "street=0", "street=西南街道"] {
+        let got = street_values(&base, q);
+        assert!(got.keys().all(|(_, a)| a == "street:0"), "{q}: {:?}", got.keys());
+        assert_eq!(got[&("t_street_events".to_string(), "street:0".to_string())]["value"], 2.0, "{q}");
+    }
+    for q in ["street=99", "street=910009999", "street=0&district=0", "street=nowhere"] {
+        let (st, e) = get_json(&format!("{base}/api/indicators/values?{q}"));
+        assert_eq!(st, 400, "{q}: {e}");
+    }
+    // /{id}/values lists the streets of a street-grain indicator: city, 2 districts, 4 streets.
+    let (_, one) = get_json(&format!("{base}/api/indicators/t_street_events/values"));
+    assert_eq!(one["values"].as_array().unwrap().len(), 7, "{one}");
+
+    // Restart: the backfill replays the events from 2 h 30 min before the hour, so the hourly
+    // history has the boundaries h0 − 2 h, h0 − 1 h and h0 (and nothing before the first input).
+    drop(a);
+    let a = serve_with(&model, &args);
+    let base = a.base.clone();
+    let iso = |t: i64| chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339();
+    let series = |q: &str| {
+        let (st, s) = get_json(&format!("{base}/api/indicators/t_street_events/series?{q}&from={}&to={}&step=PT1H", urlenc(&iso(h0 - 3 * 3600)), urlenc(&iso(h0))));
+        assert_eq!(st, 200, "{q}: {s}");
+        (s["area"].clone(), s["points"].as_array().unwrap().iter().map(|p| p[1].as_f64()).collect::<Vec<_>>())
+    };
+    let (area, pts3) = series("street=3");
+    assert_eq!(area, json!({"street": 3, "code": 0, "name": "东北镇", "district": 1}));
+    assert_eq!(pts3, [None, Some(2.0), Some(2.0), Some(2.0)]);
+    assert_eq!(series("street=910001001").1, [None, Some(2.0), Some(2.0), Some(2.0)]);
+    assert_eq!(series("street=1").1, [None, Some(1.0), Some(1.0), Some(1.0)]);
+    assert_eq!(series("district=0").1, [None, Some(3.0), Some(3.0), Some(3.0)]);
+    assert_eq!(series("district=1").1, [None, Some(3.0), Some(3.0), Some(3.0)]);
+    // and the current street values are back
+    let got = street_values(&base, "street=3");
+    assert_eq!(got[&("events_open".to_string(), "street:3".to_string())]["value"], 2.0);
+}
+
+fn urlenc(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
+
+both!(street_grain);

@@ -228,6 +228,11 @@ fn real_responses_validate_against_the_document() {
     // the model
     add!("/api/model", "get", get_json(&format!("{base}/api/model")));
     add!("/api/districts", "get", get_json(&format!("{base}/api/districts")));
+    let (st, streets) = get_json(&format!("{base}/api/streets"));
+    assert_eq!((st, streets["count"].as_u64()), (200, Some(4)), "{streets}");
+    add!("/api/streets", "get", (st, streets));
+    add!("/api/streets", "get", get_json(&format!("{base}/api/streets?district=1")));
+    add!("/api/streets", "get", get_json(&format!("{base}/api/streets?district=nowhere")));
     add!("/api/nearest", "get", get_json(&format!("{base}/api/nearest?lon=123.42&lat=41.80&layer=pois&k=2")));
     add!("/api/pick", "get", get_json(&format!("{base}/api/pick?lon=123.4205&lat=41.8005")));
 
@@ -302,6 +307,13 @@ fn real_responses_validate_against_the_document() {
     add!("/api/indicators/values", "get", (st, vals));
     add!("/api/indicators/values", "get", get_json(&format!("{ind}/values?district=0")));
     add!("/api/indicators/values", "get", get_json(&format!("{ind}/values?district=nowhere")));
+    // street grain (街道/乡镇): values of one street, the street area shape, a street's series
+    let (st, sv) = get_json(&format!("{ind}/values?street=910001001"));
+    assert!(st == 200 && sv["values"].as_array().unwrap().iter().any(|v| v["area"]["street"] == 0), "{sv}");
+    add!("/api/indicators/values", "get", (st, sv));
+    add!("/api/indicators/values", "get", get_json(&format!("{ind}/values?street=nowhere")));
+    add!("/api/indicators/{id}/values", "get", get_json(&format!("{ind}/events_open/values")));
+    add!("/api/indicators/{id}/series", "get", get_json(&format!("{ind}/events_open/series?street=3")));
     add!("/api/indicators/{id}/values", "get", get_json(&format!("{ind}/aqi_1h/values")));
     add!("/api/indicators/{id}/values", "get", get_json(&format!("{ind}/no_such/values")));
     let (st, series) = get_json(&format!("{ind}/aqi_1h/series?district=1&step=PT1H"));

@@ -297,11 +297,17 @@ impl Drop for PgServer {
 // ---------------------------------------------------------------- live operations
 
 /// A two-district test city: 西区 (123.40–123.43 E) and 东区 (123.43–123.46 E), 41.78–41.82 N,
+/// each split at 41.8075 N into two streets (街道/乡镇, model index order): 0 西南街道 910001001,
+/// 1 西北街道 910001002, 2 东南街道 910002001, 3 东北镇 (no code; parent by containment);
 /// one police station (2 police units: ids 1, 2), one fire station (fire 3, 4), one hospital
 /// (ambulance 5) and one town hall (city management 6, gas emergency 7) — unit ids in POI order.
 pub const LIVE_CITY: &str = r#"{"type":"FeatureCollection","features":[
 {"type":"Feature","properties":{"boundary":"administrative","adcode":910001,"name":"西区","name:en":"West"},"geometry":{"type":"Polygon","coordinates":[[[123.40,41.78],[123.43,41.78],[123.43,41.82],[123.40,41.82],[123.40,41.78]]]}},
 {"type":"Feature","properties":{"boundary":"administrative","adcode":910002,"name":"东区","name:en":"East"},"geometry":{"type":"Polygon","coordinates":[[[123.43,41.78],[123.46,41.78],[123.46,41.82],[123.43,41.82],[123.43,41.78]]]}},
+{"type":"Feature","properties":{"boundary":"administrative","admin_level":"8","code":"910001001","name":"西南街道"},"geometry":{"type":"Polygon","coordinates":[[[123.40,41.78],[123.43,41.78],[123.43,41.8075],[123.40,41.8075],[123.40,41.78]]]}},
+{"type":"Feature","properties":{"boundary":"administrative","admin_level":"8","code":"910001002","name":"西北街道"},"geometry":{"type":"Polygon","coordinates":[[[123.40,41.8075],[123.43,41.8075],[123.43,41.82],[123.40,41.82],[123.40,41.8075]]]}},
+{"type":"Feature","properties":{"level":"street","code":"910002001","name":"东南街道"},"geometry":{"type":"Polygon","coordinates":[[[123.43,41.78],[123.46,41.78],[123.46,41.8075],[123.43,41.8075],[123.43,41.78]]]}},
+{"type":"Feature","properties":{"level":"town","name":"东北镇"},"geometry":{"type":"Polygon","coordinates":[[[123.43,41.8075],[123.46,41.8075],[123.46,41.82],[123.43,41.82],[123.43,41.8075]]]}},
 {"type":"Feature","properties":{"amenity":"police","name":"西区派出所"},"geometry":{"type":"Point","coordinates":[123.41,41.80]}},
 {"type":"Feature","properties":{"amenity":"fire_station","name":"东区消防站"},"geometry":{"type":"Point","coordinates":[123.45,41.80]}},
 {"type":"Feature","properties":{"amenity":"hospital","name":"中心医院"},"geometry":{"type":"Point","coordinates":[123.43,41.81]}},

@@ -6,6 +6,7 @@
 //! | `GET /api/openapi.json` | the OpenAPI 3.1 document of the whole HTTP API (`openapi/openapi.json`) |
 //! | `GET /api/model` | the model's manifest.json |
 //! | `GET /api/districts` | districts as a GeoJSON FeatureCollection |
+//! | `GET /api/streets[?district=]` | streets (街道/乡镇) without geometry: id, code, names, district, area, bbox |
 //! | `GET /api/buildings?bbox=w,s,e,n[&limit=N]` | buildings intersecting a bbox (GeoJSON; `limit` ≤ 10,000, default 1,000; `truncated` tells) |
 //! | `GET /api/buildings/{id}` | one building (GeoJSON Feature) |
 //! | `GET /api/pick?lon=&lat=` | the building containing the point, 404 if none |
@@ -135,6 +136,40 @@ async fn districts(Extension(s): Extension<Arc<Build>>) -> Json<Value> {
     Json(json!({"type": "FeatureCollection", "features": feats}))
 }
 
+/// `GET /api/streets?district=INDEX|ADCODE|NAME`: the streets (街道/乡镇) of the model (or of one
+/// district), without geometry: `{count, streets: [{id, code, name_zh, name_en, district,
+/// district_name, area_km2, bbox}]}`.
+async fn streets(Extension(s): Extension<Arc<Build>>, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>, ApiError> {
+    use geo::BoundingRect;
+    if let Some(k) = q.keys().find(|k| k.as_str() != "district") {
+        return Err(bad(format!("GET /api/streets: unknown parameter '{k}' (district)")));
+    }
+    let m = &s.loaded.model;
+    let district = match q.get("district") {
+        None => None,
+        Some(v) => {
+            let by_index = v.parse::<usize>().ok().filter(|i| *i < m.districts.len());
+            let by_code = v.parse::<u32>().ok().and_then(|a| m.districts.iter().position(|d| d.adcode == a && a != 0));
+            let by_name = m.districts.iter().position(|d| d.names.zh.as_deref() == Some(v) || d.names.en.as_deref() == Some(v));
+            Some(by_index.or(by_code).or(by_name).ok_or_else(|| {
+                bad(format!("GET /api/streets: unknown district '{v}' (an index 0–{}, adcode or name of /api/districts)", m.districts.len().saturating_sub(1)))
+            })? as u16)
+        }
+    };
+    let list: Vec<Value> = m
+        .streets
+        .iter()
+        .filter(|st| district.is_none_or(|d| st.district == Some(d)))
+        .map(|st| {
+            let bbox = st.geometry.bounding_rect().map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]);
+            let dname = st.district.and_then(|d| m.districts.get(d as usize)).and_then(|d| d.names.zh.clone().or(d.names.en.clone()));
+            json!({"id": st.id, "code": st.code, "name_zh": st.names.zh, "name_en": st.names.en, "district": st.district,
+                   "district_name": dname, "area_km2": st.area_km2, "bbox": bbox})
+        })
+        .collect();
+    Ok(Json(json!({"count": list.len(), "streets": list})))
+}
+
 #[derive(Deserialize)]
 struct BboxQuery {
     bbox: Option<String>,
@@ -250,6 +285,7 @@ pub fn router(state: AppState, live: Option<crate::live::LiveState>, auth: Optio
         .route("/api/openapi.json", get(openapi))
         .route("/api/model", get(model_manifest))
         .route("/api/districts", get(districts))
+        .route("/api/streets", get(streets))
         .route("/api/buildings", get(buildings))
         .route("/api/buildings/{id}", get(building_by_id))
         .route("/api/pick", get(pick))

@@ -160,6 +160,7 @@ pub const POLICY: &[(&str, &str, Perm)] = {
         // the model (server.rs, tiles_http.rs, styles.rs, threed_http.rs)
         ("GET", "/api/model", ModelRead),
         ("GET", "/api/districts", ModelRead),
+        ("GET", "/api/streets", ModelRead),
         ("GET", "/api/buildings", ModelRead),
         ("GET", "/api/buildings/{id}", ModelRead),
         ("GET", "/api/pick", ModelRead),

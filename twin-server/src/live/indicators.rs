@@ -89,12 +89,58 @@ fn obs_value(num: Option<f64>, text: Option<&str>) -> Option<f64> {
     }
 }
 
-/// Index of the model district containing the point.
-fn district_at(app: &AppState, lon: f64, lat: f64) -> Option<u32> {
-    use geo::Contains;
+/// Indices of the model district and street (街道/乡镇) containing the point.
+fn areas_at(app: &AppState, lon: f64, lat: f64) -> (Option<u32>, Option<u32>) {
+    use geo::{BoundingRect, Contains};
     let b = app.current.load();
+    let m = &b.loaded.model;
     let p = geo_types::Point::new(lon, lat);
-    b.loaded.model.districts.iter().position(|d| d.geometry.contains(&p)).map(|i| i as u32)
+    let inside = |g: &geo_types::MultiPolygon<f64>| g.bounding_rect().is_some_and(|r| r.contains(&p)) && g.contains(&p);
+    let district = m.districts.iter().position(|d| inside(&d.geometry)).map(|i| i as u32);
+    let street = m.streets.iter().position(|s| inside(&s.geometry)).map(|i| i as u32);
+    (district, street)
+}
+
+/// A street of the served model as the indicator API names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreetName {
+    pub code: u64,
+    pub name: String,
+    pub district: Option<u32>,
+}
+
+/// District and street names of the served model (refreshed when the model is hot-swapped).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AreaNames {
+    /// The build these names come from.
+    pub build_id: String,
+    /// District names by model index (zh, else en).
+    pub districts: Vec<String>,
+    pub streets: Vec<StreetName>,
+}
+
+impl AreaNames {
+    pub fn of(app: &AppState) -> AreaNames {
+        let b = app.current.load();
+        let m = &b.loaded.model;
+        AreaNames {
+            build_id: b.id.clone(),
+            districts: m.districts.iter().enumerate().map(|(i, d)| d.names.zh.clone().or(d.names.en.clone()).unwrap_or_else(|| format!("district {i}"))).collect(),
+            streets: m
+                .streets
+                .iter()
+                .enumerate()
+                .map(|(i, s)| StreetName {
+                    code: s.code,
+                    name: s.names.zh.clone().or(s.names.en.clone()).or(s.names.local.clone()).unwrap_or_else(|| format!("street {i}")),
+                    district: s.district.map(u32::from),
+                })
+                .collect(),
+        }
+    }
+    fn street_districts(&self) -> Vec<Option<u32>> {
+        self.streets.iter().map(|s| s.district).collect()
+    }
 }
 
 /// An admin request executed by the feeder.
@@ -116,8 +162,8 @@ pub enum AdminError {
 /// The process's indicator engine and its outlets.
 pub struct Indicators {
     engine: Mutex<Engine>,
-    /// District names by model index (zh, else en).
-    pub districts: Vec<String>,
+    /// District and street names of the served model (swapped with the model).
+    names: Mutex<Arc<AreaNames>>,
     push: broadcast::Sender<Arc<ServerMessage>>,
     admin: mpsc::Sender<Admin>,
     /// The change-log seq the engine has been fed up to.
@@ -136,8 +182,9 @@ pub struct Feeder {
     last_obs: i64,
     last_log: i64,
     applied: HashSet<i64>,
-    /// District of each datastream fed (by its location).
-    ds: HashMap<i64, Option<u32>>,
+    /// District and street of each datastream fed (by its location), for the build `ds_build`.
+    ds: HashMap<i64, (Option<u32>, Option<u32>)>,
+    ds_build: String,
     last_pushed: HashMap<(String, Area), (u32, Option<f64>)>,
 }
 
@@ -213,7 +260,8 @@ fn load_inputs(c: &mut dyn Conn, app: &AppState, from: i64, until: i64, max_obs:
             }
         }
     }
-    for e in events {
+    for mut e in events {
+        e.street = areas_at(app, e.location.lon, e.location.lat).1;
         let created = Input::event_as_created(&e);
         let mut key = created.time();
         add(key, created, &mut items);
@@ -225,7 +273,7 @@ fn load_inputs(c: &mut dyn Conn, app: &AppState, from: i64, until: i64, max_obs:
         key = key.max(fin.time());
         add(key, fin, &mut items);
     }
-    let mut ds_district: HashMap<i64, Option<u32>> = HashMap::new();
+    let mut ds_district: HashMap<i64, (Option<u32>, Option<u32>)> = HashMap::new();
     // In id ranges (primary key), so the raw rows of only one page are held beside the inputs.
     const PAGE: i64 = 100_000;
     let mut lo = 0i64;
@@ -249,20 +297,21 @@ fn load_inputs(c: &mut dyn Conn, app: &AppState, from: i64, until: i64, max_obs:
 }
 
 /// Row: datastream_id, phenomenon_ms, result, result_str, sensor_type, lon, lat.
-fn observation_from_row(r: &Row, app: &AppState, cache: &mut HashMap<i64, Option<u32>>) -> Option<Observation> {
+fn observation_from_row(r: &Row, app: &AppState, cache: &mut HashMap<i64, (Option<u32>, Option<u32>)>) -> Option<Observation> {
     let (sensor_type, prop) = map_sensor(r.str(4))?;
     let value = obs_value(r.opt_f64(2), r.opt_str(3))?;
     let ds = r.i64(0);
     let (lon, lat) = (r.opt_f64(5), r.opt_f64(6));
-    let district = *cache.entry(ds).or_insert_with(|| match (lon, lat) {
-        (Some(lon), Some(lat)) => district_at(app, lon, lat),
-        _ => None,
+    let (district, street) = *cache.entry(ds).or_insert_with(|| match (lon, lat) {
+        (Some(lon), Some(lat)) => areas_at(app, lon, lat),
+        _ => (None, None),
     });
     Some(Observation {
         datastream: ds.to_string(),
         sensor_type: sensor_type.into(),
         observed_property: prop.into(),
         district,
+        street,
         location: lon.zip(lat).map(|(lon, lat)| twin_protocol::LonLat { lon, lat }),
         value,
         phenomenon_time: ts_from_ms(r.i64(1)),
@@ -283,17 +332,8 @@ pub async fn start(db: &Db, app: &AppState, dir: Option<&std::path::Path>) -> an
     use anyhow::Context;
     db.migrate("indicators", MIGRATIONS).await.context("live store: indicators schema")?;
     let lib = load_library(dir).map_err(|e| anyhow::anyhow!("indicator library {}: {e}", dir.map(|d| d.display().to_string()).unwrap_or_else(|| "(bundled)".into())))?;
-    let districts: Vec<String> = app
-        .current
-        .load()
-        .loaded
-        .model
-        .districts
-        .iter()
-        .enumerate()
-        .map(|(i, d)| d.names.zh.clone().or(d.names.en.clone()).unwrap_or_else(|| format!("district {i}")))
-        .collect();
-    let mut engine = Engine::new(lib, EngineConfig { districts: districts.clone(), ..Default::default() });
+    let names = AreaNames::of(app);
+    let mut engine = Engine::new(lib, EngineConfig { districts: names.districts.clone(), street_districts: names.street_districts(), ..Default::default() });
     let now = super::now_ms();
     let t0 = std::time::Instant::now();
     // Stored definitions first (so the backfill feeds them), then the inputs, from one snapshot.
@@ -342,7 +382,7 @@ pub async fn start(db: &Db, app: &AppState, dir: Option<&std::path::Path>) -> an
     let (tx, rx) = mpsc::channel(16);
     let ind = Arc::new(Indicators {
         engine: Mutex::new(engine),
-        districts,
+        names: Mutex::new(Arc::new(names.clone())),
         push: broadcast::channel(64).0,
         admin: tx,
         head: AtomicI64::new(head),
@@ -350,7 +390,7 @@ pub async fn start(db: &Db, app: &AppState, dir: Option<&std::path::Path>) -> an
         fed_ns: AtomicU64::new(0),
         read_ns: AtomicU64::new(0),
     });
-    let feeder = Feeder { rx, next: head + 1, last_obs: max_obs, last_log: max_log, applied, ds: HashMap::new(), last_pushed: HashMap::new() };
+    let feeder = Feeder { rx, next: head + 1, last_obs: max_obs, last_log: max_log, applied, ds: HashMap::new(), ds_build: names.build_id.clone(), last_pushed: HashMap::new() };
     Ok((ind, feeder))
 }
 
@@ -368,34 +408,60 @@ impl Indicators {
         self.head.load(Ordering::Acquire)
     }
 
-    fn area_json(&self, a: Area) -> JsonValue {
+    /// The district and street names of the served model.
+    pub fn names(&self) -> Arc<AreaNames> {
+        self.names.lock().unwrap().clone()
+    }
+
+    /// Takes the names of a newly served model (hot swap) into the API and the engine.
+    fn set_names(&self, names: AreaNames) {
+        self.engine.lock().unwrap().set_areas(names.districts.clone(), names.street_districts());
+        *self.names.lock().unwrap() = Arc::new(names);
+    }
+
+    fn area_json(n: &AreaNames, a: Area) -> JsonValue {
         match a {
             Area::City => json!("city"),
-            Area::District(d) => json!({"district": d, "name": self.districts.get(d as usize)}),
+            Area::District(d) => json!({"district": d, "name": n.districts.get(d as usize)}),
+            Area::Street(s) => {
+                let st = n.streets.get(s as usize);
+                json!({"street": s, "code": st.map(|x| x.code), "name": st.map(|x| &x.name), "district": st.and_then(|x| x.district)})
+            }
         }
     }
 
-    fn value_json(&self, v: &::indicators::Value) -> JsonValue {
-        json!({"id": v.id, "version": v.version, "area": self.area_json(v.area), "at": v.at, "value": v.value, "unit": v.unit,
+    fn value_json(n: &AreaNames, v: &::indicators::Value) -> JsonValue {
+        json!({"id": v.id, "version": v.version, "area": Self::area_json(n, v.area), "at": v.at, "value": v.value, "unit": v.unit,
                "band": v.band, "color": v.color, "on_target": v.on_target})
     }
 
-    /// The areas of a definition: the city, and every model district when it is per district.
-    fn areas(&self, d: &Definition) -> Vec<Area> {
+    fn values_json(&self, vals: &[::indicators::Value]) -> Vec<JsonValue> {
+        let n = self.names();
+        vals.iter().map(|v| Self::value_json(&n, v)).collect()
+    }
+
+    /// The areas of a definition: the city, every model district when it is per district, and
+    /// every street too at street grain.
+    fn areas(n: &AreaNames, d: &Definition) -> Vec<Area> {
         let mut a = vec![Area::City];
-        if d.spatial == Spatial::District {
-            a.extend((0..self.districts.len() as u32).map(Area::District));
+        if d.spatial.per_district() {
+            a.extend((0..n.districts.len() as u32).map(Area::District));
+        }
+        if d.spatial == Spatial::Street {
+            a.extend((0..n.streets.len() as u32).map(Area::Street));
         }
         a
     }
 
-    /// Current values of the active definitions that `keep` accepts, at `now`.
-    fn values_where(&self, now: i64, keep: impl Fn(&Definition) -> bool, district: Option<u32>) -> Vec<::indicators::Value> {
+    /// Current values of the active definitions that `keep` accepts, at `now`; with `only`, just
+    /// that area (a district or a street).
+    fn values_where(&self, now: i64, keep: impl Fn(&Definition) -> bool, only: Option<Area>) -> Vec<::indicators::Value> {
+        let names = self.names();
         let mut e = self.engine.lock().unwrap();
         let wanted: Vec<(String, Vec<Area>)> = e
             .definitions()
             .filter(|d| d.is_active() && keep(d))
-            .map(|d| (d.id.clone(), self.areas(d).into_iter().filter(|a| district.is_none_or(|x| *a == Area::District(x))).collect()))
+            .map(|d| (d.id.clone(), Self::areas(&names, d).into_iter().filter(|a| only.is_none_or(|x| *a == x)).collect()))
             .collect();
         let mut out = Vec::new();
         for (id, areas) in wanted {
@@ -410,7 +476,7 @@ impl Indicators {
 
     /// Every current value as JSON (the stream snapshot).
     pub fn all_values_json(&self) -> Vec<JsonValue> {
-        self.values_where(super::now_ms(), |_| true, None).iter().map(|v| self.value_json(v)).collect()
+        self.values_json(&self.values_where(super::now_ms(), |_| true, None))
     }
 
     /// A push message with every current value (a stream resume, or a subscriber that lagged).
@@ -419,14 +485,45 @@ impl Indicators {
     }
 
     fn district_param(&self, v: &str) -> Result<u32, LiveError> {
+        let n = self.names();
         if let Ok(i) = v.parse::<u32>() {
-            if (i as usize) < self.districts.len() {
+            if (i as usize) < n.districts.len() {
                 return Ok(i);
             }
-        } else if let Some(i) = self.districts.iter().position(|n| n == v) {
+        } else if let Some(i) = n.districts.iter().position(|x| x == v) {
             return Ok(i as u32);
         }
-        Err(LiveError::bad("bad_query", format!("query parameter 'district': '{v}' is not a district of the model (0–{} or a name: {})", self.districts.len().saturating_sub(1), self.districts.join(", "))))
+        Err(LiveError::bad("bad_query", format!("query parameter 'district': '{v}' is not a district of the model (0–{} or a name: {})", n.districts.len().saturating_sub(1), n.districts.join(", "))))
+    }
+
+    /// `street=`: a street index of the model, its NBS code (9 or 12 digits) or its name.
+    fn street_param(&self, v: &str) -> Result<u32, LiveError> {
+        let n = self.names();
+        let found = match v.parse::<u64>() {
+            Ok(i) if (i as usize) < n.streets.len() => Some(i as usize),
+            Ok(code) => n.streets.iter().position(|s| s.code == code && code != 0),
+            Err(_) => n.streets.iter().position(|s| s.name == v),
+        };
+        found.map(|i| i as u32).ok_or_else(|| {
+            LiveError::bad(
+                "bad_query",
+                if n.streets.is_empty() {
+                    format!("query parameter 'street': '{v}': the model has no streets (街道/乡镇)")
+                } else {
+                    format!("query parameter 'street': '{v}' is not a street of the model (an index 0–{}, an NBS code or a name; GET /api/streets lists them)", n.streets.len() - 1)
+                },
+            )
+        })
+    }
+
+    /// The area of `district=` / `street=` (at most one of them).
+    fn area_param(&self, q: &HashMap<String, String>, what: &str) -> Result<Option<Area>, LiveError> {
+        match (q.get("district"), q.get("street")) {
+            (Some(_), Some(_)) => Err(LiveError::bad("bad_query", format!("{what}: give 'district' or 'street', not both"))),
+            (Some(d), None) => Ok(Some(Area::District(self.district_param(d)?))),
+            (None, Some(s)) => Ok(Some(Area::Street(self.street_param(s)?))),
+            (None, None) => Ok(None),
+        }
     }
 }
 
@@ -494,6 +591,10 @@ async fn drain(live: &LiveState, f: &mut Feeder) -> DbResult<()> {
                     // the log entry first (it moves the state and counts the escalation), then
                     // the snapshot (due time, district).
                     let created = c.kind == "created";
+                    let ev = ev.map(|mut e| {
+                        e.street = areas_at(&live.app, e.location.lon, e.location.lat).1;
+                        e
+                    });
                     match (ev, log) {
                         (Some(e), Some(l)) if created => inputs.extend([Input::Event(e), Input::Transition(l)]),
                         (e, l) => {
@@ -508,6 +609,7 @@ async fn drain(live: &LiveState, f: &mut Feeder) -> DbResult<()> {
             }
         }
         if obs {
+            refresh_names(live, f);
             let (last, app) = (f.last_obs, live.app.clone());
             let t_read = std::time::Instant::now();
             let mut cache = std::mem::take(&mut f.ds);
@@ -702,8 +804,25 @@ async fn retire(live: &LiveState, f: &mut Feeder, id: &str, actor: &str) -> Resu
     Ok(e.definition(id).cloned().unwrap_or(def))
 }
 
+/// When the served model changed (hot swap): its district and street names go to the API and
+/// the engine, and the per-datastream district/street cache is dropped (recomputed against the
+/// new boundaries as observations arrive). Kept state is not re-bucketed: past inputs stay in
+/// the areas they were counted in.
+fn refresh_names(live: &LiveState, f: &mut Feeder) {
+    let id = live.app.current.load().id.clone();
+    if id == f.ds_build {
+        return;
+    }
+    let names = AreaNames::of(&live.app);
+    tracing::info!(build = %id, districts = names.districts.len(), streets = names.streets.len(), "indicators: model swapped, district/street names refreshed");
+    f.ds.clear();
+    f.ds_build = id;
+    live.indicators.set_names(names);
+}
+
 /// Ticks the engine and pushes the values that changed since the last push.
 fn push_tick(live: &LiveState, f: &mut Feeder) {
+    refresh_names(live, f);
     let ind = &live.indicators;
     let now = super::now_ms();
     ind.engine.lock().unwrap().tick(now);
@@ -714,11 +833,13 @@ fn push_tick(live: &LiveState, f: &mut Feeder) {
         let cur = (v.version, v.value);
         if f.last_pushed.get(&key) != Some(&cur) {
             f.last_pushed.insert(key, cur);
-            changed.push(ind.value_json(v));
+            changed.push(v);
         }
     }
     if !changed.is_empty() && ind.push.receiver_count() > 0 {
-        let _ = ind.push.send(Arc::new(ServerMessage::IndicatorValues { at: ts_from_ms(now), head: ind.head(), values: changed }));
+        let names = ind.names();
+        let values = changed.into_iter().map(|v| Indicators::value_json(&names, v)).collect();
+        let _ = ind.push.send(Arc::new(ServerMessage::IndicatorValues { at: ts_from_ms(now), head: ind.head(), values }));
     }
 }
 
@@ -782,15 +903,16 @@ pub async fn get_route(State(live): State<LiveState>, Path(id): Path<String>) ->
     Ok(Json(v))
 }
 
-/// `GET /api/indicators/values?theme=&district=`: current values.
+/// `GET /api/indicators/values?theme=&district=|street=`: current values.
 pub async fn values_route(State(live): State<LiveState>, Query(q): Query<HashMap<String, String>>) -> Result<Json<JsonValue>, LiveError> {
-    check_params(&q, "GET /api/indicators/values", &["theme", "district"])?;
+    let what = "GET /api/indicators/values";
+    check_params(&q, what, &["theme", "district", "street"])?;
     let theme = check_theme(&q)?;
     let ind = &live.indicators;
-    let district = q.get("district").map(|d| ind.district_param(d)).transpose()?;
+    let only = ind.area_param(&q, what)?;
     let now = super::now_ms();
-    let vals = ind.values_where(now, |d| theme.as_ref().is_none_or(|t| &d.theme == t), district);
-    Ok(Json(json!({"at": ts_from_ms(now), "head": ind.head(), "values": vals.iter().map(|v| ind.value_json(v)).collect::<Vec<_>>()})))
+    let vals = ind.values_where(now, |d| theme.as_ref().is_none_or(|t| &d.theme == t), only);
+    Ok(Json(json!({"at": ts_from_ms(now), "head": ind.head(), "values": ind.values_json(&vals)})))
 }
 
 /// `GET /api/indicators/{id}/values`: the city and every district of one indicator.
@@ -801,19 +923,16 @@ pub async fn one_values_route(State(live): State<LiveState>, Path(id): Path<Stri
     }
     let now = super::now_ms();
     let vals = ind.values_where(now, |d| d.id == id, None);
-    Ok(Json(json!({"id": id, "at": ts_from_ms(now), "head": ind.head(), "values": vals.iter().map(|v| ind.value_json(v)).collect::<Vec<_>>()})))
+    Ok(Json(json!({"id": id, "at": ts_from_ms(now), "head": ind.head(), "values": ind.values_json(&vals)})))
 }
 
 /// `GET /api/indicators/{id}/series?district=&from=&to=&step=`: the kept history resampled.
 pub async fn series_route(State(live): State<LiveState>, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Json<JsonValue>, LiveError> {
     let what = format!("GET /api/indicators/{id}/series");
-    check_params(&q, &what, &["district", "from", "to", "step"])?;
+    check_params(&q, &what, &["district", "street", "from", "to", "step"])?;
     let ind = &live.indicators;
     let grain = ind.engine.lock().unwrap().definition(&id).map(|d| d.grain_ms).ok_or_else(|| LiveError::not_found(format!("no indicator '{id}'")))?;
-    let area = match q.get("district") {
-        None => Area::City,
-        Some(d) => Area::District(ind.district_param(d)?),
-    };
+    let area = ind.area_param(&q, &what)?.unwrap_or(Area::City);
     let to = q.get("to").map(|v| super::parse_time("to", v)).transpose()?.unwrap_or_else(super::now_ms);
     let from = q.get("from").map(|v| super::parse_time("from", v)).transpose()?.unwrap_or(to - DAY);
     let step = match q.get("step") {
@@ -827,7 +946,7 @@ pub async fn series_route(State(live): State<LiveState>, Path(id): Path<String>,
         ::indicators::SeriesError::Unknown(_) => LiveError::not_found(format!("no indicator '{id}'")),
         other => LiveError::bad("bad_range", format!("{what}: {other} (from {}, to {}, step {step} ms; at most 10,000 points)", ts_from_ms(from).to_rfc3339(), ts_from_ms(to).to_rfc3339())),
     })?;
-    Ok(Json(json!({"id": id, "area": ind.area_json(area), "step": step, "from": ts_from_ms(from), "to": ts_from_ms(to),
+    Ok(Json(json!({"id": id, "area": Indicators::area_json(&ind.names(), area), "step": step, "from": ts_from_ms(from), "to": ts_from_ms(to),
                    "points": pts.iter().map(|(t, v)| json!([ts_from_ms(*t), v])).collect::<Vec<_>>()})))
 }
 
