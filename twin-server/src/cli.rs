@@ -77,7 +77,7 @@ fn clap_command() -> ClapCommand {
                 .arg(per_source("crs", "CRS", "CRS of the preceding source (EPSG:4490, WKT, PROJ); required where the source has none"))
                 .arg(per_source("datum", "DATUM", "Declared datum of the preceding source: gcj02 or native"))
                 .arg(per_source("placement", "FILE", "Placement JSON for the preceding glTF/IFC source"))
-                .arg(per_source("layer", "LAYER", "Force the preceding GIS source's features into a layer: buildings, roads, water, landuse, pois, districts"))
+                .arg(per_source("layer", "LAYER", "Force the preceding GIS source's features into a layer: buildings, roads, water, landuse, pois, districts, streets"))
                 .arg(Arg::new("out").long("out").required(true).value_name("DIR").help("Model directory to write (replaced atomically)"))
                 .arg(Arg::new("seed").long("seed").value_parser(clap::value_parser!(u64)).help("Seed of the built-in city generator"))
                 .arg(Arg::new("boundaries").long("boundaries").value_name("DIR").help("Directory of the Shenyang cnmaps boundary files"))
