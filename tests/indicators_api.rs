@@ -708,6 +708,64 @@ fn street_grain(b: LiveBackend) {
     assert_eq!(got[&("events_open".to_string(), "street:3".to_string())]["value"], 2.0);
 }
 
+/// A model hot swap (rebuilt at the same `--out`): the street names the API renders and the
+/// datastreams' streets follow the new model. The new model renames 东北镇 → 东北新街道 and moves
+/// 西区's street line from 41.8075 N to 41.785 N, so a station at 41.79 N moves from 西南街道
+/// (street 0) to 西北街道 (street 1): its readings before the swap stay in street 0, after it
+/// they count in street 1.
+#[test]
+fn street_names_and_datastream_streets_follow_a_model_hot_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = live_model(dir.path());
+    let db = LiveDb::new(LiveBackend::Sqlite);
+    let a = serve_with(&model, &["--db", db.url.as_str(), "--simulate", "off"]);
+    let base = a.base.clone();
+    let def = metric_def("t_street_aqi", 1, "{AQI}", "PT1H", "input = \"observations\"\naggregate = \"avg\"\nfield = \"value\"\nfilter = { observed_property = \"aqi\" }")
+        .replace("spatial = \"district\"", "spatial = \"street\"");
+    assert_eq!(publish(&base, &def).0, 200);
+    let ds = sta_datastream(&base, "aqi", 123.415, 41.79);
+    observe(&base, ds, &[(600, 40.0)]);
+    let wait = |want: &[(&str, Option<f64>)]| {
+        let t0 = Instant::now();
+        loop {
+            let got = street_values(&base, "");
+            let have = |k: &str| got.get(&("t_street_aqi".to_string(), k.to_string())).map(|v| v["value"].as_f64());
+            if want.iter().all(|(k, w)| have(k).is_some_and(|h| close(h, *w, 1e-9))) {
+                return got;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "want {want:?}: {:?}", want.iter().map(|(k, _)| (k, have(k))).collect::<Vec<_>>());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait(&[("street:0", Some(40.0)), ("street:1", None)]);
+
+    let src = dir.path().join("city2.geojson");
+    let (sw, nw) = (
+        "[[[123.40,41.78],[123.43,41.78],[123.43,41.8075],[123.40,41.8075],[123.40,41.78]]]",
+        "[[[123.40,41.8075],[123.43,41.8075],[123.43,41.82],[123.40,41.82],[123.40,41.8075]]]",
+    );
+    assert!(LIVE_CITY.contains(sw) && LIVE_CITY.contains(nw));
+    let city2 = LIVE_CITY
+        .replace("东北镇", "东北新街道")
+        .replace(sw, "[[[123.40,41.78],[123.43,41.78],[123.43,41.785],[123.40,41.785],[123.40,41.78]]]")
+        .replace(nw, "[[[123.40,41.785],[123.43,41.785],[123.43,41.82],[123.40,41.82],[123.40,41.785]]]");
+    std::fs::write(&src, city2).unwrap();
+    build(&model, &["--name", "city", "--source", src.to_str().unwrap(), "--no-tiles", "--no-3dtiles"]);
+    let t0 = Instant::now();
+    loop {
+        let (st, _) = get_json(&format!("{base}/api/indicators/values?street=东北新街道"));
+        if st == 200 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "the new street name never became known");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(get_json(&format!("{base}/api/indicators/values?street=东北镇")).0, 400);
+    observe(&base, ds, &[(300, 80.0)]);
+    let got = wait(&[("street:0", Some(40.0)), ("street:1", Some(80.0))]);
+    assert_eq!(got[&("t_street_aqi".to_string(), "street:3".to_string())]["area"]["name"], "东北新街道");
+}
+
 fn urlenc(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }
