@@ -206,7 +206,12 @@ impl Default for LiveModel {
 fn area_key(v: &Value) -> String {
     match v.get("area") {
         Some(Value::String(s)) => s.clone(),
-        Some(a) => a.get("district").map(|d| d.to_string()).unwrap_or_else(|| a.to_string()),
+        // a street area also names its district: key it apart from the district's own value
+        Some(a) => match (a.get("street"), a.get("district")) {
+            (Some(st), _) => format!("street:{st}"),
+            (None, Some(d)) => d.to_string(),
+            (None, None) => a.to_string(),
+        },
         None => "city".into(),
     }
 }
