@@ -1073,7 +1073,7 @@ impl Engine {
             Kind::Metric(m) => {
                 let m = m.clone();
                 let window = def.window;
-                let Some(area) = self.coarsen(def.spatial, area) else { return None };
+                let area = self.coarsen(def.spatial, area)?;
                 let spec = win_spec(window);
                 let key = match (window, m.aggregate, m.filter.overdue) {
                     (Window::Current, _, Some(true)) => now,
@@ -1103,7 +1103,7 @@ impl Engine {
             }
             Kind::Derived(dd) => {
                 let dd = dd.clone();
-                let Some(area) = self.coarsen(def.spatial, area) else { return None };
+                let area = self.coarsen(def.spatial, area)?;
                 let mut inputs: Vec<Option<f64>> = Vec::with_capacity(dd.inputs.len());
                 for r in &dd.inputs {
                     let j = self.by_id.get(r).copied();
