@@ -86,7 +86,12 @@ pub struct Client {
     entities: HashMap<usize, Entity>,
     triangles: HashMap<usize, u64>,
     placeholders: HashMap<usize, Entity>,
-    shown: HashSet<usize>,
+    /// the tiles drawn this frame
+    pub shown: HashSet<usize>,
+    /// CPU copies for picking, per loaded tile ([`crate::features`])
+    pub picks: HashMap<usize, crate::features::TilePick>,
+    /// levels of detail whose content is hidden (planner; [`crate::interact::apply_levels`])
+    pub hidden_levels: Vec<u8>,
     loader: Loader,
     lru: Lru,
     in_flight: usize,
@@ -114,6 +119,8 @@ impl Client {
             triangles: HashMap::new(),
             placeholders: HashMap::new(),
             shown: HashSet::new(),
+            picks: HashMap::new(),
+            hidden_levels: vec![],
             in_flight: 0,
             frame: 0,
             stats: Stats::default(),
@@ -342,6 +349,7 @@ fn spawn_tile(
             }
         }
     }
+    client.picks.insert(node, d.pick);
     client.triangles.insert(node, d.triangles as u64);
     client.lru.insert(node, d.bytes.max(1), client.frame);
     root
@@ -449,7 +457,8 @@ fn update_view(
     };
     let sel = {
         let c = &*client;
-        select::select(&c.tree, &cam, c.opts.max_sse, &|i| c.state(i))
+        let sel = select::select(&c.tree, &cam, c.opts.max_sse, &|i| c.state(i));
+        crate::interact::apply_levels(&c.tree, &cam, sel, &c.hidden_levels, &|i| c.state(i))
     };
     // show / hide
     let render: HashSet<usize> = sel.render.iter().copied().collect();
@@ -535,6 +544,7 @@ fn update_view(
             commands.entity(e).despawn();
         }
         client.triangles.remove(&i);
+        client.picks.remove(&i);
         client.status[i] = Status::Unloaded;
         client.stats.evicted += 1;
     }
@@ -630,10 +640,12 @@ fn fly_controls(keys: Option<Res<ButtonInput<KeyCode>>>, time: Res<Time>, client
     if keys.pressed(KeyCode::KeyS) || keys.pressed(KeyCode::ArrowDown) {
         mv -= flat;
     }
-    if keys.pressed(KeyCode::KeyD) || keys.pressed(KeyCode::ArrowRight) {
+    // dispatcher mode: A assigns a unit (crate::interact), strafing is on the arrow keys
+    let wasd = client.opts.mode != Mode::Dispatcher;
+    if keys.pressed(KeyCode::KeyD) && wasd || keys.pressed(KeyCode::ArrowRight) {
         mv += right;
     }
-    if keys.pressed(KeyCode::KeyA) || keys.pressed(KeyCode::ArrowLeft) {
+    if keys.pressed(KeyCode::KeyA) && wasd || keys.pressed(KeyCode::ArrowLeft) {
         mv -= right;
     }
     if keys.pressed(KeyCode::KeyE) {

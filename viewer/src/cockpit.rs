@@ -205,9 +205,10 @@ pub struct Cockpit {
     started: Instant,
     pub dispatch: Dispatch,
     dispatch_rx: Option<Mutex<Receiver<DispatchMsg>>>,
+    dispatch_tx: Option<Mutex<std::sync::mpsc::Sender<DispatchMsg>>>,
     pub tour: Tour,
     pub labels: Vec<(groundmap::Label, Option<[f32; 2]>)>,
-    font: Option<Handle<Font>>,
+    pub(crate) font: Option<Handle<Font>>,
 }
 
 #[derive(Component)]
@@ -250,6 +251,8 @@ pub fn tour_focus(m: &LiveModel, theme: usize) -> Option<(f64, f64)> {
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Dispatch {
     pub selected: Option<i64>,
+    /// an assignment posted, its answer not in yet
+    pub pending_assign: Option<i64>,
     pub flown_to: Option<[f64; 2]>,
     pub recommended: Vec<serde_json::Value>,
     pub assigned: Option<i64>,
@@ -258,8 +261,9 @@ pub struct Dispatch {
     pub done: bool,
 }
 
-enum DispatchMsg {
-    Recommend(Result<Vec<serde_json::Value>, String>),
+pub(crate) enum DispatchMsg {
+    /// the recommendations; whether an assignment follows
+    Recommend(Result<Vec<serde_json::Value>, String>, bool),
     Assign(u16, serde_json::Value),
     AssignError(String),
 }
@@ -284,6 +288,7 @@ impl Cockpit {
             started: Instant::now(),
             dispatch: Dispatch::default(),
             dispatch_rx: None,
+            dispatch_tx: None,
             tour: Tour::default(),
             labels: vec![],
             font: None,
@@ -330,7 +335,7 @@ impl Cockpit {
 }
 
 #[derive(Component, Clone, Copy, PartialEq, Eq)]
-enum PanelText {
+pub(crate) enum PanelText {
     Title,
     Clock,
     Status,
@@ -344,7 +349,7 @@ enum PanelText {
 }
 
 const EVENT_ROWS: usize = 16;
-const DETAIL_ROWS: usize = 6;
+pub(crate) const DETAIL_ROWS: usize = 14;
 
 pub struct CockpitPlugin;
 
@@ -414,13 +419,9 @@ fn setup_cockpit(
             client.tree.ground_height,
         )));
     }
-    if let (Some(ev), true) = (cp.opts.select_event, cp.opts.live) {
-        cp.dispatch.selected = Some(ev);
-        let (tx, rx) = std::sync::mpsc::channel();
-        cp.dispatch_rx = Some(Mutex::new(rx));
-        let server = cp.opts.server.clone();
+    if let Some(ev) = cp.opts.select_event {
         let unit = cp.opts.assign_unit;
-        std::thread::spawn(move || dispatch_thread(server, ev, unit, tx));
+        select_event(&mut cp, ev, unit, client.opts.mode);
     }
     if !cp.opts.panels {
         return;
@@ -750,14 +751,52 @@ fn update_overlays(
     cp.markers = markers;
 }
 
+/// Selects event `ev` (the `--select-event` flow and a click on its marker): a fresh detail
+/// state, the camera flies to it, recommendations are fetched and, outside leader mode, `unit`
+/// is assigned. Leader mode is read-only: it never posts.
+pub fn select_event(cp: &mut Cockpit, ev: i64, unit: Option<i64>, mode: crate::app::Mode) {
+    if !cp.opts.live {
+        return;
+    }
+    cp.dispatch = Dispatch { selected: Some(ev), ..Dispatch::default() };
+    let unit = match (unit, mode) {
+        (Some(_), crate::app::Mode::Leader) => {
+            cp.dispatch.assign_error = Some("leader mode is read-only: no assignment posted".into());
+            None
+        }
+        (u, _) => u,
+    };
+    cp.dispatch.pending_assign = unit;
+    let (tx, rx) = std::sync::mpsc::channel();
+    cp.dispatch_rx = Some(Mutex::new(rx));
+    cp.dispatch_tx = Some(Mutex::new(tx.clone()));
+    let server = cp.opts.server.clone();
+    std::thread::spawn(move || dispatch_thread(server, ev, unit, tx));
+}
+
+/// Assigns `unit` to the selected event (key A or a click on a recommended unit's row).
+pub fn assign_unit(cp: &mut Cockpit, unit: i64) {
+    let (Some(ev), Some(tx)) = (cp.dispatch.selected, cp.dispatch_tx.as_ref().and_then(|t| t.lock().ok().map(|t| t.clone()))) else { return };
+    cp.dispatch.done = false;
+    cp.dispatch.assign_error = None;
+    cp.dispatch.assign_status = None;
+    cp.dispatch.pending_assign = Some(unit);
+    let server = cp.opts.server.clone();
+    std::thread::spawn(move || post_assign(&crate::fetch::agent(), &server, ev, unit, &tx));
+}
+
 fn dispatch_thread(server: String, ev: i64, unit: Option<i64>, tx: std::sync::mpsc::Sender<DispatchMsg>) {
     let agent = crate::fetch::agent();
     let url = format!("{server}/api/events/{ev}/recommend?k=3");
     let r = crate::fetch::fetch(&agent, &url).and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| format!("{url}: {e}"))).map(|v| {
         v["recommendations"].as_array().cloned().unwrap_or_default()
     });
-    let _ = tx.send(DispatchMsg::Recommend(r));
+    let _ = tx.send(DispatchMsg::Recommend(r, unit.is_some()));
     let Some(unit) = unit else { return };
+    post_assign(&agent, &server, ev, unit, &tx);
+}
+
+fn post_assign(agent: &ureq::Agent, server: &str, ev: i64, unit: i64, tx: &std::sync::mpsc::Sender<DispatchMsg>) {
     let url = format!("{server}/api/events/{ev}/assign");
     let body = serde_json::json!({"unit_id": unit, "actor": "viewer:dispatcher"});
     let mut rq = agent.post(&url).header("content-type", "application/json");
@@ -786,9 +825,17 @@ fn dispatcher(mut cp: ResMut<Cockpit>, client: Res<Client>, mut cams: Query<&mut
     };
     for m in msgs {
         match m {
-            DispatchMsg::Recommend(Ok(v)) => cp.dispatch.recommended = v,
-            DispatchMsg::Recommend(Err(e)) => cp.dispatch.assign_error = Some(e),
+            DispatchMsg::Recommend(r, assign_follows) => {
+                match r {
+                    Ok(v) => cp.dispatch.recommended = v,
+                    Err(e) => cp.dispatch.assign_error = Some(e),
+                }
+                if !assign_follows {
+                    cp.dispatch.done = true;
+                }
+            }
             DispatchMsg::Assign(st, v) => {
+                cp.dispatch.pending_assign = None;
                 cp.dispatch.assign_status = Some(st);
                 if st == 200 {
                     cp.dispatch.assigned = v["unit"]["id"].as_i64();
@@ -798,13 +845,11 @@ fn dispatcher(mut cp: ResMut<Cockpit>, client: Res<Client>, mut cams: Query<&mut
                 cp.dispatch.done = true;
             }
             DispatchMsg::AssignError(e) => {
+                cp.dispatch.pending_assign = None;
                 cp.dispatch.assign_error = Some(e);
                 cp.dispatch.done = true;
             }
         }
-    }
-    if cp.opts.assign_unit.is_none() && !cp.dispatch.recommended.is_empty() {
-        cp.dispatch.done = true;
     }
     if cp.dispatch.flown_to.is_none() {
         if let Some(e) = cp.model.events.get(&sel) {
@@ -949,25 +994,8 @@ fn update_panels(
         format!("{}: {}", tr("ticker.title", zh), m.alarms.iter().take(6).map(|a| a.1.as_str()).collect::<Vec<_>>().join("   ▲ "))
     };
     texts.push((PanelText::Ticker, ticker, None));
-    let d = &cp.dispatch;
-    let mut detail = vec![];
-    if let Some(sel) = d.selected {
-        match m.events.get(&sel) {
-            Some(e) => detail.push(format!("{} #{}: {} · {}", tr("dispatch.title", zh), e.id, e.title, if zh { e.state.name_zh() } else { e.state.name_en() })),
-            None => detail.push(format!("{} #{sel}", tr("dispatch.title", zh))),
-        }
-        if !d.recommended.is_empty() {
-            detail.push(format!("{}:", tr("dispatch.recommend", zh)));
-            for r in d.recommended.iter().take(3) {
-                detail.push(format!("  {} · {:.0} s · {:.1} km", r["unit"]["name"].as_str().unwrap_or("?"), r["eta_s"].as_f64().unwrap_or(0.0), r["distance_m"].as_f64().unwrap_or(0.0) / 1e3));
-            }
-        }
-        if let Some(u) = d.assigned {
-            detail.push(format!("{}: #{u}", tr("dispatch.assigned", zh)));
-        } else if let Some(e) = &d.assign_error {
-            detail.push(format!("{}: {e}", tr("dispatch.failed", zh)));
-        }
-    }
+    // the selected incident's detail panel (crate::interact)
+    let detail = crate::interact::detail_lines(m, &cp.dispatch, zh, now).0;
     for i in 0..DETAIL_ROWS {
         texts.push((PanelText::Detail(i), detail.get(i).cloned().unwrap_or_default(), None));
     }

@@ -6,15 +6,19 @@
 //! (screen-space-error selection, frustum culling, request priorities), [`lru`] (memory budget),
 //! [`fetch`] (loader threads), [`decode`] (GLB/b3dm → meshes). [`app`] is the Bevy plugin and
 //! [`cli`] the command line. The cockpit: [`live`] (the stream and indicator feed, a pure model),
-//! [`groundmap`] (vector tiles → flat meshes), [`cockpit`] (overlays, bevy_ui panels, dispatcher).
+//! [`groundmap`] (vector tiles → flat meshes), [`cockpit`] (overlays, bevy_ui panels, dispatcher). Interaction: [`features`] (CPU pick data and
+//! property tables kept at decode time), [`interact`] (picking, the incident detail panel,
+//! planner tools: level toggles, measurement).
 
 pub mod app;
 pub mod cli;
 pub mod cockpit;
 pub mod decode;
+pub mod features;
 pub mod fetch;
 pub mod geodesy;
 pub mod groundmap;
+pub mod interact;
 pub mod live;
 pub mod lru;
 pub mod select;
