@@ -92,6 +92,8 @@ pub struct Client {
     pub picks: HashMap<usize, crate::features::TilePick>,
     /// levels of detail whose content is hidden (planner; [`crate::interact::apply_levels`])
     pub hidden_levels: Vec<u8>,
+    /// the tileset names its contents by level (a CityTwin one): levels can be told and toggled
+    pub levels_by_name: bool,
     loader: Loader,
     lru: Lru,
     in_flight: usize,
@@ -121,6 +123,7 @@ impl Client {
             shown: HashSet::new(),
             picks: HashMap::new(),
             hidden_levels: vec![],
+            levels_by_name: false,
             in_flight: 0,
             frame: 0,
             stats: Stats::default(),

@@ -316,6 +316,7 @@ pub fn main() -> ExitCode {
     // CityTwin tilesets name their contents by level (docs/MODEL.md): only those toggle
     let citytwin = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| v["asset"]["generator"].as_str().map(|g| g.starts_with("CityTwin"))).unwrap_or(false);
     let mut client = Client::new(tree, opts);
+    client.levels_by_name = citytwin;
     if citytwin {
         client.hidden_levels = args.hidden_levels.clone();
     } else if !args.hidden_levels.is_empty() {

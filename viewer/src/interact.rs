@@ -106,6 +106,10 @@ pub struct Pick {
     pub range_m: f64,
     pub tile: Option<String>,
     pub tile_level: Option<u8>,
+    /// the feature id (property-table row) in the tile
+    pub feature: Option<u32>,
+    /// time the pick took (ray casts over the drawn tiles), ms
+    pub pick_ms: f64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -263,6 +267,13 @@ pub fn measure(from: &Pick, to: &Pick) -> Measurement {
 /// Picks at a viewport position (logical pixels from the top left): markers first (when
 /// given), then the nearest triangle of the drawn tiles, then the ground.
 pub fn pick(px: Vec2, camera: &Camera, gt: &GlobalTransform, client: &Client, cp: Option<&Cockpit>) -> Option<Pick> {
+    let t0 = std::time::Instant::now();
+    let mut p = pick_inner(px, camera, gt, client, cp)?;
+    p.pick_ms = t0.elapsed().as_secs_f64() * 1e3;
+    Some(p)
+}
+
+fn pick_inner(px: Vec2, camera: &Camera, gt: &GlobalTransform, client: &Client, cp: Option<&Cockpit>) -> Option<Pick> {
     let frame = &client.tree.frame;
     let ground = client.tree.ground_height;
     let ray = camera.viewport_to_world(gt, px).ok()?;
@@ -270,7 +281,7 @@ pub fn pick(px: Vec2, camera: &Camera, gt: &GlobalTransform, client: &Client, cp
     let cam_pos = gt.translation();
     let base = |kind: &str, id: Option<i64>, props: Value, w: DVec3| {
         let (lon, lat, height) = frame.geodetic_of_world(w);
-        Pick { pixel: [px.x, px.y], kind: kind.to_string(), id, properties: props, lon, lat, height, range_m: (w - cam_pos.as_dvec3()).length(), tile: None, tile_level: None }
+        Pick { pixel: [px.x, px.y], kind: kind.to_string(), id, properties: props, lon, lat, height, range_m: (w - cam_pos.as_dvec3()).length(), tile: None, tile_level: None, feature: None, pick_ms: 0.0 }
     };
     if let Some(cp) = cp {
         let right = gt.right().as_vec3();
@@ -321,7 +332,8 @@ pub fn pick(px: Vec2, camera: &Camera, gt: &GlobalTransform, client: &Client, cp
             };
             let mut p = base(kind, id, props, h.point.as_dvec3());
             p.tile = url;
-            p.tile_level = level;
+            p.tile_level = level.filter(|_| client.levels_by_name);
+            p.feature = h.feature;
             Some(p)
         }
         _ => ground_t.map(|t| base("ground", None, json!({}), o.as_dvec3() + d.as_dvec3() * t)),
@@ -510,7 +522,7 @@ fn windowed_input(
     }
     let mode = client.opts.mode;
     if let Some(keys) = keys.as_deref() {
-        if mode == Mode::Planner {
+        if mode == Mode::Planner && client.levels_by_name {
             for (k, l) in [(KeyCode::Digit2, 2u8), (KeyCode::Digit3, 3), (KeyCode::Digit4, 4)] {
                 if keys.just_pressed(k) {
                     if let Some(i) = client.hidden_levels.iter().position(|&x| x == l) {
@@ -786,7 +798,7 @@ mod tests {
     #[test]
     fn measurement_of_a_known_offset() {
         // 100 m north (on the meridian, 1° of latitude ≈ 111.0 km at 41.8°) and 30 m up
-        let p = |lat: f64, h: f64| Pick { pixel: [0.0, 0.0], kind: "ground".into(), id: None, properties: Value::Null, lon: 123.43, lat, height: h, range_m: 0.0, tile: None, tile_level: None };
+        let p = |lat: f64, h: f64| Pick { pixel: [0.0, 0.0], kind: "ground".into(), id: None, properties: Value::Null, lon: 123.43, lat, height: h, range_m: 0.0, tile: None, tile_level: None, feature: None, pick_ms: 0.0 };
         let dlat = 100.0 / 111_052.0; // meridional metres per degree at 41.8° (WGS-84 M·π/180)
         let m = measure(&p(41.8, 0.0), &p(41.8 + dlat, 30.0));
         assert!((m.ground_m - 100.0).abs() < 0.1, "{}", m.ground_m);

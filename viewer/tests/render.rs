@@ -387,6 +387,48 @@ fn third_party_3dbag_renders_and_unsupported_content_is_reported() {
     });
     let frac = drawn.count() as f64 / (img.w * img.h) as f64;
     assert!(frac > 0.02, "only {:.2} % of the 3D BAG view is buildings", frac * 100.0);
+    // picks where the screenshot shows buildings (a 5 × 5 patch of neither sky nor ground), the
+    // same view again: each hits a feature whose row equals the tile's own property table as
+    // read here with the tiles crate's GLB reader
+    let bg = |x: usize, y: usize| {
+        let c = img.px(x, y);
+        near(c, sky, 3) || near(c, ground, 3)
+    };
+    let mut targets: Vec<String> = vec![];
+    'scan: for y in (20..460).step_by(23) {
+        for x in (20..620).step_by(29) {
+            if (0..25).all(|k| !bg(x + k % 5 - 2, y + k / 5 - 2)) {
+                targets.push(format!("{x},{y}"));
+                if targets.len() == 8 {
+                    break 'scan;
+                }
+            }
+        }
+    }
+    assert!(targets.len() >= 3, "only {} building patches found", targets.len());
+    let mut args = vec!["--tileset", dir.to_str().unwrap(), "--headless", "--size", "640x480", "--timeout", "300"];
+    for t in &targets {
+        args.extend(["--click", t.as_str()]);
+    }
+    let r2 = run_viewer(&args);
+    let picks = r2.summary["picks"].as_array().unwrap();
+    assert_eq!(picks.len(), targets.len(), "{}", r2.summary);
+    for p in picks {
+        assert_eq!(p["kind"], "feature", "a building pixel picks a feature (a third-party class): {p}");
+        assert!(p["tile_level"].is_null(), "no CityTwin levels in a third-party tileset: {p}");
+        let path = p["tile"].as_str().unwrap();
+        let glb = tiles::gltf::Glb::parse(&std::fs::read(path).unwrap()).unwrap();
+        let row = p["feature"].as_u64().unwrap() as usize;
+        let props = p["properties"].as_object().unwrap();
+        assert!(!props.is_empty(), "{p}");
+        for (k, v) in props {
+            let want = glb.property(k).unwrap_or_else(|| panic!("{path}: no column {k}"))[row].clone();
+            match v.as_str() {
+                Some(s) => assert_eq!(Some(s), want.as_str(), "{k} of feature {row} in {path}"),
+                None => assert_eq!(v.as_f64(), want.as_f64(), "{k} of feature {row} in {path}"),
+            }
+        }
+    }
 
     // test_tyler: meshopt-compressed content is not supported: reported per tile, outlined, no crash
     let shot2 = tmp.path().join("tyler.png");
