@@ -153,6 +153,26 @@ fn post_event(base: &str, category: &str, severity: u8, title: &str, e: f64, n: 
     (v["id"].as_i64().unwrap(), lon, lat)
 }
 
+/// A SensorThings Thing at (lon, lat) with one Datastream of `sensor_type` and one observation.
+fn sta_sensor(base: &str, sensor_type: &str, lon: f64, lat: f64, result: f64) -> i64 {
+    let (s, thing) = post_json(
+        &format!("{base}/api/sta/v1.1/Things"),
+        &json!({"name": format!("{sensor_type} station"), "description": "test", "Locations": [{"name": "here", "description": "", "encodingType": "application/geo+json", "location": {"type": "Point", "coordinates": [lon, lat]}}]}),
+    );
+    assert_eq!(s, 201, "{thing}");
+    let (s, ds) = post_json(
+        &format!("{base}/api/sta/v1.1/Datastreams"),
+        &json!({"name": format!("{sensor_type} 1"), "description": "test", "properties": {"sensorType": sensor_type}, "Thing": {"@iot.id": thing["@iot.id"]},
+                "Sensor": {"name": "s", "description": "", "encodingType": "text/html", "metadata": "https://example.org/s"},
+                "ObservedProperty": {"name": sensor_type, "definition": format!("https://example.org/{sensor_type}"), "description": ""}}),
+    );
+    assert_eq!(s, 201, "{ds}");
+    let id = ds["@iot.id"].as_i64().unwrap();
+    let (s, v) = post_json(&format!("{base}/api/sensors/observations"), &json!([{"datastream": id, "result": result}]));
+    assert_eq!(s, 201, "{v}");
+    id
+}
+
 fn run_viewer(args: &[&str]) -> Value {
     let out = Command::new(viewer()).args(args).output().expect("run viewer");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -354,6 +374,15 @@ fn picking_the_detail_panel_levels_and_measurement_against_a_live_server() {
     // recommendations in the server's order; with --assign-unit the click assigns that unit
     let (eid, elon, elat) = post_event(&base, "fire", 3, "仓库起火", -60.0, -120.0);
     let (lid, _, _) = post_event(&base, "fire", 2, "厂房冒烟", 80.0, -60.0);
+    // sensors: one 300 m east of the incident, one 1.5 km north (not nearby)
+    let (nlon, nlat) = at(240.0, -120.0);
+    let near_ds = sta_sensor(&base, "pm25", nlon, nlat, 35.0);
+    let (flon, flat) = at(-60.0, 1400.0);
+    sta_sensor(&base, "noise", flon, flat, 50.0);
+    let near_m = {
+        let (a, b) = (ecef(elon, elat, 0.0), ecef(nlon, nlat, 0.0));
+        dot(sub(a, b), sub(a, b)).sqrt()
+    };
     let rec = get_json(&format!("{base}/api/events/{eid}/recommend?k=3"));
     let order: Vec<i64> = rec["recommendations"].as_array().unwrap().iter().map(|r| r["unit"]["id"].as_i64().unwrap()).collect();
     assert!(order.len() >= 2, "{rec}");
@@ -372,6 +401,12 @@ fn picking_the_detail_panel_levels_and_measurement_against_a_live_server() {
     let rows: Vec<usize> = order.iter().map(|u| lines.iter().position(|l| l.contains(&format!("#{u} "))).unwrap_or_else(|| panic!("unit {u} not in the panel: {lines:?}"))).collect();
     assert!(rows.windows(2).all(|p| p[0] < p[1]), "panel rows {rows:?} not in the recommended order: {lines:?}");
     assert!(lines[0].starts_with(&format!("事件详情 #{eid}: 仓库起火")) && lines.iter().any(|l| l.contains("测试描述")), "{lines:?}");
+    // the nearby sensors: the one 300 m away, at its distance
+    let ns = inc["nearby_sensors"].as_array().unwrap();
+    assert_eq!(ns.len(), 1, "{inc}");
+    assert_eq!(ns[0]["datastream"], near_ds);
+    assert!((ns[0]["distance_m"].as_f64().unwrap() - near_m).abs() < 2.0, "sensor at {} m, by hand {near_m:.1} m", ns[0]["distance_m"]);
+    assert!(lines.iter().any(|l| l.contains("附近传感器 (≤ 1 km): 1")), "{lines:?}");
     // the camera flew to the incident and the assignment reached the server
     assert_eq!(sd["dispatch"]["flown_to"], json!([elon, elat]));
     assert_eq!((sd["dispatch"]["assign_status"].as_u64(), sd["dispatch"]["assigned"].as_i64()), (Some(200), Some(unit)), "{}", sd["dispatch"]);
