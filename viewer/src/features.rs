@@ -26,11 +26,88 @@ pub struct PickMesh {
     pub max: [f32; 3],
 }
 
-/// An `EXT_structural_metadata` property table: class and one JSON object per row.
+/// An `EXT_structural_metadata` property table: its class and columns, kept as the tile's raw
+/// column bytes (a few bytes per feature) and decoded per row when a feature is picked.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FeatureTable {
     pub class: String,
-    pub rows: Vec<Map<String, Value>>,
+    pub count: usize,
+    columns: Vec<Column>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    Str,
+    Bool,
+    Enum(Vec<(f64, String)>),
+    Scalar { normalized: bool, scale: f64, offset: f64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Column {
+    name: String,
+    kind: Kind,
+    /// component type of the values (ENUM: the enum's value type; STRING: the offsets')
+    ct: String,
+    values: Vec<u8>,
+    offsets: Vec<u8>,
+    no_data: Option<f64>,
+}
+
+impl FeatureTable {
+    /// Row `i` as a JSON object (`noData` values left out); None past the end.
+    pub fn row(&self, i: usize) -> Option<Map<String, Value>> {
+        if i >= self.count {
+            return None;
+        }
+        let mut m = Map::new();
+        for c in &self.columns {
+            let v = match &c.kind {
+                Kind::Str => {
+                    let (a, b) = (le(&c.offsets, &c.ct, i).unwrap_or(0.0) as usize, le(&c.offsets, &c.ct, i + 1).unwrap_or(0.0) as usize);
+                    Value::String(String::from_utf8_lossy(c.values.get(a..b).unwrap_or(&[])).into_owned())
+                }
+                Kind::Bool => Value::Bool(c.values.get(i / 8).is_some_and(|b| b >> (i % 8) & 1 == 1)),
+                Kind::Enum(names) => {
+                    let x = le(&c.values, &c.ct, i).unwrap_or(f64::NAN);
+                    names.iter().find(|n| n.0 == x).map_or(json_num(x), |n| Value::String(n.1.clone()))
+                }
+                Kind::Scalar { normalized, scale, offset } => {
+                    let raw = le(&c.values, &c.ct, i).unwrap_or(f64::NAN);
+                    if c.no_data == Some(raw) {
+                        continue;
+                    }
+                    let mut x = raw;
+                    if *normalized {
+                        x /= match c.ct.as_str() {
+                            "UINT8" => 255.0,
+                            "INT8" => 127.0,
+                            "UINT16" => 65535.0,
+                            "INT16" => 32767.0,
+                            "UINT32" => 4294967295.0,
+                            "INT32" => 2147483647.0,
+                            _ => 1.0,
+                        };
+                    }
+                    json_num(x * scale + offset)
+                }
+            };
+            m.insert(c.name.clone(), v);
+        }
+        Some(m)
+    }
+
+    fn bytes(&self) -> usize {
+        self.columns.iter().map(|c| c.values.len() + c.offsets.len() + c.name.len() + 96).sum::<usize>() + 64
+    }
+}
+
+fn json_num(x: f64) -> Value {
+    if x.fract() == 0.0 && x.abs() < 9e15 {
+        serde_json::json!(x as i64)
+    } else {
+        serde_json::json!(x)
+    }
 }
 
 /// A tile's pick data.
@@ -70,8 +147,7 @@ impl PickMesh {
 impl TilePick {
     /// Approximate heap bytes (counted in the tile's memory).
     pub fn bytes(&self) -> usize {
-        let rows: usize = self.tables.iter().flat_map(|t| t.rows.iter()).map(|r| 48 + r.iter().map(|(k, v)| k.len() + 32 + v.as_str().map_or(0, str::len)).sum::<usize>()).sum();
-        self.meshes.iter().map(PickMesh::bytes).sum::<usize>() + rows
+        self.meshes.iter().map(PickMesh::bytes).sum::<usize>() + self.tables.iter().map(FeatureTable::bytes).sum::<usize>()
     }
 
     /// The nearest triangle the ray hits (t > `t_min`), if any.
@@ -96,8 +172,8 @@ impl TilePick {
     }
 
     /// The property-table row of a hit's feature.
-    pub fn row(&self, hit: &Hit) -> Option<&Map<String, Value>> {
-        self.tables.get(hit.table?)?.rows.get(hit.feature? as usize)
+    pub fn row(&self, hit: &Hit) -> Option<Map<String, Value>> {
+        self.tables.get(hit.table?)?.row(hit.feature? as usize)
     }
 }
 
@@ -160,22 +236,25 @@ pub fn property_tables<'a>(json: &Value, view: &dyn Fn(usize) -> Result<&'a [u8]
     for (ti, t) in tables.iter().enumerate() {
         let class = t["class"].as_str().unwrap_or("").to_string();
         let count = t["count"].as_u64().unwrap_or(0) as usize;
-        let mut rows = vec![Map::new(); count];
         let defs = &schema["classes"][&class]["properties"];
+        let mut columns = vec![];
         for (name, col) in t["properties"].as_object().into_iter().flatten() {
-            let def = &defs[name];
-            let values = column(schema, def, col, count, view).map_err(|e| format!("property table {ti} ({class}), property '{name}': {e}"))?;
-            let no_data = &def["noData"];
-            for (r, v) in rows.iter_mut().zip(values) {
-                if !no_data.is_null() && v.as_f64().is_some() && v.as_f64() == no_data.as_f64() {
-                    continue;
-                }
-                r.insert(name.clone(), v);
-            }
+            let c = column(schema, &defs[name], col, count, view).map_err(|e| format!("property table {ti} ({class}), property '{name}': {e}"))?;
+            columns.push(Column { name: name.clone(), ..c });
         }
-        out.push(FeatureTable { class, rows });
+        out.push(FeatureTable { class, count, columns });
     }
     Ok(out)
+}
+
+fn size_of(ct: &str) -> Option<usize> {
+    Some(match ct {
+        "UINT8" | "INT8" => 1,
+        "UINT16" | "INT16" => 2,
+        "UINT32" | "INT32" | "FLOAT32" => 4,
+        "UINT64" | "INT64" | "FLOAT64" => 8,
+        _ => return None,
+    })
 }
 
 fn le(b: &[u8], ct: &str, i: usize) -> Option<f64> {
@@ -195,7 +274,8 @@ fn le(b: &[u8], ct: &str, i: usize) -> Option<f64> {
     })
 }
 
-fn column<'a>(schema: &Value, def: &Value, col: &Value, count: usize, view: &dyn Fn(usize) -> Result<&'a [u8], String>) -> Result<Vec<Value>, String> {
+/// One column, checked so that every row of it can be read.
+fn column<'a>(schema: &Value, def: &Value, col: &Value, count: usize, view: &dyn Fn(usize) -> Result<&'a [u8], String>) -> Result<Column, String> {
     if def.is_null() {
         return Err("not in the schema's class".into());
     }
@@ -203,52 +283,49 @@ fn column<'a>(schema: &Value, def: &Value, col: &Value, count: usize, view: &dyn
         return Err("array properties are not read".into());
     }
     let values = view(col["values"].as_u64().ok_or("no values bufferView")? as usize)?;
-    let ty = def["type"].as_str().unwrap_or("");
-    match ty {
+    let need = |ct: &str, n: usize| -> Result<(), String> {
+        let size = size_of(ct).ok_or(format!("unknown componentType '{ct}'"))?;
+        if n * size > values.len() {
+            return Err(format!("values: {n} × {size} bytes needed, the bufferView has {}", values.len()));
+        }
+        Ok(())
+    };
+    let c = |kind: Kind, ct: &str, offsets: Vec<u8>| Column { name: String::new(), kind, ct: ct.to_string(), values: values.to_vec(), offsets, no_data: def["noData"].as_f64() };
+    match def["type"].as_str().unwrap_or("") {
         "STRING" => {
             let offs = view(col["stringOffsets"].as_u64().ok_or("STRING without stringOffsets")? as usize)?;
             let ot = col["stringOffsetType"].as_str().unwrap_or("UINT32");
-            (0..count)
-                .map(|i| {
-                    let (a, b) = (le(offs, ot, i).ok_or("stringOffsets too short")? as usize, le(offs, ot, i + 1).ok_or("stringOffsets too short")? as usize);
-                    let s = values.get(a..b).ok_or(format!("string {i} ({a}..{b}) runs past its values ({} bytes)", values.len()))?;
-                    Ok(Value::String(String::from_utf8_lossy(s).into_owned()))
-                })
-                .collect()
+            let size = size_of(ot).ok_or(format!("unknown stringOffsetType '{ot}'"))?;
+            if offs.len() < (count + 1) * size {
+                return Err(format!("stringOffsets: {} offsets needed, the bufferView holds {}", count + 1, offs.len() / size));
+            }
+            let last = le(offs, ot, count).unwrap_or(0.0) as usize;
+            if last > values.len() {
+                return Err(format!("strings run past their values ({last} > {} bytes)", values.len()));
+            }
+            Ok(c(Kind::Str, ot, offs.to_vec()))
         }
-        "BOOLEAN" => (0..count).map(|i| values.get(i / 8).map(|b| Value::Bool(b >> (i % 8) & 1 == 1)).ok_or_else(|| "values too short".to_string())).collect(),
+        "BOOLEAN" => {
+            if values.len() * 8 < count {
+                return Err(format!("values: {count} bits needed, the bufferView has {} bytes", values.len()));
+            }
+            Ok(c(Kind::Bool, "UINT8", vec![]))
+        }
         "ENUM" => {
             let e = &schema["enums"][def["enumType"].as_str().unwrap_or("")];
             let vt = e["valueType"].as_str().unwrap_or("UINT16");
-            let names: Vec<(f64, &str)> = e["values"].as_array().into_iter().flatten().filter_map(|v| Some((v["value"].as_f64()?, v["name"].as_str()?))).collect();
-            (0..count)
-                .map(|i| {
-                    let x = le(values, vt, i).ok_or("values too short")?;
-                    Ok(names.iter().find(|n| n.0 == x).map_or(serde_json::json!(x), |n| Value::String(n.1.to_string())))
-                })
-                .collect()
+            need(vt, count)?;
+            let names: Vec<(f64, String)> = e["values"].as_array().into_iter().flatten().filter_map(|v| Some((v["value"].as_f64()?, v["name"].as_str()?.to_string()))).collect();
+            Ok(c(Kind::Enum(names), vt, vec![]))
         }
         "SCALAR" => {
             let ct = def["componentType"].as_str().unwrap_or("");
-            let (scale, offset) = (def["scale"].as_f64(), def["offset"].as_f64());
-            (0..count)
-                .map(|i| {
-                    let mut x = le(values, ct, i).ok_or(format!("{ct} values too short or an unknown componentType"))?;
-                    if def["normalized"].as_bool() == Some(true) {
-                        x /= match ct {
-                            "UINT8" => 255.0,
-                            "INT8" => 127.0,
-                            "UINT16" => 65535.0,
-                            "INT16" => 32767.0,
-                            "UINT32" => 4294967295.0,
-                            "INT32" => 2147483647.0,
-                            _ => 1.0,
-                        };
-                    }
-                    x = x * scale.unwrap_or(1.0) + offset.unwrap_or(0.0);
-                    Ok(if x.fract() == 0.0 && x.abs() < 9e15 { serde_json::json!(x as i64) } else { serde_json::json!(x) })
-                })
-                .collect()
+            need(ct, count)?;
+            Ok(c(
+                Kind::Scalar { normalized: def["normalized"].as_bool() == Some(true), scale: def["scale"].as_f64().unwrap_or(1.0), offset: def["offset"].as_f64().unwrap_or(0.0) },
+                ct,
+                vec![],
+            ))
         }
         t => Err(format!("type {t} is not read")),
     }
@@ -337,10 +414,28 @@ mod tests {
         let t = property_tables(&g.json, &view).unwrap();
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].class, "building");
-        let r0 = serde_json::Value::Object(t[0].rows[0].clone());
-        let r1 = serde_json::Value::Object(t[0].rows[1].clone());
+        let r0 = serde_json::Value::Object(t[0].row(0).unwrap());
+        let r1 = serde_json::Value::Object(t[0].row(1).unwrap());
+        assert!(t[0].row(2).is_none());
         assert_eq!(r0, serde_json::json!({"id": 41, "name": "", "height": 12.5, "use": "residential", "level": "L2"}), "floors 65535 is noData");
         assert_eq!(r1, serde_json::json!({"id": 42, "name": "东楼", "height": 30, "floors": 10, "use": "commercial", "level": "L3"}));
+    }
+
+    #[test]
+    fn a_short_column_is_an_error_naming_table_and_property() {
+        let json = serde_json::json!({"extensions": {"EXT_structural_metadata": {
+            "schema": {"classes": {"building": {"properties": {"id": {"type": "SCALAR", "componentType": "UINT32"}, "name": {"type": "STRING"}}}}},
+            "propertyTables": [{"class": "building", "count": 3, "properties": {"id": {"values": 0}}}]}}});
+        let buf = [0u8; 8];
+        let view = |_: usize| -> Result<&[u8], String> { Ok(&buf[..]) };
+        let e = property_tables(&json, &view).unwrap_err();
+        assert!(e.contains("property table 0 (building)") && e.contains("'id'") && e.contains("3 × 4 bytes"), "{e}");
+        let mut j2 = json.clone();
+        j2["extensions"]["EXT_structural_metadata"]["propertyTables"][0]["properties"] = serde_json::json!({"name": {"values": 0, "stringOffsets": 0}});
+        let e = property_tables(&j2, &view).unwrap_err();
+        assert!(e.contains("'name'") && e.contains("stringOffsets"), "{e}");
+        // no metadata: no tables, no error
+        assert!(property_tables(&serde_json::json!({}), &view).unwrap().is_empty());
     }
 
     #[test]

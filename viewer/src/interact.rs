@@ -326,7 +326,7 @@ fn pick_inner(px: Vec2, camera: &Camera, gt: &GlobalTransform, client: &Client, 
             let (kind, id, props) = match tp.row(&h) {
                 Some(row) => {
                     let kind = if class.as_deref() == Some("building") { "building" } else { "feature" };
-                    (kind, row.get("id").and_then(|v| v.as_i64()), Value::Object(row.clone()))
+                    (kind, row.get("id").and_then(|v| v.as_i64()), Value::Object(row))
                 }
                 None => ("surface", h.feature.map(|f| f as i64), json!({})),
             };
