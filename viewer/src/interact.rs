@@ -516,6 +516,7 @@ fn windowed_input(
     windows: Query<&Window, With<PrimaryWindow>>,
     cams: Query<(&Camera, &Transform), With<ViewCamera>>,
     rows: Query<(&PanelText, &ComputedNode, &UiGlobalTransform)>,
+    panels: Query<(&ComputedNode, &UiGlobalTransform), With<BackgroundColor>>,
 ) {
     if client.opts.headless {
         return;
@@ -575,6 +576,11 @@ fn windowed_input(
                 return;
             }
         }
+    }
+    // a click on a panel (title bar, side panels, ticker, labels) is not a click into the city
+    let phys = cursor * win.scale_factor();
+    if panels.iter().any(|(node, gt)| Rect::from_center_size(gt.to_scale_angle_translation().2, node.size()).contains(phys) && node.size().min_element() > 0.0) {
+        return;
     }
     let Ok((camera, tf)) = cams.single() else { return };
     let gt = GlobalTransform::from(*tf);
