@@ -162,7 +162,7 @@ struct TileRoot;
 #[derive(Resource, Default)]
 pub struct Headless {
     settled_frames: u32,
-    shot_requested: bool,
+    pub shot_requested: bool,
     pub shot_done: bool,
     pub shot_error: Option<String>,
     pub timed_out: bool,

@@ -326,6 +326,7 @@ pub fn main() -> ExitCode {
     app.insert_resource(client)
         .insert_resource(interact)
         .add_plugins(crate::interact::InteractPlugin)
+        .add_plugins(crate::flight::FlightPlugin)
         .insert_resource(Cockpit::new(cockpit_opts, rx))
         .add_plugins(TilesPlugin)
         .add_plugins(CockpitPlugin);
@@ -355,6 +356,11 @@ pub fn main() -> ExitCode {
     }
     if let (Some(it), Some(o)) = (app.world().get_resource::<crate::interact::Interact>(), s.as_object_mut()) {
         if let serde_json::Value::Object(extra) = crate::interact::summary(it, client, app.world().get_resource::<Cockpit>()) {
+            o.extend(extra);
+        }
+    }
+    if let (Some(fl), Some(o)) = (app.world().get_resource::<crate::flight::Flights>(), s.as_object_mut()) {
+        if let serde_json::Value::Object(extra) = fl.summary() {
             o.extend(extra);
         }
     }

@@ -214,7 +214,8 @@ pub struct Cockpit {
 #[derive(Component)]
 struct MapLabel(usize);
 
-/// Leader mode: an automatic tour through the themes — each stop a camera flight (3 s, eased) to
+/// Leader mode: an automatic tour through the themes — each stop a camera flight
+/// ([`crate::flight`]: 1.5–3 s, eased, arcing up for long hops) to
 /// the theme's focus (command: the most severe open event; environment: the worst
 /// air/noise/water sensor; city operations: the worst traffic/parking sensor; none: the
 /// overview), then 9 s there. Read-only.
@@ -226,14 +227,9 @@ pub struct Tour {
     #[serde(skip)]
     since: Option<Instant>,
     #[serde(skip)]
-    from: Option<Transform>,
-    #[serde(skip)]
-    to: Option<Transform>,
-    #[serde(skip)]
     home: Option<Transform>,
 }
 
-pub const TOUR_FLIGHT_S: f32 = 3.0;
 pub const TOUR_STOP_S: f32 = 12.0;
 
 /// The focus of a theme in the live model (lon, lat), if any.
@@ -817,7 +813,7 @@ fn post_assign(agent: &ureq::Agent, server: &str, ev: i64, unit: i64, tx: &std::
 
 /// Dispatcher: the selected event's details, recommendations and the assignment's answer; the
 /// camera flies to the event (a view from the south, 45° down) once the event is known.
-fn dispatcher(mut cp: ResMut<Cockpit>, client: Res<Client>, mut cams: Query<&mut Transform, With<ViewCamera>>) {
+fn dispatcher(mut cp: ResMut<Cockpit>, client: Res<Client>, cams: Query<&Transform, With<ViewCamera>>, mut flights: ResMut<crate::flight::Flights>) {
     let Some(sel) = cp.dispatch.selected else { return };
     let msgs: Vec<DispatchMsg> = match &cp.dispatch_rx {
         Some(rx) => rx.lock().map(|r| r.try_iter().collect()).unwrap_or_default(),
@@ -856,19 +852,21 @@ fn dispatcher(mut cp: ResMut<Cockpit>, client: Res<Client>, mut cams: Query<&mut
             let (lon, lat) = (e.location.lon, e.location.lat);
             let pose = crate::geodesy::GeoPose { lon, lat: lat - 600.0 / 110_950.0, alt: client.tree.ground_height + 600.0, heading_deg: 0.0, pitch_deg: -45.0 };
             let (pos, fwd, up) = pose.to_world(&client.tree.frame);
-            if let Ok(mut t) = cams.single_mut() {
-                *t = Transform::from_translation(pos.as_vec3()).looking_to(fwd.as_vec3(), up.as_vec3());
+            if let Ok(t) = cams.single() {
+                let to = Transform::from_translation(pos.as_vec3()).looking_to(fwd.as_vec3(), up.as_vec3());
+                let now = flights.now_s();
+                flights.start(*t, to, "select", &client.tree.frame, now);
             }
             cp.dispatch.flown_to = Some([lon, lat]);
         }
     }
 }
 
-fn leader_tour(mut cp: ResMut<Cockpit>, client: Res<Client>, mut cams: Query<&mut Transform, With<ViewCamera>>) {
+fn leader_tour(mut cp: ResMut<Cockpit>, client: Res<Client>, cams: Query<&Transform, With<ViewCamera>>, mut flights: ResMut<crate::flight::Flights>) {
     if client.opts.mode != crate::app::Mode::Leader {
         return;
     }
-    let Ok(mut cam) = cams.single_mut() else { return };
+    let Ok(cam) = cams.single() else { return };
     if cp.tour.home.is_none() {
         cp.tour.home = Some(*cam);
     }
@@ -884,20 +882,13 @@ fn leader_tour(mut cp: ResMut<Cockpit>, client: Res<Client>, mut cams: Query<&mu
             }
             None => cp.tour.home.unwrap_or(*cam),
         };
-        let from = *cam;
+        let now = flights.now_s();
+        flights.start(*cam, to, "tour", &client.tree.frame, now);
         let t = &mut cp.tour;
         t.theme = Some(theme);
         t.stops += 1;
         t.focus = focus.map(|(a, b)| [a, b]);
         t.since = Some(Instant::now());
-        t.from = Some(from);
-        t.to = Some(to);
-    }
-    if let (Some(a), Some(b), Some(s)) = (cp.tour.from, cp.tour.to, cp.tour.since) {
-        let x = (s.elapsed().as_secs_f32() / TOUR_FLIGHT_S).clamp(0.0, 1.0);
-        let k = x * x * (3.0 - 2.0 * x);
-        cam.translation = a.translation.lerp(b.translation, k);
-        cam.rotation = a.rotation.slerp(b.rotation, k);
     }
 }
 

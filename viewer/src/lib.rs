@@ -8,7 +8,8 @@
 //! [`cli`] the command line. The cockpit: [`live`] (the stream and indicator feed, a pure model),
 //! [`groundmap`] (vector tiles → flat meshes), [`cockpit`] (overlays, bevy_ui panels, dispatcher). Interaction: [`features`] (CPU pick data and
 //! property tables kept at decode time), [`interact`] (picking, the incident detail panel,
-//! planner tools: level toggles, measurement).
+//! planner tools: level toggles, measurement), [`flight`] (eased camera flights to a selected
+//! incident and the leader tour's stops).
 
 pub mod app;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod cockpit;
 pub mod decode;
 pub mod features;
 pub mod fetch;
+pub mod flight;
 pub mod geodesy;
 pub mod groundmap;
 pub mod interact;

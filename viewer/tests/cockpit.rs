@@ -443,7 +443,7 @@ fn markers_ground_map_panels_and_dispatcher_against_a_live_server() {
     assert!(img.patch(x, y, PALETTE[3], 6) >= 7, "critical marker at the centre: {:?}", img.px(x as usize, y as usize));
 
     // leader: the tour's first stop is the command theme, its focus the most severe open event
-    // (#3, now dispatched); the camera flies there (3 s) and shows it in the middle
+    // (#3, now dispatched); the camera flies there (1.5–3 s) and shows it in the middle
     let shot_l = tmp.0.join("leader.png");
     let (ok, s4, err) = run_viewer(&["--server", &base, "--tileset", "fixture", "--headless", "--screenshot", shot_l.to_str().unwrap(), "--size", "320x180", "--timeout", "400",
         "--mode", "leader", "--hold", "4", "--no-ground-map"]);

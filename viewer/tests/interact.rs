@@ -409,6 +409,29 @@ fn picking_the_detail_panel_levels_and_measurement_against_a_live_server() {
     assert!(lines.iter().any(|l| l.contains("附近传感器 (≤ 1 km): 1")), "{lines:?}");
     // the camera flew to the incident and the assignment reached the server
     assert_eq!(sd["dispatch"]["flown_to"], json!([elon, elat]));
+    // … in one eased flight from the --at pose to 600 m south of it, 600 m above the tileset's
+    // ground (its lowest corner, within a metre of the ellipsoid here), 45° down, which
+    // landed before the screenshot: the camera then is exactly the flight's target
+    let fl = sd["flights"].as_array().unwrap();
+    assert_eq!(fl.len(), 1, "{}", sd["flights"]);
+    let f = &fl[0];
+    let v = |x: &Value, i: usize| x[i].as_f64().unwrap();
+    assert_eq!((f["reason"].as_str(), f["state"].as_str()), (Some("select"), Some("arrived")), "{f}");
+    assert!((v(&f["from"], 0) - C.0).abs() < 1e-6 && (v(&f["from"], 1) - C.1).abs() < 1e-6 && (v(&f["from"], 2) - 400.0).abs() < 0.05, "{f}");
+    assert!((v(&f["to"], 0) - elon).abs() < 1e-6 && (v(&f["to"], 1) - (elat - 600.0 / 110_950.0)).abs() < 1e-6 && (v(&f["to"], 2) - 600.0).abs() < 1.0, "{f}");
+    assert!(v(&f["to_heading_pitch"], 0).min(360.0 - v(&f["to_heading_pitch"], 0)) < 0.05 && (v(&f["to_heading_pitch"], 1) + 45.0).abs() < 0.05, "{f}");
+    let (dur, flown) = (f["duration_s"].as_f64().unwrap(), f["flown_s"].as_f64().unwrap());
+    assert!((1.5..=3.0).contains(&dur) && flown >= dur, "{f}");
+    // a hop of well under 1 km: no arc; the duration is 1.5 s + 0.5 s a km of the straight hop
+    let hop = {
+        let (a, b) = (ecef(C.0, C.1, 400.0), ecef(elon, elat - 600.0 / 110_950.0, v(&f["to"], 2)));
+        dot(sub(a, b), sub(a, b)).sqrt()
+    };
+    assert!((f["distance_m"].as_f64().unwrap() - hop).abs() < 0.5 && (dur - (1.5 + hop / 2000.0)).abs() < 1e-3 && f["arc_m"] == 0.0, "hop {hop:.1} m: {f}");
+    let cam = &sd["camera"];
+    let g = |k: &str| cam[k].as_f64().unwrap();
+    assert!((g("lon") - v(&f["to"], 0)).abs() < 1e-7 && (g("lat") - v(&f["to"], 1)).abs() < 1e-7 && (g("alt") - v(&f["to"], 2)).abs() < 0.01, "camera {cam}, flight {f}");
+    assert!((g("heading") - v(&f["to_heading_pitch"], 0)).abs() < 0.01 && (g("pitch") - v(&f["to_heading_pitch"], 1)).abs() < 0.01, "camera {cam}, flight {f}");
     assert_eq!((sd["dispatch"]["assign_status"].as_u64(), sd["dispatch"]["assigned"].as_i64()), (Some(200), Some(unit)), "{}", sd["dispatch"]);
     let ev = get_json(&format!("{base}/api/events/{eid}"));
     assert!(ev["units"].as_array().unwrap().contains(&json!(unit)), "{ev}");
