@@ -20,7 +20,7 @@ const USAGE: &str = "usage: viewer [--server URL] [--tileset NAME|URL|PATH] [--h
               [--timeout SECS] [--max-requests N] [--memory-mb MB] [--bench-frames N] [--token TOKEN]
               [--no-live] [--no-panels] [--no-ground-map] [--hold SECS] [--wait-events N]
               [--select-event ID [--assign-unit ID]] [--click X,Y]… [--measure X1,Y1:X2,Y2]
-              [--levels L2,L3,L4]
+              [--levels L2,L3,L4] [--input-script FILE]
   --tileset  a tileset name on the server (default shenyang: SERVER/3dtiles/NAME/tileset.json), an
              http(s):// or file:// URL of a tileset.json, or a local tileset.json / directory
   --at       camera: degrees lon, lat, metres above the ellipsoid, heading (° clockwise from north),
@@ -43,7 +43,11 @@ const USAGE: &str = "usage: viewer [--server URL] [--tileset NAME|URL|PATH] [--h
              shows its properties; the summary lists the picks
   --measure  headless: pick two pixels, report ground distance, height difference and the
              straight distance between the points
-  --levels   the levels of detail shown (default L2,L3,L4; keys 2/3/4 toggle them in planner mode)";
+  --levels   the levels of detail shown (default L2,L3,L4; keys 2/3/4 toggle them in planner mode)
+  --input-script
+             headless: timed mouse/keyboard events (move X,Y | press/release left | down/up/key K |
+             click X,Y; see viewer::script) delivered as Bevy input messages once the view is
+             ready, so the windowed mouse and keyboard handling runs; the screenshot waits for it";
 
 #[derive(Debug, Clone)]
 pub struct Args {
@@ -72,6 +76,7 @@ pub struct Args {
     pub measure: Option<[[f32; 2]; 2]>,
     /// levels of detail hidden (`--levels` names those shown)
     pub hidden_levels: Vec<u8>,
+    pub input_script: Option<Vec<crate::script::Step>>,
 }
 
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -101,6 +106,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
         clicks: vec![],
         measure: None,
         hidden_levels: vec![],
+        input_script: None,
     };
     let mut it = args.into_iter();
     let num = |s: Option<String>, what: &str| -> Result<f64, String> {
@@ -174,6 +180,11 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
                 a.measure = Some([crate::interact::parse_pixel(p, "--measure")?, crate::interact::parse_pixel(q, "--measure")?]);
             }
             "--levels" => a.hidden_levels = crate::interact::parse_levels(&it.next().ok_or("--levels needs e.g. L2,L3,L4")?)?,
+            "--input-script" => {
+                let p = it.next().ok_or("--input-script needs a file")?;
+                let text = std::fs::read_to_string(&p).map_err(|e| format!("--input-script {p}: {e}"))?;
+                a.input_script = Some(crate::script::parse(&text, &p)?);
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument '{other}' (try --help)")),
         }
@@ -183,6 +194,9 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
     }
     if (!a.clicks.is_empty() || a.measure.is_some()) && !a.headless {
         return Err("--click and --measure are for --headless runs (click with the mouse otherwise)".into());
+    }
+    if a.input_script.is_some() && !a.headless {
+        return Err("--input-script is for --headless runs (use the mouse and keyboard otherwise)".into());
     }
     if a.screenshot.is_some() && !a.headless {
         return Err("--screenshot needs --headless".into());
@@ -323,10 +337,14 @@ pub fn main() -> ExitCode {
         eprintln!("viewer: --levels ignored: '{name}' is not a CityTwin tileset (no levels of detail by content name)");
     }
     let interact = crate::interact::Interact::new(crate::interact::InteractOptions { clicks: args.clicks.clone(), measure: args.measure, citytwin });
+    if let Some(steps) = args.input_script.clone() {
+        app.insert_resource(crate::script::InputScript::new(steps));
+    }
     app.insert_resource(client)
         .insert_resource(interact)
         .add_plugins(crate::interact::InteractPlugin)
         .add_plugins(crate::flight::FlightPlugin)
+        .add_plugins(crate::script::ScriptPlugin)
         .insert_resource(Cockpit::new(cockpit_opts, rx))
         .add_plugins(TilesPlugin)
         .add_plugins(CockpitPlugin);
@@ -358,6 +376,9 @@ pub fn main() -> ExitCode {
         if let serde_json::Value::Object(extra) = crate::interact::summary(it, client, app.world().get_resource::<Cockpit>()) {
             o.extend(extra);
         }
+    }
+    if let (Some(sc), Some(o)) = (app.world().get_resource::<crate::script::InputScript>(), s.as_object_mut()) {
+        o.insert("input_script".into(), sc.summary());
     }
     if let (Some(fl), Some(o)) = (app.world().get_resource::<crate::flight::Flights>(), s.as_object_mut()) {
         if let serde_json::Value::Object(extra) = fl.summary() {

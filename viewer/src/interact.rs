@@ -517,8 +517,10 @@ fn windowed_input(
     cams: Query<(&Camera, &Transform), With<ViewCamera>>,
     rows: Query<(&PanelText, &ComputedNode, &UiGlobalTransform)>,
     panels: Query<(&ComputedNode, &UiGlobalTransform), With<BackgroundColor>>,
+    (script, cursor_pos): (Option<Res<crate::script::InputScript>>, Res<crate::script::CursorPos>),
 ) {
-    if client.opts.headless {
+    // headless: only with --input-script (its events arrive as Bevy input messages)
+    if client.opts.headless && script.is_none() {
         return;
     }
     let mode = client.opts.mode;
@@ -560,11 +562,15 @@ fn windowed_input(
     if !mouse.just_pressed(MouseButton::Left) {
         return;
     }
-    let Ok(win) = windows.single() else { return };
-    let Some(cursor) = win.cursor_position() else { return };
+    // the window's cursor, or (headless, scripted) the last CursorMoved, 1:1 with the image
+    let (cursor, scale) = match windows.single() {
+        Ok(win) => (win.cursor_position(), win.scale_factor()),
+        Err(_) => (cursor_pos.0, 1.0),
+    };
+    let Some(cursor) = cursor else { return };
     // a recommended unit's row in the detail panel (physical pixels)
     if let Some(cp) = cp.as_deref_mut() {
-        let phys = cursor * win.scale_factor();
+        let phys = cursor * scale;
         let units = detail_lines(&cp.model, &cp.dispatch, client.opts.zh, chrono::Utc::now()).1;
         for (pt, node, gt) in rows.iter() {
             let PanelText::Detail(i) = *pt else { continue };
@@ -578,7 +584,7 @@ fn windowed_input(
         }
     }
     // a click on a panel (title bar, side panels, ticker, labels) is not a click into the city
-    let phys = cursor * win.scale_factor();
+    let phys = cursor * scale;
     if panels.iter().any(|(node, gt)| Rect::from_center_size(gt.to_scale_angle_translation().2, node.size()).contains(phys) && node.size().min_element() > 0.0) {
         return;
     }

@@ -9,7 +9,8 @@
 //! [`groundmap`] (vector tiles → flat meshes), [`cockpit`] (overlays, bevy_ui panels, dispatcher). Interaction: [`features`] (CPU pick data and
 //! property tables kept at decode time), [`interact`] (picking, the incident detail panel,
 //! planner tools: level toggles, measurement), [`flight`] (eased camera flights to a selected
-//! incident and the leader tour's stops).
+//! incident and the leader tour's stops), [`script`] (`--input-script`: scripted input as real Bevy
+//! input messages, so the windowed interaction systems run headless).
 
 pub mod app;
 pub mod cli;
@@ -23,5 +24,6 @@ pub mod groundmap;
 pub mod interact;
 pub mod live;
 pub mod lru;
+pub mod script;
 pub mod select;
 pub mod tileset;

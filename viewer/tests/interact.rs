@@ -373,7 +373,7 @@ fn picking_the_detail_panel_levels_and_measurement_against_a_live_server() {
     // ---- dispatcher: a click on an incident selects it; the detail panel lists the
     // recommendations in the server's order; with --assign-unit the click assigns that unit
     let (eid, elon, elat) = post_event(&base, "fire", 3, "仓库起火", -60.0, -120.0);
-    let (lid, _, _) = post_event(&base, "fire", 2, "厂房冒烟", 80.0, -60.0);
+    let (lid, llon, llat) = post_event(&base, "fire", 2, "厂房冒烟", 80.0, -60.0);
     // sensors: one 300 m east of the incident, one 1.5 km north (not nearby)
     let (nlon, nlat) = at(240.0, -120.0);
     let near_ds = sta_sensor(&base, "pm25", nlon, nlat, 35.0);
@@ -428,10 +428,10 @@ fn picking_the_detail_panel_levels_and_measurement_against_a_live_server() {
         dot(sub(a, b), sub(a, b)).sqrt()
     };
     assert!((f["distance_m"].as_f64().unwrap() - hop).abs() < 0.5 && (dur - (1.5 + hop / 2000.0)).abs() < 1e-3 && f["arc_m"] == 0.0, "hop {hop:.1} m: {f}");
-    let cam = &sd["camera"];
-    let g = |k: &str| cam[k].as_f64().unwrap();
-    assert!((g("lon") - v(&f["to"], 0)).abs() < 1e-7 && (g("lat") - v(&f["to"], 1)).abs() < 1e-7 && (g("alt") - v(&f["to"], 2)).abs() < 0.01, "camera {cam}, flight {f}");
-    assert!((g("heading") - v(&f["to_heading_pitch"], 0)).abs() < 0.01 && (g("pitch") - v(&f["to_heading_pitch"], 1)).abs() < 0.01, "camera {cam}, flight {f}");
+    let cam_at = &sd["camera"];
+    let g = |k: &str| cam_at[k].as_f64().unwrap();
+    assert!((g("lon") - v(&f["to"], 0)).abs() < 1e-7 && (g("lat") - v(&f["to"], 1)).abs() < 1e-7 && (g("alt") - v(&f["to"], 2)).abs() < 0.01, "camera {cam_at}, flight {f}");
+    assert!((g("heading") - v(&f["to_heading_pitch"], 0)).abs() < 0.01 && (g("pitch") - v(&f["to_heading_pitch"], 1)).abs() < 0.01, "camera {cam_at}, flight {f}");
     assert_eq!((sd["dispatch"]["assign_status"].as_u64(), sd["dispatch"]["assigned"].as_i64()), (Some(200), Some(unit)), "{}", sd["dispatch"]);
     let ev = get_json(&format!("{base}/api/events/{eid}"));
     assert!(ev["units"].as_array().unwrap().contains(&json!(unit)), "{ev}");
@@ -446,5 +446,42 @@ fn picking_the_detail_panel_levels_and_measurement_against_a_live_server() {
     assert!(sl["dispatch"]["assign_error"].as_str().unwrap_or("").contains("read-only"), "{}", sl["dispatch"]);
     let lev = get_json(&format!("{base}/api/events/{lid}"));
     assert!(lev["units"].as_array().unwrap().is_empty() && lev["state"] != "dispatched", "leader posted an assignment: {lev}");
+
+    // ---- the windowed input path, driven by --input-script (real Bevy input messages):
+    // clicks pick what --click picked, M + two clicks measure what --measure measured, keys 2/3
+    // toggle the levels (2 hides L2, 3 hides and shows L3 again)
+    let script = tmp.0.join("planner.script");
+    std::fs::write(&script, format!("0 click {}\n0.2 click {}\n0.4 key M\n0.6 click {}\n0.8 click {}\n1.0 key 2\n1.2 key 3\n1.4 key 3\n",
+        px(ex, ey), px(wx, wy), px(ex, ey), px(wx, wy))).unwrap();
+    let si = run_viewer(&["--server", &base, "--tileset", "fixture", "--headless", "--size", "640x360", "--at", &at_s, "--timeout", "300",
+        "--mode", "planner", "--no-ground-map", "--no-panels", "--input-script", script.to_str().unwrap()]);
+    eprintln!("scripted planner: picks {} measurement {} levels {} script {}", si["picks"], si["measurement"], si["levels"], si["input_script"]);
+    assert_eq!(si["input_script"], json!({"events": 20, "delivered": 20, "done": true}));
+    let sp = si["picks"].as_array().unwrap();
+    assert_eq!(sp.len(), 2, "the clicks in measuring mode are measurement points, not picks: {}", si["picks"]);
+    for (a, b) in sp.iter().zip(picks) {
+        assert_eq!((&a["kind"], &a["id"], &a["tile"], &a["properties"]), (&b["kind"], &b["id"], &b["tile"], &b["properties"]), "scripted {a} vs --click {b}");
+        assert!((a["lon"].as_f64().unwrap() - b["lon"].as_f64().unwrap()).abs() < 1e-9 && (a["height"].as_f64().unwrap() - b["height"].as_f64().unwrap()).abs() < 1e-6, "{a} vs {b}");
+    }
+    let sm = &si["measurement"];
+    for k in ["ground_m", "straight_m", "height_diff_m"] {
+        assert!((sm[k].as_f64().unwrap() - m[k].as_f64().unwrap()).abs() < 1e-6, "{k}: scripted {sm} vs --measure {m}");
+    }
+    assert_eq!(si["levels"]["visible"], json!(["L3", "L4"]), "{}", si["levels"]);
+    assert!(drawn(&si, "L2") == 0 && drawn(&si, "L3") >= 1, "{}", si["levels"]);
+
+    // dispatcher: a scripted click on the other incident selects it, key A assigns the first
+    // recommended unit (once the recommendations are in)
+    let (lx, ly) = cam.project(llon, llat, 0.0);
+    let script = tmp.0.join("dispatcher.script");
+    std::fs::write(&script, format!("0 click {}\n3 key A\n", px(lx, ly))).unwrap();
+    let sa = run_viewer(&["--server", &base, "--tileset", "fixture", "--headless", "--size", "640x360", "--at", &at_s, "--timeout", "300", "--mode", "dispatcher",
+        "--no-ground-map", "--no-panels", "--wait-events", "2", "--token", ADMIN_KEY, "--input-script", script.to_str().unwrap()]);
+    eprintln!("scripted dispatcher: picks {} dispatch {}", sa["picks"], sa["dispatch"]);
+    assert_eq!((sa["picks"][0]["kind"].as_str(), sa["picks"][0]["id"].as_i64()), (Some("event"), Some(lid)), "{}", sa["picks"]);
+    assert_eq!((sa["dispatch"]["assign_status"].as_u64(), sa["dispatch"]["assigned"].as_i64()), (Some(200), Some(lunit)), "{}", sa["dispatch"]);
+    let lev = get_json(&format!("{base}/api/events/{lid}"));
+    assert!(lev["units"].as_array().unwrap().contains(&json!(lunit)), "{lev}");
+    assert_eq!(sa["flights"][0]["reason"], "select", "{}", sa["flights"]);
     drop(srv);
 }
