@@ -870,6 +870,11 @@ fn leader_tour(mut cp: ResMut<Cockpit>, client: Res<Client>, cams: Query<&Transf
     if cp.tour.home.is_none() {
         cp.tour.home = Some(*cam);
     }
+    // the first stop waits for the live state (the first snapshot, or 20 s of trying): its
+    // focus is the model's most severe event or worst sensor, unknown before
+    if cp.tour.since.is_none() && cp.opts.live && cp.model.snapshots == 0 && cp.started.elapsed() < Duration::from_secs(20) {
+        return;
+    }
     let due = cp.tour.since.is_none_or(|t| t.elapsed().as_secs_f32() >= TOUR_STOP_S);
     if due {
         let theme = cp.tour.theme.map(|t| (t + 1) % THEMES.len()).unwrap_or(0);
