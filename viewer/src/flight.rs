@@ -5,7 +5,7 @@
 //! endpoints are exact. Progress is wall-clock time over the flight's duration (1.5 s plus
 //! 0.5 s a km, at most 3 s), so a flight takes as long at 5 fps as at 60 fps. A new flight
 //! (a new selection, the next tour stop) interrupts the current one and starts from wherever
-//! the camera is. Headless runs wait for the flight to land before the screenshot; the summary
+//! the camera is; a fly-control key stops it. Headless runs wait for the flight to land before the screenshot; the summary
 //! lists the flights (`flights`) and the camera pose at the screenshot (`camera`).
 
 use crate::app::{Client, Headless, ViewCamera};
@@ -153,6 +153,16 @@ impl Flights {
         self.current = Some(Current { from, to, arc, duration, started_s: now_s, log_index });
     }
 
+    /// Stops the flight where it is (the user took the controls); logged as interrupted.
+    pub fn cancel(&mut self, now_s: f64) {
+        if let Some(c) = self.current.take() {
+            if let Some(r) = c.log_index.and_then(|i| self.log.get_mut(i)) {
+                r.state = "interrupted";
+                r.flown_s = Some(now_s - c.started_s);
+            }
+        }
+    }
+
     /// Whether a flight is under way.
     pub fn busy(&self) -> bool {
         self.current.is_some()
@@ -184,6 +194,12 @@ impl Flights {
     }
 }
 
+/// The fly controls' keys that end a flight (`app::fly_controls`).
+const MOVE_KEYS: [KeyCode; 10] = [
+    KeyCode::KeyW, KeyCode::KeyS, KeyCode::KeyD, KeyCode::KeyQ, KeyCode::KeyE,
+    KeyCode::ArrowUp, KeyCode::ArrowDown, KeyCode::ArrowLeft, KeyCode::ArrowRight, KeyCode::KeyZ,
+];
+
 pub struct FlightPlugin;
 
 impl Plugin for FlightPlugin {
@@ -194,9 +210,13 @@ impl Plugin for FlightPlugin {
 
 /// Moves the camera along the flight; headless: holds the screenshot until it lands and keeps
 /// the camera pose of the frame the screenshot was requested in.
-fn fly(mut fl: ResMut<Flights>, client: Res<Client>, mut hl: ResMut<Headless>, mut cams: Query<&mut Transform, With<ViewCamera>>) {
+fn fly(mut fl: ResMut<Flights>, client: Res<Client>, mut hl: ResMut<Headless>, keys: Option<Res<ButtonInput<KeyCode>>>, mut cams: Query<&mut Transform, With<ViewCamera>>) {
     let Ok(mut cam) = cams.single_mut() else { return };
     let now = fl.now_s();
+    // a movement key (the windowed fly controls) takes the camera back from a flight
+    if fl.busy() && keys.is_some_and(|k| k.any_just_pressed(MOVE_KEYS)) {
+        fl.cancel(now);
+    }
     if let Some(t) = fl.step(now) {
         *cam = t;
     }
@@ -295,6 +315,12 @@ mod tests {
         assert_eq!(f.step(end).unwrap(), c);
         assert!(!f.busy() && f.step(end + 1.0).is_none());
         assert_eq!(f.log[1].state, "arrived");
+        // the user's controls stop a flight where it is
+        f.start(c, a, "tour", &frame, 20.0);
+        let mid = f.step(21.0).unwrap();
+        f.cancel(21.0);
+        assert!(!f.busy() && f.step(22.0).is_none() && mid != a && mid != c);
+        assert_eq!((f.log[2].state, f.log[2].flown_s), ("interrupted", Some(1.0)));
         // the log's endpoints are the geodetic poses
         let p = geo_pose(&frame, &c);
         assert_eq!(f.log[1].to, [p[0], p[1], p[2]]);
