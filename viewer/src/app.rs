@@ -86,7 +86,14 @@ pub struct Client {
     entities: HashMap<usize, Entity>,
     triangles: HashMap<usize, u64>,
     placeholders: HashMap<usize, Entity>,
-    shown: HashSet<usize>,
+    /// the tiles drawn this frame
+    pub shown: HashSet<usize>,
+    /// CPU copies for picking, per loaded tile ([`crate::features`])
+    pub picks: HashMap<usize, crate::features::TilePick>,
+    /// levels of detail whose content is hidden (planner; [`crate::interact::apply_levels`])
+    pub hidden_levels: Vec<u8>,
+    /// the tileset names its contents by level (a CityTwin one): levels can be told and toggled
+    pub levels_by_name: bool,
     loader: Loader,
     lru: Lru,
     in_flight: usize,
@@ -114,6 +121,9 @@ impl Client {
             triangles: HashMap::new(),
             placeholders: HashMap::new(),
             shown: HashSet::new(),
+            picks: HashMap::new(),
+            hidden_levels: vec![],
+            levels_by_name: false,
             in_flight: 0,
             frame: 0,
             stats: Stats::default(),
@@ -152,7 +162,7 @@ struct TileRoot;
 #[derive(Resource, Default)]
 pub struct Headless {
     settled_frames: u32,
-    shot_requested: bool,
+    pub shot_requested: bool,
     pub shot_done: bool,
     pub shot_error: Option<String>,
     pub timed_out: bool,
@@ -342,6 +352,7 @@ fn spawn_tile(
             }
         }
     }
+    client.picks.insert(node, d.pick);
     client.triangles.insert(node, d.triangles as u64);
     client.lru.insert(node, d.bytes.max(1), client.frame);
     root
@@ -449,7 +460,8 @@ fn update_view(
     };
     let sel = {
         let c = &*client;
-        select::select(&c.tree, &cam, c.opts.max_sse, &|i| c.state(i))
+        let sel = select::select(&c.tree, &cam, c.opts.max_sse, &|i| c.state(i));
+        crate::interact::apply_levels(&c.tree, &cam, sel, &c.hidden_levels, &|i| c.state(i))
     };
     // show / hide
     let render: HashSet<usize> = sel.render.iter().copied().collect();
@@ -535,6 +547,7 @@ fn update_view(
             commands.entity(e).despawn();
         }
         client.triangles.remove(&i);
+        client.picks.remove(&i);
         client.status[i] = Status::Unloaded;
         client.stats.evicted += 1;
     }
@@ -630,10 +643,12 @@ fn fly_controls(keys: Option<Res<ButtonInput<KeyCode>>>, time: Res<Time>, client
     if keys.pressed(KeyCode::KeyS) || keys.pressed(KeyCode::ArrowDown) {
         mv -= flat;
     }
-    if keys.pressed(KeyCode::KeyD) || keys.pressed(KeyCode::ArrowRight) {
+    // dispatcher mode: A assigns a unit (crate::interact), strafing is on the arrow keys
+    let wasd = client.opts.mode != Mode::Dispatcher;
+    if keys.pressed(KeyCode::KeyD) && wasd || keys.pressed(KeyCode::ArrowRight) {
         mv += right;
     }
-    if keys.pressed(KeyCode::KeyA) || keys.pressed(KeyCode::ArrowLeft) {
+    if keys.pressed(KeyCode::KeyA) && wasd || keys.pressed(KeyCode::ArrowLeft) {
         mv -= right;
     }
     if keys.pressed(KeyCode::KeyE) {

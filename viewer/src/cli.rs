@@ -19,7 +19,8 @@ const USAGE: &str = "usage: viewer [--server URL] [--tileset NAME|URL|PATH] [--h
               [--at lon,lat,alt,heading,pitch] [--sse 16] [--mode leader|dispatcher|planner] [--lang zh|en]
               [--timeout SECS] [--max-requests N] [--memory-mb MB] [--bench-frames N] [--token TOKEN]
               [--no-live] [--no-panels] [--no-ground-map] [--hold SECS] [--wait-events N]
-              [--select-event ID [--assign-unit ID]]
+              [--select-event ID [--assign-unit ID]] [--click X,Y]… [--measure X1,Y1:X2,Y2]
+              [--levels L2,L3,L4] [--input-script FILE]
   --tileset  a tileset name on the server (default shenyang: SERVER/3dtiles/NAME/tileset.json), an
              http(s):// or file:// URL of a tileset.json, or a local tileset.json / directory
   --at       camera: degrees lon, lat, metres above the ellipsoid, heading (° clockwise from north),
@@ -36,7 +37,17 @@ const USAGE: &str = "usage: viewer [--server URL] [--tileset NAME|URL|PATH] [--h
              server restart); --wait-events N: until N open events are known
   --select-event / --assign-unit
              dispatcher flow: select event ID (fly to it, details, recommended units) and assign
-             unit ID to it through POST /api/events/ID/assign";
+             unit ID to it through POST /api/events/ID/assign (not in leader mode: read-only)
+  --click    headless: pick at pixel X,Y once the view is complete (repeatable): an event
+             marker selects the event (with --assign-unit: assigns that unit), a building
+             shows its properties; the summary lists the picks
+  --measure  headless: pick two pixels, report ground distance, height difference and the
+             straight distance between the points
+  --levels   the levels of detail shown (default L2,L3,L4; keys 2/3/4 toggle them in planner mode)
+  --input-script
+             headless: timed mouse/keyboard events (move X,Y | press/release left | down/up/key K |
+             click X,Y; see viewer::script) delivered as Bevy input messages once the view is
+             ready, so the windowed mouse and keyboard handling runs; the screenshot waits for it";
 
 #[derive(Debug, Clone)]
 pub struct Args {
@@ -61,6 +72,11 @@ pub struct Args {
     pub wait_events: usize,
     pub select_event: Option<i64>,
     pub assign_unit: Option<i64>,
+    pub clicks: Vec<[f32; 2]>,
+    pub measure: Option<[[f32; 2]; 2]>,
+    /// levels of detail hidden (`--levels` names those shown)
+    pub hidden_levels: Vec<u8>,
+    pub input_script: Option<Vec<crate::script::Step>>,
 }
 
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -87,6 +103,10 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
         wait_events: 0,
         select_event: None,
         assign_unit: None,
+        clicks: vec![],
+        measure: None,
+        hidden_levels: vec![],
+        input_script: None,
     };
     let mut it = args.into_iter();
     let num = |s: Option<String>, what: &str| -> Result<f64, String> {
@@ -153,12 +173,30 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
             "--wait-events" => a.wait_events = num(it.next(), "--wait-events")?.max(0.0) as usize,
             "--select-event" => a.select_event = Some(num(it.next(), "--select-event")? as i64),
             "--assign-unit" => a.assign_unit = Some(num(it.next(), "--assign-unit")? as i64),
+            "--click" => a.clicks.push(crate::interact::parse_pixel(&it.next().ok_or("--click needs X,Y")?, "--click")?),
+            "--measure" => {
+                let s = it.next().ok_or("--measure needs X1,Y1:X2,Y2")?;
+                let (p, q) = s.split_once(':').ok_or(format!("--measure {s}: expected X1,Y1:X2,Y2"))?;
+                a.measure = Some([crate::interact::parse_pixel(p, "--measure")?, crate::interact::parse_pixel(q, "--measure")?]);
+            }
+            "--levels" => a.hidden_levels = crate::interact::parse_levels(&it.next().ok_or("--levels needs e.g. L2,L3,L4")?)?,
+            "--input-script" => {
+                let p = it.next().ok_or("--input-script needs a file")?;
+                let text = std::fs::read_to_string(&p).map_err(|e| format!("--input-script {p}: {e}"))?;
+                a.input_script = Some(crate::script::parse(&text, &p)?);
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument '{other}' (try --help)")),
         }
     }
-    if a.assign_unit.is_some() && a.select_event.is_none() {
-        return Err("--assign-unit needs --select-event".into());
+    if a.assign_unit.is_some() && a.select_event.is_none() && a.clicks.is_empty() {
+        return Err("--assign-unit needs --select-event (or a --click on the event)".into());
+    }
+    if (!a.clicks.is_empty() || a.measure.is_some()) && !a.headless {
+        return Err("--click and --measure are for --headless runs (click with the mouse otherwise)".into());
+    }
+    if a.input_script.is_some() && !a.headless {
+        return Err("--input-script is for --headless runs (use the mouse and keyboard otherwise)".into());
     }
     if a.screenshot.is_some() && !a.headless {
         return Err("--screenshot needs --headless".into());
@@ -289,7 +327,24 @@ pub fn main() -> ExitCode {
             indicators_every: Duration::from_secs(5),
         })
     });
-    app.insert_resource(Client::new(tree, opts))
+    // CityTwin tilesets name their contents by level (docs/MODEL.md): only those toggle
+    let citytwin = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| v["asset"]["generator"].as_str().map(|g| g.starts_with("CityTwin"))).unwrap_or(false);
+    let mut client = Client::new(tree, opts);
+    client.levels_by_name = citytwin;
+    if citytwin {
+        client.hidden_levels = args.hidden_levels.clone();
+    } else if !args.hidden_levels.is_empty() {
+        eprintln!("viewer: --levels ignored: '{name}' is not a CityTwin tileset (no levels of detail by content name)");
+    }
+    let interact = crate::interact::Interact::new(crate::interact::InteractOptions { clicks: args.clicks.clone(), measure: args.measure, citytwin });
+    if let Some(steps) = args.input_script.clone() {
+        app.insert_resource(crate::script::InputScript::new(steps));
+    }
+    app.insert_resource(client)
+        .insert_resource(interact)
+        .add_plugins(crate::interact::InteractPlugin)
+        .add_plugins(crate::flight::FlightPlugin)
+        .add_plugins(crate::script::ScriptPlugin)
         .insert_resource(Cockpit::new(cockpit_opts, rx))
         .add_plugins(TilesPlugin)
         .add_plugins(CockpitPlugin);
@@ -314,6 +369,19 @@ pub fn main() -> ExitCode {
     let mut s = app::summary(client, hl, t0.elapsed());
     if let (Some(cp), Some(o)) = (app.world().get_resource::<Cockpit>(), s.as_object_mut()) {
         if let serde_json::Value::Object(extra) = cp.summary() {
+            o.extend(extra);
+        }
+    }
+    if let (Some(it), Some(o)) = (app.world().get_resource::<crate::interact::Interact>(), s.as_object_mut()) {
+        if let serde_json::Value::Object(extra) = crate::interact::summary(it, client, app.world().get_resource::<Cockpit>()) {
+            o.extend(extra);
+        }
+    }
+    if let (Some(sc), Some(o)) = (app.world().get_resource::<crate::script::InputScript>(), s.as_object_mut()) {
+        o.insert("input_script".into(), sc.summary());
+    }
+    if let (Some(fl), Some(o)) = (app.world().get_resource::<crate::flight::Flights>(), s.as_object_mut()) {
+        if let serde_json::Value::Object(extra) = fl.summary() {
             o.extend(extra);
         }
     }
@@ -356,6 +424,11 @@ mod tests {
         let a = p("--token abc --no-live --no-panels --hold 2.5 --wait-events 3 --select-event 7 --assign-unit 2").unwrap();
         assert_eq!((a.token.as_deref(), a.live, a.panels, a.hold_s, a.wait_events, a.select_event, a.assign_unit), (Some("abc"), false, false, 2.5, 3, Some(7), Some(2)));
         assert!(p("--assign-unit 2").unwrap_err().contains("--select-event"));
+        let a = p("--headless --click 10,20 --click 30.5,40 --assign-unit 3 --measure 1,2:3,4 --levels L3,L4").unwrap();
+        assert_eq!((a.clicks, a.measure, a.hidden_levels, a.assign_unit), (vec![[10.0, 20.0], [30.5, 40.0]], Some([[1.0, 2.0], [3.0, 4.0]]), vec![2], Some(3)));
+        assert!(p("--click 10,20").unwrap_err().contains("--headless"));
+        assert!(p("--headless --measure 1,2").unwrap_err().contains("X1,Y1:X2,Y2"));
+        assert!(p("--levels L9").unwrap_err().contains("L9"));
     }
 
     #[test]

@@ -205,15 +205,17 @@ pub struct Cockpit {
     started: Instant,
     pub dispatch: Dispatch,
     dispatch_rx: Option<Mutex<Receiver<DispatchMsg>>>,
+    dispatch_tx: Option<Mutex<std::sync::mpsc::Sender<DispatchMsg>>>,
     pub tour: Tour,
     pub labels: Vec<(groundmap::Label, Option<[f32; 2]>)>,
-    font: Option<Handle<Font>>,
+    pub(crate) font: Option<Handle<Font>>,
 }
 
 #[derive(Component)]
 struct MapLabel(usize);
 
-/// Leader mode: an automatic tour through the themes — each stop a camera flight (3 s, eased) to
+/// Leader mode: an automatic tour through the themes — each stop a camera flight
+/// ([`crate::flight`]: 1.5–3 s, eased, arcing up for long hops) to
 /// the theme's focus (command: the most severe open event; environment: the worst
 /// air/noise/water sensor; city operations: the worst traffic/parking sensor; none: the
 /// overview), then 9 s there. Read-only.
@@ -225,14 +227,9 @@ pub struct Tour {
     #[serde(skip)]
     since: Option<Instant>,
     #[serde(skip)]
-    from: Option<Transform>,
-    #[serde(skip)]
-    to: Option<Transform>,
-    #[serde(skip)]
     home: Option<Transform>,
 }
 
-pub const TOUR_FLIGHT_S: f32 = 3.0;
 pub const TOUR_STOP_S: f32 = 12.0;
 
 /// The focus of a theme in the live model (lon, lat), if any.
@@ -250,6 +247,8 @@ pub fn tour_focus(m: &LiveModel, theme: usize) -> Option<(f64, f64)> {
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Dispatch {
     pub selected: Option<i64>,
+    /// an assignment posted, its answer not in yet
+    pub pending_assign: Option<i64>,
     pub flown_to: Option<[f64; 2]>,
     pub recommended: Vec<serde_json::Value>,
     pub assigned: Option<i64>,
@@ -258,8 +257,9 @@ pub struct Dispatch {
     pub done: bool,
 }
 
-enum DispatchMsg {
-    Recommend(Result<Vec<serde_json::Value>, String>),
+pub(crate) enum DispatchMsg {
+    /// the recommendations; whether an assignment follows
+    Recommend(Result<Vec<serde_json::Value>, String>, bool),
     Assign(u16, serde_json::Value),
     AssignError(String),
 }
@@ -284,6 +284,7 @@ impl Cockpit {
             started: Instant::now(),
             dispatch: Dispatch::default(),
             dispatch_rx: None,
+            dispatch_tx: None,
             tour: Tour::default(),
             labels: vec![],
             font: None,
@@ -330,7 +331,7 @@ impl Cockpit {
 }
 
 #[derive(Component, Clone, Copy, PartialEq, Eq)]
-enum PanelText {
+pub(crate) enum PanelText {
     Title,
     Clock,
     Status,
@@ -344,7 +345,7 @@ enum PanelText {
 }
 
 const EVENT_ROWS: usize = 16;
-const DETAIL_ROWS: usize = 6;
+pub(crate) const DETAIL_ROWS: usize = 14;
 
 pub struct CockpitPlugin;
 
@@ -414,13 +415,9 @@ fn setup_cockpit(
             client.tree.ground_height,
         )));
     }
-    if let (Some(ev), true) = (cp.opts.select_event, cp.opts.live) {
-        cp.dispatch.selected = Some(ev);
-        let (tx, rx) = std::sync::mpsc::channel();
-        cp.dispatch_rx = Some(Mutex::new(rx));
-        let server = cp.opts.server.clone();
+    if let Some(ev) = cp.opts.select_event {
         let unit = cp.opts.assign_unit;
-        std::thread::spawn(move || dispatch_thread(server, ev, unit, tx));
+        select_event(&mut cp, ev, unit, client.opts.mode);
     }
     if !cp.opts.panels {
         return;
@@ -750,14 +747,52 @@ fn update_overlays(
     cp.markers = markers;
 }
 
+/// Selects event `ev` (the `--select-event` flow and a click on its marker): a fresh detail
+/// state, the camera flies to it, recommendations are fetched and, outside leader mode, `unit`
+/// is assigned. Leader mode is read-only: it never posts.
+pub fn select_event(cp: &mut Cockpit, ev: i64, unit: Option<i64>, mode: crate::app::Mode) {
+    if !cp.opts.live {
+        return;
+    }
+    cp.dispatch = Dispatch { selected: Some(ev), ..Dispatch::default() };
+    let unit = match (unit, mode) {
+        (Some(_), crate::app::Mode::Leader) => {
+            cp.dispatch.assign_error = Some("leader mode is read-only: no assignment posted".into());
+            None
+        }
+        (u, _) => u,
+    };
+    cp.dispatch.pending_assign = unit;
+    let (tx, rx) = std::sync::mpsc::channel();
+    cp.dispatch_rx = Some(Mutex::new(rx));
+    cp.dispatch_tx = Some(Mutex::new(tx.clone()));
+    let server = cp.opts.server.clone();
+    std::thread::spawn(move || dispatch_thread(server, ev, unit, tx));
+}
+
+/// Assigns `unit` to the selected event (key A or a click on a recommended unit's row).
+pub fn assign_unit(cp: &mut Cockpit, unit: i64) {
+    let (Some(ev), Some(tx)) = (cp.dispatch.selected, cp.dispatch_tx.as_ref().and_then(|t| t.lock().ok().map(|t| t.clone()))) else { return };
+    cp.dispatch.done = false;
+    cp.dispatch.assign_error = None;
+    cp.dispatch.assign_status = None;
+    cp.dispatch.pending_assign = Some(unit);
+    let server = cp.opts.server.clone();
+    std::thread::spawn(move || post_assign(&crate::fetch::agent(), &server, ev, unit, &tx));
+}
+
 fn dispatch_thread(server: String, ev: i64, unit: Option<i64>, tx: std::sync::mpsc::Sender<DispatchMsg>) {
     let agent = crate::fetch::agent();
     let url = format!("{server}/api/events/{ev}/recommend?k=3");
     let r = crate::fetch::fetch(&agent, &url).and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| format!("{url}: {e}"))).map(|v| {
         v["recommendations"].as_array().cloned().unwrap_or_default()
     });
-    let _ = tx.send(DispatchMsg::Recommend(r));
+    let _ = tx.send(DispatchMsg::Recommend(r, unit.is_some()));
     let Some(unit) = unit else { return };
+    post_assign(&agent, &server, ev, unit, &tx);
+}
+
+fn post_assign(agent: &ureq::Agent, server: &str, ev: i64, unit: i64, tx: &std::sync::mpsc::Sender<DispatchMsg>) {
     let url = format!("{server}/api/events/{ev}/assign");
     let body = serde_json::json!({"unit_id": unit, "actor": "viewer:dispatcher"});
     let mut rq = agent.post(&url).header("content-type", "application/json");
@@ -778,7 +813,7 @@ fn dispatch_thread(server: String, ev: i64, unit: Option<i64>, tx: std::sync::mp
 
 /// Dispatcher: the selected event's details, recommendations and the assignment's answer; the
 /// camera flies to the event (a view from the south, 45° down) once the event is known.
-fn dispatcher(mut cp: ResMut<Cockpit>, client: Res<Client>, mut cams: Query<&mut Transform, With<ViewCamera>>) {
+fn dispatcher(mut cp: ResMut<Cockpit>, client: Res<Client>, cams: Query<&Transform, With<ViewCamera>>, mut flights: ResMut<crate::flight::Flights>) {
     let Some(sel) = cp.dispatch.selected else { return };
     let msgs: Vec<DispatchMsg> = match &cp.dispatch_rx {
         Some(rx) => rx.lock().map(|r| r.try_iter().collect()).unwrap_or_default(),
@@ -786,9 +821,17 @@ fn dispatcher(mut cp: ResMut<Cockpit>, client: Res<Client>, mut cams: Query<&mut
     };
     for m in msgs {
         match m {
-            DispatchMsg::Recommend(Ok(v)) => cp.dispatch.recommended = v,
-            DispatchMsg::Recommend(Err(e)) => cp.dispatch.assign_error = Some(e),
+            DispatchMsg::Recommend(r, assign_follows) => {
+                match r {
+                    Ok(v) => cp.dispatch.recommended = v,
+                    Err(e) => cp.dispatch.assign_error = Some(e),
+                }
+                if !assign_follows {
+                    cp.dispatch.done = true;
+                }
+            }
             DispatchMsg::Assign(st, v) => {
+                cp.dispatch.pending_assign = None;
                 cp.dispatch.assign_status = Some(st);
                 if st == 200 {
                     cp.dispatch.assigned = v["unit"]["id"].as_i64();
@@ -798,34 +841,39 @@ fn dispatcher(mut cp: ResMut<Cockpit>, client: Res<Client>, mut cams: Query<&mut
                 cp.dispatch.done = true;
             }
             DispatchMsg::AssignError(e) => {
+                cp.dispatch.pending_assign = None;
                 cp.dispatch.assign_error = Some(e);
                 cp.dispatch.done = true;
             }
         }
-    }
-    if cp.opts.assign_unit.is_none() && !cp.dispatch.recommended.is_empty() {
-        cp.dispatch.done = true;
     }
     if cp.dispatch.flown_to.is_none() {
         if let Some(e) = cp.model.events.get(&sel) {
             let (lon, lat) = (e.location.lon, e.location.lat);
             let pose = crate::geodesy::GeoPose { lon, lat: lat - 600.0 / 110_950.0, alt: client.tree.ground_height + 600.0, heading_deg: 0.0, pitch_deg: -45.0 };
             let (pos, fwd, up) = pose.to_world(&client.tree.frame);
-            if let Ok(mut t) = cams.single_mut() {
-                *t = Transform::from_translation(pos.as_vec3()).looking_to(fwd.as_vec3(), up.as_vec3());
+            if let Ok(t) = cams.single() {
+                let to = Transform::from_translation(pos.as_vec3()).looking_to(fwd.as_vec3(), up.as_vec3());
+                let now = flights.now_s();
+                flights.start(*t, to, "select", &client.tree.frame, now);
             }
             cp.dispatch.flown_to = Some([lon, lat]);
         }
     }
 }
 
-fn leader_tour(mut cp: ResMut<Cockpit>, client: Res<Client>, mut cams: Query<&mut Transform, With<ViewCamera>>) {
+fn leader_tour(mut cp: ResMut<Cockpit>, client: Res<Client>, cams: Query<&Transform, With<ViewCamera>>, mut flights: ResMut<crate::flight::Flights>) {
     if client.opts.mode != crate::app::Mode::Leader {
         return;
     }
-    let Ok(mut cam) = cams.single_mut() else { return };
+    let Ok(cam) = cams.single() else { return };
     if cp.tour.home.is_none() {
         cp.tour.home = Some(*cam);
+    }
+    // the first stop waits for the live state (the first snapshot, or 20 s of trying): its
+    // focus is the model's most severe event or worst sensor, unknown before
+    if cp.tour.since.is_none() && cp.opts.live && cp.model.snapshots == 0 && cp.started.elapsed() < Duration::from_secs(20) {
+        return;
     }
     let due = cp.tour.since.is_none_or(|t| t.elapsed().as_secs_f32() >= TOUR_STOP_S);
     if due {
@@ -839,20 +887,13 @@ fn leader_tour(mut cp: ResMut<Cockpit>, client: Res<Client>, mut cams: Query<&mu
             }
             None => cp.tour.home.unwrap_or(*cam),
         };
-        let from = *cam;
+        let now = flights.now_s();
+        flights.start(*cam, to, "tour", &client.tree.frame, now);
         let t = &mut cp.tour;
         t.theme = Some(theme);
         t.stops += 1;
         t.focus = focus.map(|(a, b)| [a, b]);
         t.since = Some(Instant::now());
-        t.from = Some(from);
-        t.to = Some(to);
-    }
-    if let (Some(a), Some(b), Some(s)) = (cp.tour.from, cp.tour.to, cp.tour.since) {
-        let x = (s.elapsed().as_secs_f32() / TOUR_FLIGHT_S).clamp(0.0, 1.0);
-        let k = x * x * (3.0 - 2.0 * x);
-        cam.translation = a.translation.lerp(b.translation, k);
-        cam.rotation = a.rotation.slerp(b.rotation, k);
     }
 }
 
@@ -949,25 +990,8 @@ fn update_panels(
         format!("{}: {}", tr("ticker.title", zh), m.alarms.iter().take(6).map(|a| a.1.as_str()).collect::<Vec<_>>().join("   ▲ "))
     };
     texts.push((PanelText::Ticker, ticker, None));
-    let d = &cp.dispatch;
-    let mut detail = vec![];
-    if let Some(sel) = d.selected {
-        match m.events.get(&sel) {
-            Some(e) => detail.push(format!("{} #{}: {} · {}", tr("dispatch.title", zh), e.id, e.title, if zh { e.state.name_zh() } else { e.state.name_en() })),
-            None => detail.push(format!("{} #{sel}", tr("dispatch.title", zh))),
-        }
-        if !d.recommended.is_empty() {
-            detail.push(format!("{}:", tr("dispatch.recommend", zh)));
-            for r in d.recommended.iter().take(3) {
-                detail.push(format!("  {} · {:.0} s · {:.1} km", r["unit"]["name"].as_str().unwrap_or("?"), r["eta_s"].as_f64().unwrap_or(0.0), r["distance_m"].as_f64().unwrap_or(0.0) / 1e3));
-            }
-        }
-        if let Some(u) = d.assigned {
-            detail.push(format!("{}: #{u}", tr("dispatch.assigned", zh)));
-        } else if let Some(e) = &d.assign_error {
-            detail.push(format!("{}: {e}", tr("dispatch.failed", zh)));
-        }
-    }
+    // the selected incident's detail panel (crate::interact)
+    let detail = crate::interact::detail_lines(m, &cp.dispatch, zh, now).0;
     for i in 0..DETAIL_ROWS {
         texts.push((PanelText::Detail(i), detail.get(i).cloned().unwrap_or_default(), None));
     }

@@ -44,8 +44,10 @@ pub struct Decoded {
     pub textures: Vec<Image>,
     /// triangles drawn (instances counted)
     pub triangles: usize,
-    /// approximate GPU bytes (vertex + index buffers and textures)
+    /// approximate GPU bytes (vertex + index buffers and textures) plus the pick data
     pub bytes: usize,
+    /// CPU-side triangles, feature ids and property tables for picking ([`crate::features`])
+    pub pick: crate::features::TilePick,
 }
 
 impl std::fmt::Debug for Decoded {
@@ -264,7 +266,9 @@ pub fn decode(bytes: &[u8], kind: ContentKind, world: &DMat4, gltf_up_z: bool) -
         }
     }
     let base = *world * DMat4::from_translation(rtc) * if gltf_up_z { DMat4::IDENTITY } else { Y_UP_TO_Z_UP };
-    let mut out = Decoded { primitives: vec![], textures: vec![], triangles: 0, bytes: 0 };
+    let mut out = Decoded { primitives: vec![], textures: vec![], triangles: 0, bytes: 0, pick: Default::default() };
+    out.pick.tables = property_tables(&g);
+    out.bytes += out.pick.bytes();
     let mut tex_cache: std::collections::HashMap<usize, Option<usize>> = Default::default();
 
     let nodes = g.json["nodes"].as_array().cloned().unwrap_or_default();
@@ -308,6 +312,30 @@ pub fn decode(bytes: &[u8], kind: ContentKind, world: &DMat4, gltf_up_z: bool) -
         }
     }
     Ok(out)
+}
+
+/// The GLB's property tables for picking (a bad table is logged and left out, never fatal).
+fn property_tables(g: &Gltf) -> Vec<crate::features::FeatureTable> {
+    crate::features::property_tables(&g.json, &|i| g.buffer_view(i).map(|v| v.0)).unwrap_or_else(|e| {
+        bevy::log::warn!("EXT_structural_metadata not read: {e}");
+        vec![]
+    })
+}
+
+/// Keeps a CPU copy of a primitive's world triangles with the feature id of each
+/// (`EXT_mesh_features` feature ids 0: its `_FEATURE_ID_n` attribute of the first vertex).
+fn pick_mesh(g: &Gltf, p: &Value, positions: &[[f32; 3]], idx: &[u32], out: &mut Decoded) {
+    let fid = &p["extensions"]["EXT_mesh_features"]["featureIds"][0];
+    let attr = fid["attribute"].as_u64().and_then(|a| p["attributes"][format!("_FEATURE_ID_{a}")].as_u64());
+    let per_vertex = attr.and_then(|a| g.accessor(a as usize).ok()).filter(|(v, n)| *n == 1 && v.len() == positions.len()).map(|(v, _)| v);
+    let ids: Vec<u32> = match &per_vertex {
+        Some(v) => idx.chunks_exact(3).map(|t| v[t[0] as usize] as u32).collect(),
+        None => vec![],
+    };
+    let table = fid["propertyTable"].as_u64().map(|t| t as usize).filter(|_| per_vertex.is_some());
+    let m = crate::features::PickMesh::new(positions.to_vec(), idx.to_vec(), ids, table);
+    out.bytes += m.bytes();
+    out.pick.meshes.push(m);
 }
 
 fn instance_matrices(g: &Gltf, attrs: &Value) -> Result<Vec<DMat4>, String> {
@@ -399,6 +427,9 @@ fn decode_primitive(
             [w.x as f32, w.y as f32, w.z as f32]
         })
         .collect();
+    if instances.is_none() {
+        pick_mesh(g, p, &positions, &idx, out);
+    }
     let mut normals: Option<Vec<[f32; 3]>> = match attrs["NORMAL"].as_u64() {
         Some(i) => {
             let (nrm, _) = g.accessor(i as usize)?;

@@ -6,16 +6,24 @@
 //! (screen-space-error selection, frustum culling, request priorities), [`lru`] (memory budget),
 //! [`fetch`] (loader threads), [`decode`] (GLB/b3dm → meshes). [`app`] is the Bevy plugin and
 //! [`cli`] the command line. The cockpit: [`live`] (the stream and indicator feed, a pure model),
-//! [`groundmap`] (vector tiles → flat meshes), [`cockpit`] (overlays, bevy_ui panels, dispatcher).
+//! [`groundmap`] (vector tiles → flat meshes), [`cockpit`] (overlays, bevy_ui panels, dispatcher). Interaction: [`features`] (CPU pick data and
+//! property tables kept at decode time), [`interact`] (picking, the incident detail panel,
+//! planner tools: level toggles, measurement), [`flight`] (eased camera flights to a selected
+//! incident and the leader tour's stops), [`script`] (`--input-script`: scripted input as real Bevy
+//! input messages, so the windowed interaction systems run headless).
 
 pub mod app;
 pub mod cli;
 pub mod cockpit;
 pub mod decode;
+pub mod features;
 pub mod fetch;
+pub mod flight;
 pub mod geodesy;
 pub mod groundmap;
+pub mod interact;
 pub mod live;
 pub mod lru;
+pub mod script;
 pub mod select;
 pub mod tileset;

@@ -443,7 +443,7 @@ fn markers_ground_map_panels_and_dispatcher_against_a_live_server() {
     assert!(img.patch(x, y, PALETTE[3], 6) >= 7, "critical marker at the centre: {:?}", img.px(x as usize, y as usize));
 
     // leader: the tour's first stop is the command theme, its focus the most severe open event
-    // (#3, now dispatched); the camera flies there (3 s) and shows it in the middle
+    // (#3, now dispatched); the camera flies there (1.5–3 s) and shows it in the middle
     let shot_l = tmp.0.join("leader.png");
     let (ok, s4, err) = run_viewer(&["--server", &base, "--tileset", "fixture", "--headless", "--screenshot", shot_l.to_str().unwrap(), "--size", "320x180", "--timeout", "400",
         "--mode", "leader", "--hold", "4", "--no-ground-map"]);
@@ -454,6 +454,11 @@ fn markers_ground_map_panels_and_dispatcher_against_a_live_server() {
     let m = s4["event_markers"].as_array().unwrap().iter().find(|m| m["id"] == eid).cloned().unwrap();
     let (x, y) = (m["screen"][0].as_f64().unwrap(), m["screen"][1].as_f64().unwrap());
     assert!((x - 160.0).abs() < 2.0 && (y - 90.0).abs() < 2.0, "tour focus at ({x}, {y}), expected the view's centre");
+    // … in a flight that landed before the screenshot: the camera is the flight's target
+    let f = &s4["flights"][0];
+    assert_eq!((f["reason"].as_str(), f["state"].as_str()), (Some("tour"), Some("arrived")), "{}", s4["flights"]);
+    let (cam, to) = (&s4["camera"], &f["to"]);
+    assert!((cam["lon"].as_f64().unwrap() - to[0].as_f64().unwrap()).abs() < 1e-7 && (cam["lat"].as_f64().unwrap() - to[1].as_f64().unwrap()).abs() < 1e-7, "camera {cam}, flight {f}");
     let texts = s4["panel_texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>().join("\n");
     assert!(texts.contains("领导模式 · 巡览专题: 指挥调度"), "{texts}");
 }

@@ -387,6 +387,48 @@ fn third_party_3dbag_renders_and_unsupported_content_is_reported() {
     });
     let frac = drawn.count() as f64 / (img.w * img.h) as f64;
     assert!(frac > 0.02, "only {:.2} % of the 3D BAG view is buildings", frac * 100.0);
+    // picks where the screenshot shows buildings (a 5 × 5 patch of neither sky nor ground), the
+    // same view again: each hits a feature whose row equals the tile's own property table as
+    // read here with the tiles crate's GLB reader
+    let bg = |x: usize, y: usize| {
+        let c = img.px(x, y);
+        near(c, sky, 3) || near(c, ground, 3)
+    };
+    let mut targets: Vec<String> = vec![];
+    'scan: for y in (20..460).step_by(23) {
+        for x in (20..620).step_by(29) {
+            if (0..25).all(|k| !bg(x + k % 5 - 2, y + k / 5 - 2)) {
+                targets.push(format!("{x},{y}"));
+                if targets.len() == 8 {
+                    break 'scan;
+                }
+            }
+        }
+    }
+    assert!(targets.len() >= 3, "only {} building patches found", targets.len());
+    let mut args = vec!["--tileset", dir.to_str().unwrap(), "--headless", "--size", "640x480", "--timeout", "300"];
+    for t in &targets {
+        args.extend(["--click", t.as_str()]);
+    }
+    let r2 = run_viewer(&args);
+    let picks = r2.summary["picks"].as_array().unwrap();
+    assert_eq!(picks.len(), targets.len(), "{}", r2.summary);
+    for p in picks {
+        assert_eq!(p["kind"], "feature", "a building pixel picks a feature (a third-party class): {p}");
+        assert!(p["tile_level"].is_null(), "no CityTwin levels in a third-party tileset: {p}");
+        let path = p["tile"].as_str().unwrap();
+        let glb = tiles::gltf::Glb::parse(&std::fs::read(path).unwrap()).unwrap();
+        let row = p["feature"].as_u64().unwrap() as usize;
+        let props = p["properties"].as_object().unwrap();
+        assert!(!props.is_empty(), "{p}");
+        for (k, v) in props {
+            let want = glb.property(k).unwrap_or_else(|| panic!("{path}: no column {k}"))[row].clone();
+            match v.as_str() {
+                Some(s) => assert_eq!(Some(s), want.as_str(), "{k} of feature {row} in {path}"),
+                None => assert_eq!(v.as_f64(), want.as_f64(), "{k} of feature {row} in {path}"),
+            }
+        }
+    }
 
     // test_tyler: meshopt-compressed content is not supported: reported per tile, outlined, no crash
     let shot2 = tmp.path().join("tyler.png");
@@ -448,4 +490,55 @@ fn missing_tiles_are_retried_then_outlined_and_the_rest_still_renders() {
     let outline = img.rgb.chunks(3).filter(|c| near([c[0], c[1], c[2]], orange, 4)).count();
     assert!(outline > 20, "placeholder outlines drawn: {outline} px");
     assert!(!stderr(&r).contains("panicked"));
+}
+
+/// Where the viewer puts a tileset (its world frame's origin: the root volume's centre) agrees
+/// with CesiumJS's reading of the same tileset.json (tests/js/cesium_root_position.mjs: Cesium's
+/// own Matrix4.unpack, OrientedBoundingBox and Cartographic): for the 3D BAG `tiles` tileset,
+/// whose root box (no transform) lies at lat ≈ 88°, lon ≈ 149° — the data is like that, it is
+/// not a misreading — and for synthetic roots that exercise a column-major root transform on a
+/// box and a sphere, and a region (which ignores the transform).
+#[test]
+fn tileset_positions_agree_with_cesium() {
+    use serde_json::json;
+    use viewer::geodesy::{enu_axes, geodetic_to_ecef};
+    let tmp = TempDir::new("cesium-pos");
+    // ENU at (123.43°, 41.8°, 50 m) as a column-major 4×4, the usual root transform
+    let (r, o) = (enu_axes(123.43, 41.8), geodetic_to_ecef(123.43, 41.8, 50.0));
+    let tf: Vec<f64> = [r.x_axis, r.y_axis, r.z_axis].iter().flat_map(|c| [c.x, c.y, c.z, 0.0]).chain([o.x, o.y, o.z, 1.0]).collect();
+    // a local box 800 m east, 300 m south of the transform's origin, rotated 30° about up
+    let (c30, s30) = (30f64.to_radians().cos(), 30f64.to_radians().sin());
+    let boxed = json!({"asset": {"version": "1.1"}, "geometricError": 100, "root": {"transform": tf, "geometricError": 50, "refine": "ADD",
+        "boundingVolume": {"box": [800.0, -300.0, 20.0, 120.0 * c30, 120.0 * s30, 0.0, -60.0 * s30, 60.0 * c30, 0.0, 0.0, 0.0, 20.0]}}});
+    let sphere = json!({"asset": {"version": "1.1"}, "geometricError": 100, "root": {"transform": tf, "geometricError": 50, "refine": "ADD",
+        "boundingVolume": {"sphere": [-1500.0, 2500.0, 30.0, 200.0]}}});
+    // a region with a transform that must be ignored
+    let (w, s, e, n) = (123.40f64.to_radians(), 41.78f64.to_radians(), 123.46f64.to_radians(), 41.83f64.to_radians());
+    let region = json!({"asset": {"version": "1.1"}, "geometricError": 100, "root": {"transform": tf, "geometricError": 50, "refine": "ADD",
+        "boundingVolume": {"region": [w, s, e, n, 10.0, 90.0]}}});
+    let mut files = vec![shared_data().join("3dtiles/3dbag/tiles/tileset.json")];
+    for (name, doc) in [("box", &boxed), ("sphere", &sphere), ("region", &region)] {
+        let p = tmp.path().join(format!("{name}.json"));
+        std::fs::write(&p, doc.to_string()).unwrap();
+        files.push(p);
+    }
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js");
+    let o = Command::new("node").arg("cesium_root_position.mjs").args(&files).current_dir(&js).output().expect("node");
+    assert!(o.status.success(), "node: {}", String::from_utf8_lossy(&o.stderr));
+    let cesium: Value = serde_json::from_slice(&o.stdout).unwrap();
+    eprintln!("cesium: {cesium}");
+    for (i, f) in files.iter().enumerate() {
+        let tree = viewer::tileset::Tree::load(&std::fs::read(f).unwrap(), f.to_str().unwrap(), "t").unwrap_or_else(|e| panic!("{}: {e:?}", f.display()));
+        let (lon, lat, _) = tree.frame.origin;
+        let c = &cesium[i];
+        let (clon, clat) = (c["lon"].as_f64().unwrap(), c["lat"].as_f64().unwrap());
+        // regions: the viewer fits an ECEF box to the region, Cesium another; both centre on it
+        let tol = if c["kind"] == "region" { 2e-3 } else { 1e-7 };
+        assert!((lon - clon).abs() < tol && (lat - clat).abs() < tol, "{}: viewer ({lon}, {lat}), CesiumJS ({clon}, {clat})", f.display());
+    }
+    // the 3D BAG root lies where Cesium says, near the pole; the synthetic box ~800 m east of
+    // the transform's origin (a row-major misreading would put it thousands of km away)
+    assert!((cesium[0]["lat"].as_f64().unwrap() - 88.04).abs() < 0.01 && (cesium[0]["lon"].as_f64().unwrap() - 149.19).abs() < 0.01, "{cesium}");
+    let east_m = (cesium[1]["lon"].as_f64().unwrap() - 123.43) * 111_320.0 * 41.8f64.to_radians().cos();
+    assert!((east_m - 800.0).abs() < 5.0, "box centre {east_m:.1} m east, expected 800");
 }
