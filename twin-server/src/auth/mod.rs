@@ -309,6 +309,7 @@ pub fn metrics_text() -> String {
          # HELP citytwin_rate_limited_total Requests refused with 429, by limit.\n# TYPE citytwin_rate_limited_total counter\n\
          citytwin_rate_limited_total{{scope=\"ip\"}} {}\ncitytwin_rate_limited_total{{scope=\"token\"}} {}\ncitytwin_rate_limited_total{{scope=\"streams\"}} {}\n\
          # HELP citytwin_request_timeouts_total Requests cut off by the request timeout.\n# TYPE citytwin_request_timeouts_total counter\ncitytwin_request_timeouts_total {}\n\
+         # HELP citytwin_abandoned_writes_total Writes dropped unapplied because their request had timed out before the writer reached them.\n# TYPE citytwin_abandoned_writes_total counter\ncitytwin_abandoned_writes_total {}\n\
          # HELP citytwin_audit_rows_total Audit rows appended by this process.\n# TYPE citytwin_audit_rows_total counter\ncitytwin_audit_rows_total {}\n\
          # HELP citytwin_audit_failures_total Audit rows that could not be written.\n# TYPE citytwin_audit_failures_total counter\ncitytwin_audit_failures_total {}\n",
         g(&m.unauthenticated),
@@ -317,6 +318,7 @@ pub fn metrics_text() -> String {
         g(&m.rate_limited_token),
         g(&m.streams_refused),
         g(&m.timeouts),
+        crate::live::db::METRICS_ABANDONED.load(Ordering::Relaxed),
         g(&m.audit_rows),
         g(&m.audit_failures)
     )
@@ -665,12 +667,14 @@ pub async fn guard(State(auth): State<AuthState>, mut req: Request, next: Next) 
     } else {
         None
     };
+    let mut timed_out = false;
     let resp = if stream {
         next.run(req).await
     } else {
         match tokio::time::timeout(auth.opts.request_timeout, next.run(req)).await {
             Ok(r) => r,
             Err(_) => {
+                timed_out = true;
                 METRICS.timeouts.fetch_add(1, Ordering::Relaxed);
                 error(StatusCode::SERVICE_UNAVAILABLE, "timeout", format!("{method} {path}: no answer within {} s", auth.opts.request_timeout.as_secs_f64()), None)
             }
@@ -698,7 +702,17 @@ pub async fn guard(State(auth): State<AuthState>, mut req: Request, next: Next) 
     } else {
         resp
     };
-    auth.audit(row).await;
+    // The audit row goes through the store's writer, like the write itself: when that is stuck
+    // (a lock held elsewhere) the answer must not wait for it — a timed-out request is answered at
+    // once, any other after at most the request timeout; the row is still appended once the
+    // store frees up (its own task).
+    let task = tokio::spawn({
+        let auth = auth.clone();
+        async move { auth.audit(row).await }
+    });
+    if !timed_out {
+        let _ = tokio::time::timeout(auth.opts.request_timeout, task).await;
+    }
     resp
 }
 
@@ -742,33 +756,11 @@ async fn tokens_create(State(auth): State<AuthState>, Extension(by): Extension<I
             return error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("POST /api/admin/tokens: body larger than 64 KiB ({rej})"), None);
         }
     }
-    let v: Value = match body.map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
-        Ok(v) => v,
-        Err(e) => return bad(format!("POST /api/admin/tokens: {e}")),
+    let req = match body.map_err(|e| format!("POST /api/admin/tokens: {e}")).and_then(|b| twin_protocol::payload::token_request(&b, Role::parse)) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
     };
-    for k in v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
-        if !matches!(k.as_str(), "name" | "role" | "expires_days" | "expires_in_s") {
-            return bad(format!("POST /api/admin/tokens: unknown field '{k}' (name, role, expires_days, expires_in_s)"));
-        }
-    }
-    let Some(name) = v["name"].as_str() else { return bad("POST /api/admin/tokens: 'name' (string) is required".into()) };
-    let role = match v["role"].as_str().map(Role::parse) {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => return bad(format!("POST /api/admin/tokens: {e}")),
-        None => return bad("POST /api/admin/tokens: 'role' (string) is required".into()),
-    };
-    let secs = match (&v["expires_days"], &v["expires_in_s"]) {
-        (Value::Null, Value::Null) => None,
-        (d, Value::Null) => match d.as_f64().filter(|d| *d > 0.0 && *d <= 3650.0) {
-            Some(d) => Some(d * 86400.0),
-            None => return bad("POST /api/admin/tokens: 'expires_days' must be a number in (0, 3650]".into()),
-        },
-        (Value::Null, s) => match s.as_f64().filter(|s| *s > 0.0 && *s <= 3650.0 * 86400.0) {
-            Some(s) => Some(s),
-            None => return bad("POST /api/admin/tokens: 'expires_in_s' must be a positive number of seconds".into()),
-        },
-        _ => return bad("POST /api/admin/tokens: give 'expires_days' or 'expires_in_s', not both".into()),
-    };
+    let (name, role, secs) = (req.name.as_str(), req.role, req.expires_in_s);
     let expires = secs.map(|s| crate::live::now_ms() + (s * 1000.0) as i64);
     match store::create(&auth.db, name, role, expires, &format!("api:{}", by.name)).await {
         Ok((row, key)) => {
