@@ -322,7 +322,7 @@ put("viewer_glb", "quantized_strip_instanced.glb", glb(doc3, bin3))
 # --- live API payloads (api_payloads: first byte picks the parser) -----------------------------
 def api(sel, name, body):
     put("api_payloads", name, bytes([sel]) + (body.encode() if isinstance(body, str) else body))
-ev = {"category": "fire", "severity": "high", "source": "hotline_12345", "title": "烟雾 smoke", "description": "3F",
+ev = {"category": "fire", "severity": 3, "source": "hotline_12345", "title": "烟雾 smoke", "description": "3F",
       "location": {"lon": 123.43, "lat": 41.8}, "actor": "dispatcher-1", "reported_at": "2026-11-22T08:00:00Z", "external_ref": "12345-1"}
 api(0, "event.json", json.dumps(ev, ensure_ascii=False))
 api(0, "events_batch.json", json.dumps([ev, dict(ev, category="gas_leak", source="sensor_alarm", severity=None)]))

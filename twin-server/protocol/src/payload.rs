@@ -339,3 +339,57 @@ mod tests {
         assert_eq!(create_observations(&[serde_json::json!(1)], "C").unwrap_err().message, "C: item 0: expected a JSON object");
     }
 }
+
+#[cfg(test)]
+mod seed_tests {
+    use super::*;
+
+    /// The fuzz seeds of `api_payloads` and `mqtt_payload` (tests/fuzz/seeds, written by
+    /// make_seeds.py) are accepted by the parser their first byte selects.
+    #[test]
+    fn every_payload_seed_is_accepted() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fuzz/seeds");
+        let mut n = 0;
+        for e in std::fs::read_dir(root.join("api_payloads")).unwrap() {
+            let p = e.unwrap().path();
+            let data = std::fs::read(&p).unwrap();
+            let (sel, body) = (data[0], &data[1..]);
+            let at = "POST /api/x";
+            let ok = match sel {
+                0 => new_events(body).map(|_| ()).map_err(|e| e.message),
+                1 => transition_request(body, at).map(|_| ()).map_err(|e| e.message),
+                2 => assign_request(body, at).map(|_| ()).map_err(|e| e.message),
+                3 => status_request(body, at).map(|_| ()).map_err(|e| e.message),
+                4 => token_request(body, |s| if s == "operator" { Ok(()) } else { Err(s.to_string()) }).map(|_| ()),
+                5 => json_body::<Vec<Value>>(body, at)
+                    .map_err(|e| e.message)
+                    .and_then(|v| v.iter().enumerate().try_for_each(|(i, it)| simple_observation(i, it).map(|_| ()).map_err(|e| e.1))),
+                6 => sta_observation(&json_body::<Value>(body, at).unwrap(), None, at).map(|_| ()).map_err(|e| e.message),
+                7 => create_observations(&json_body::<Vec<Value>>(body, at).unwrap(), at)
+                    .map_err(|e| e.message)
+                    .and_then(|rows| if rows.iter().all(Option::is_some) { Ok(()) } else { Err("a row was refused".into()) }),
+                8 => crate::filter::parse(std::str::from_utf8(body).unwrap()).map(|_| ()).map_err(|e| e.to_string()),
+                9 => {
+                    let s = std::str::from_utf8(body).unwrap();
+                    if crate::Bbox::parse(s).is_some() { Ok(()) } else { query_time("t", s).map(|_| ()).map_err(|e| e.message) }
+                }
+                _ => Ok(()), // indicator definitions: checked by the indicators crate's own tests
+            };
+            ok.unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            n += 1;
+        }
+        assert!(n >= 10);
+        for e in std::fs::read_dir(root.join("mqtt_payload")).unwrap() {
+            let p = e.unwrap().path();
+            let data = std::fs::read(&p).unwrap();
+            let (topic, payload) = if data[0] == 255 {
+                let nl = data.iter().position(|&c| c == b'\n').unwrap();
+                (String::from_utf8(data[1..nl].to_vec()).unwrap(), data[nl + 1..].to_vec())
+            } else {
+                (format!("citytwin/datastreams/{}/observations", data[0]), data[1..].to_vec())
+            };
+            let obs = mqtt_message(&topic, &payload).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            assert!(!obs.is_empty());
+        }
+    }
+}

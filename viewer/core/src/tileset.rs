@@ -470,3 +470,28 @@ mod tests {
         assert!(w > 1800.0 && w < 2000.0, "{w}");
     }
 }
+
+#[cfg(test)]
+mod seed_tests {
+    use super::*;
+
+    /// The fuzz seeds of `viewer_tileset` load (all but the EPSG:3946 Lyon sample, which must be
+    /// refused as not ECEF), so fuzzing starts from inputs that reach the tree building.
+    #[test]
+    fn every_viewer_tileset_seed_loads() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fuzz/seeds/viewer_tileset");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let r = Tree::load(&std::fs::read(&p).unwrap(), "http://h/t/tileset.json", &name);
+            if name.starts_with("lyon1_wrong_crs") {
+                assert!(r.unwrap_err().0.contains("not in ECEF"), "{name}");
+            } else {
+                assert!(!r.unwrap_or_else(|e| panic!("{name}: {e}")).nodes.is_empty(), "{name}");
+            }
+            n += 1;
+        }
+        assert!(n >= 2);
+    }
+}
