@@ -338,6 +338,7 @@ api(7, "create_observations.json", json.dumps([{"Datastream": {"@iot.id": 1}, "c
 api(8, "filter.txt", "result gt 5 or (result lt 1 and not phenomenonTime ge 2026-01-01T00:00:00Z) or result eq 'it''s'")
 api(9, "time.txt", "2026-11-22T08:00:00.123+08:00")
 api(9, "bbox.txt", "123.40,41.78,123.46,41.82")
+api(11, "login.json", json.dumps({"user": "alice", "password": "correct horse battery staple", "expires_in_s": 3600}))
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "assets", "indicators", "environment.toml"), encoding="utf-8") as f:
     env_toml = f.read()
 first = env_toml.index("[[indicator]]")

@@ -31,7 +31,7 @@ fn bundled() -> &'static Vec<indicators::Definition> {
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, body)) = data.split_first() else { return };
     let at = "POST /api/x";
-    match sel % 11 {
+    match sel % 12 {
         0 => {
             if let Ok((batch, ev)) = p::new_events(body) {
                 assert!(!ev.is_empty() && (batch || ev.len() == 1));
@@ -85,6 +85,11 @@ fuzz_target!(|data: &[u8]| {
                 if let Some(b) = twin_protocol::Bbox::parse(s) {
                     assert!(b.0[0] <= b.0[2] && b.0[1] <= b.0[3]);
                 }
+            }
+        }
+        11 => {
+            if let Ok(r) = p::login_request(body) {
+                assert!(r.expires_in_s.is_none_or(|s| s > 0.0));
             }
         }
         _ => {

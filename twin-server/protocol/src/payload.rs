@@ -173,6 +173,31 @@ pub fn token_request<R>(bytes: &[u8], parse_role: impl Fn(&str) -> Result<R, Str
     Ok(TokenRequest { name: name.to_string(), role, expires_in_s })
 }
 
+/// `POST /api/auth/login {"user", "password", "expires_in_s"?}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginRequest {
+    pub user: String,
+    pub password: String,
+    /// A shorter session than the server's longest (seconds, > 0).
+    pub expires_in_s: Option<f64>,
+}
+
+/// Parses a login request; the error names the field.
+pub fn login_request(bytes: &[u8]) -> Result<LoginRequest, String> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("POST /api/auth/login: {e}"))?;
+    let o = v.as_object().ok_or("POST /api/auth/login: expected a JSON object {\"user\", \"password\"}")?;
+    if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "user" | "password" | "expires_in_s")) {
+        return Err(format!("POST /api/auth/login: unknown field '{k}' (user, password, expires_in_s)"));
+    }
+    let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("POST /api/auth/login: '{k}' (string) is required"));
+    let (user, password) = (s("user")?, s("password")?);
+    let expires_in_s = match o.get("expires_in_s") {
+        None | Some(Value::Null) => None,
+        Some(x) => Some(x.as_f64().filter(|x| *x > 0.0 && x.is_finite()).ok_or("POST /api/auth/login: 'expires_in_s' must be a positive number of seconds")?),
+    };
+    Ok(LoginRequest { user, password, expires_in_s })
+}
+
 // ---------------------------------------------------------------- observations
 
 /// One observation to ingest.
@@ -322,6 +347,16 @@ mod tests {
     }
 
     #[test]
+    fn login_requests() {
+        let r = login_request(br#"{"user":"alice","password":"pw","expires_in_s":60}"#).unwrap();
+        assert_eq!(r, LoginRequest { user: "alice".into(), password: "pw".into(), expires_in_s: Some(60.0) });
+        assert_eq!(login_request(br#"{"user":"alice"}"#).unwrap_err(), "POST /api/auth/login: 'password' (string) is required");
+        assert!(login_request(br#"{"user":"a","password":"b","role":"admin"}"#).unwrap_err().contains("unknown field 'role'"));
+        assert!(login_request(br#"{"user":"a","password":"b","expires_in_s":-1}"#).unwrap_err().contains("positive"));
+        assert!(login_request(b"[]").unwrap_err().contains("expected a JSON object"));
+    }
+
+    #[test]
     fn observations_from_http_sta_and_mqtt() {
         let o = mqtt_message("citytwin/datastreams/5/observations", br#"{"result":3.5,"phenomenonTime":"2026-01-01T00:00:00Z/2026-01-01T00:01:00Z"}"#).unwrap();
         assert_eq!(o, vec![ObsIn { datastream: 5, phenomenon_ms: Some(1_767_225_660_000), result_time_ms: None, result: serde_json::json!(3.5) }]);
@@ -373,6 +408,7 @@ mod seed_tests {
                     let s = std::str::from_utf8(body).unwrap();
                     if crate::Bbox::parse(s).is_some() { Ok(()) } else { query_time("t", s).map(|_| ()).map_err(|e| e.message) }
                 }
+                11 => login_request(body).map(|_| ()),
                 _ => Ok(()), // indicator definitions: checked by the indicators crate's own tests
             };
             ok.unwrap_or_else(|e| panic!("{}: {e}", p.display()));
