@@ -21,6 +21,7 @@ shift || true
 SAN="${FUZZ_SANITIZER:-address}"
 CARGO_FUZZ_VERSION=0.13.2
 FUZZ_DIR=tests/fuzz
+SHARED="${CITYTWIN_SHARED_DATA:-$ROOT/../shared/data}"
 TDIR="$CARGO_TARGET_DIR/fuzz"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -51,6 +52,22 @@ for t in "${TARGETS[@]}"; do
     dirs=("$corpus")
     [ -d "$FUZZ_DIR/seeds/$t" ] && dirs+=("$FUZZ_DIR/seeds/$t")
     [ -d "$FUZZ_DIR/regressions/$t" ] && dirs+=("$FUZZ_DIR/regressions/$t")
+    # Real third-party samples (never committed): the small 3D Tiles files of the shared data.
+    shared_seeds=()
+    case "$t" in
+        viewer_tileset) shared_seeds=("$SHARED/3dtiles/3dbag/test_tyler/tileset.json" "$SHARED/3dtiles/lyon1-wrong-crs/tileset.json") ;;
+        viewer_glb) mapfile -t shared_seeds < <(ls -1Sr "$SHARED"/3dtiles/3dbag/tiles/*.glb 2>/dev/null | head -n 2) ;;
+    esac
+    if [ "${#shared_seeds[@]}" -gt 0 ]; then
+        sdir="$CARGO_TARGET_DIR/fuzz-shared-seeds/$t"
+        mkdir -p "$sdir"
+        for f in "${shared_seeds[@]}"; do
+            if [ -f "$f" ] && [ "$(stat -c %s "$f")" -le 16384 ]; then
+                cp "$f" "$sdir/$(echo "${f#"$SHARED"/}" | tr '/' '_')"
+            fi
+        done
+        dirs+=("$sdir")
+    fi
     log="$artifacts/last-run.log"
     echo "fuzz: $t for ${SECS}s"
     if cargo fuzz run "${BUILD_FLAGS[@]}" "$t" "${dirs[@]}" -- \

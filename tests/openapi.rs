@@ -260,6 +260,27 @@ fn real_responses_validate_against_the_document() {
     add!("/api/admin/tokens", "get", list);
     let whoami = format!("{base}/api/auth/whoami");
     add!("/api/auth/whoami", "get", get_json(&whoami));
+    // Login: a user made with the CLI on the same store; the session key; logout.
+    let pw = dir.path().join("pw.txt");
+    std::fs::write(&pw, "a long enough password\n").unwrap();
+    let o = twin(&["user", "create", "--db", db.url.as_str(), "--role", "leader", "--name", "lea", "--password-file", &pw.to_string_lossy()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let login = format!("{base}/api/auth/login");
+    let (st, _, session) = request("POST", &login, None, Some(br#"{"user":"lea","password":"a long enough password"}"#.to_vec()));
+    assert_eq!(st, 200, "{session}");
+    add!("/api/auth/login", "post", (st, session.clone()));
+    let (st, _, bad) = request("POST", &login, None, Some(br#"{"user":"lea","password":"wrong"}"#.to_vec()));
+    assert_eq!(st, 401, "{bad}");
+    add!("/api/auth/login", "post", (st, bad));
+    let (st, _, bad) = request("POST", &login, None, Some(br#"{"user":"lea"}"#.to_vec()));
+    add!("/api/auth/login", "post", (st, bad));
+    let logout = format!("{base}/api/auth/logout");
+    let (st, _, out) = request("POST", &logout, session["key"].as_str(), Some(vec![]));
+    assert_eq!(st, 200, "{out}");
+    add!("/api/auth/logout", "post", (st, out));
+    let (st, _, out) = request("POST", &logout, Some(TEST_ADMIN_TOKEN), Some(vec![]));
+    assert_eq!(st, 400, "{out}");
+    add!("/api/auth/logout", "post", (st, out));
     let (st, _, me) = request("GET", &whoami, Some(&leader_key), None);
     assert_eq!((st, me["role"].as_str(), me["authenticated"].as_bool()), (200, Some("leader"), Some(true)), "{me}");
     add!("/api/auth/whoami", "get", (st, me));
@@ -465,6 +486,6 @@ fn every_operation_names_the_permission_the_server_enforces() {
     let in_policy: BTreeSet<(String, String)> = policy.keys().cloned().collect();
     let undocumented: Vec<_> = in_policy.difference(&documented).collect();
     assert!(undocumented.is_empty(), "in the policy but not in the document: {undocumented:?}");
-    assert_eq!(public, 2, "/healthz and /api/openapi.json");
+    assert_eq!(public, 4, "/healthz, /api/openapi.json, login and logout");
     assert!(keyed >= 45, "{keyed}");
 }

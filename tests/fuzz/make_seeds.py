@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """Writes the seed corpora under tests/fuzz/seeds/<target>/ (small hand-made inputs, one per
-format feature; regenerate with `python3 tests/fuzz/make_seeds.py`)."""
-import json, os, struct, zlib
+format feature; regenerate with `python3 tests/fuzz/make_seeds.py`).
+
+The viewer targets (viewer_tileset, viewer_glb) also take real files when present: the small
+third-party 3D Tiles samples of ../shared/data/3dtiles (CITYTWIN_SHARED_DATA overrides; 3D BAG
+tiles are CC BY 4.0, 3D BAG by TU Delft / 3DGI) and, with CITYTWIN_SEED_MODEL=<a built model dir>,
+the tileset.json and the smallest GLB contents of a model this project built."""
+import glob, gzip, json, os, struct, zlib
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
 
@@ -72,7 +77,7 @@ put("cityjson", "box.city.json", json.dumps({
 # --- CityGML ----------------------------------------------------------------------------------
 def poly(coords):
     pos = " ".join(f"{x} {y} {z}" for x, y, z in coords)
-    return f'<gml:Polygon gml:id="p{abs(hash(pos)) % 1000}"><gml:exterior><gml:LinearRing><gml:posList srsDimension="3">{pos}</gml:posList></gml:LinearRing></gml:exterior></gml:Polygon>'
+    return f'<gml:Polygon gml:id="p{zlib.crc32(pos.encode()) % 1000}"><gml:exterior><gml:LinearRing><gml:posList srsDimension="3">{pos}</gml:posList></gml:LinearRing></gml:exterior></gml:Polygon>'
 g = [(123.40, 41.80, 0), (123.401, 41.80, 0), (123.401, 41.801, 0), (123.40, 41.801, 0), (123.40, 41.80, 0)]
 r = [(x, y, 10) for x, y, _ in g]
 put("citygml", "lod2.gml", f'''<?xml version="1.0" encoding="UTF-8"?>
@@ -257,4 +262,125 @@ put("tileset", "tileset.json", json.dumps({
              "children": [{"boundingVolume": {"box": [0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]}, "geometricError": 0,
                            "content": {"uri": "tiles/1.glb"}}]},
     "extensionsUsed": ["3DTILES_content_gltf"]}))
+# --- viewer: tileset.json (viewer-core Tree::load) ---------------------------------------------
+# an ECEF box under a root transform, a region child, a sphere, an external tileset, 1.0 `url`
+ecef = [-2_591_000.0, 3_915_000.0, 4_228_000.0]  # near Shenyang
+put("viewer_tileset", "ecef_box.json", json.dumps({
+    "asset": {"version": "1.0", "gltfUpAxis": "Z"}, "geometricError": 200,
+    "root": {"transform": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0] + ecef + [1],
+             "boundingVolume": {"box": [0, 0, 0, 100, 0, 0, 0, 100, 0, 0, 0, 30]}, "geometricError": 50, "refine": "REPLACE",
+             "content": {"url": "tiles/0.b3dm"},
+             "children": [
+                 {"boundingVolume": {"region": [2.1542, 0.7296, 2.1546, 0.7299, 0, 80]}, "geometricError": 8, "content": {"uri": "a/b.glb.gz?v=1"}},
+                 {"boundingVolume": {"sphere": [0, 0, 0, 40]}, "geometricError": 0, "refine": "ADD", "content": {"uri": "../ext/tileset.json"}},
+                 {"boundingVolume": {"box": [0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0]}, "geometricError": 0, "contents": [{"uri": "/abs/c.glb"}]}]}}))
+put("viewer_tileset", "region_root.json", json.dumps({
+    "asset": {"version": "1.1"}, "geometricError": 500,
+    "root": {"boundingVolume": {"region": [2.15, 0.73, 2.16, 0.74, 0, 120]}, "geometricError": 100, "content": {"uri": "tiles/0.glb"},
+             "children": [{"boundingVolume": {"region": [2.15, 0.73, 2.155, 0.735, 0, 60]}, "geometricError": 0, "content": {"uri": "tiles/1.glb"}}]}}))
+
+# --- viewer: tile content (viewer-core read_content) -------------------------------------------
+def b3dm(glb_bytes, feature_table):
+    ftj = json.dumps(feature_table).encode()
+    while (28 + len(ftj)) % 8:
+        ftj += b" "
+    total = 28 + len(ftj) + len(glb_bytes)
+    return b"b3dm" + struct.pack("<6I", 1, total, len(ftj), 0, 0, 0) + ftj + glb_bytes
+
+put("viewer_glb", "triangle.glb", g1)
+put("viewer_glb", "triangle.b3dm", b3dm(g1, {"BATCH_LENGTH": 0, "RTC_CENTER": [-2591000.0, 3915000.0, 4228000.0]}))
+put("viewer_glb", "triangle.glb.gz", gzip.compress(g1, mtime=0))
+# normals, texture coordinates, int16 quantised positions, a triangle strip, two instances
+qpos = struct.pack("<12h", 0, 0, 0, 0, 32767, 0, 32767, 0, 0, 32767, 32767, 0)
+nrm = struct.pack("<12f", *([0, 0, 1] * 4))
+uv = struct.pack("<8f", 0, 0, 0, 1, 1, 0, 1, 1)
+strip = struct.pack("<4B", 0, 1, 2, 3)
+tr = struct.pack("<6f", 0, 0, 0, 5, 0, 0)
+rot = struct.pack("<8f", 0, 0, 0, 1, 0, 0.7071, 0, 0.7071)
+bin3 = qpos + nrm + uv + strip + tr + rot
+offs = [0, len(qpos), len(qpos) + len(nrm), len(qpos) + len(nrm) + len(uv), len(qpos) + len(nrm) + len(uv) + 4, len(qpos) + len(nrm) + len(uv) + 4 + len(tr)]
+lens = [len(qpos), len(nrm), len(uv), 4, len(tr), len(rot)]
+doc3 = {
+    "asset": {"version": "2.0"}, "extensionsUsed": ["KHR_mesh_quantization", "EXT_mesh_gpu_instancing"],
+    "extensionsRequired": ["KHR_mesh_quantization"],
+    "nodes": [{"mesh": 0, "matrix": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 10, 0, 0, 1],
+               "extensions": {"EXT_mesh_gpu_instancing": {"attributes": {"TRANSLATION": 4, "ROTATION": 5}}}}],
+    "meshes": [{"primitives": [{"attributes": {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2}, "indices": 3, "mode": 5, "material": 0}]}],
+    "materials": [{"pbrMetallicRoughness": {"baseColorFactor": [0.5, 0.5, 0.5, 1]}, "doubleSided": True}],
+    "buffers": [{"byteLength": len(bin3)}],
+    "bufferViews": [{"buffer": 0, "byteOffset": o, "byteLength": l} for o, l in zip(offs, lens)],
+    "accessors": [
+        {"bufferView": 0, "componentType": 5122, "normalized": True, "count": 4, "type": "VEC3"},
+        {"bufferView": 1, "componentType": 5126, "count": 4, "type": "VEC3"},
+        {"bufferView": 2, "componentType": 5126, "count": 4, "type": "VEC2"},
+        {"bufferView": 3, "componentType": 5121, "count": 4, "type": "SCALAR"},
+        {"bufferView": 4, "componentType": 5126, "count": 2, "type": "VEC3"},
+        {"bufferView": 5, "componentType": 5126, "count": 2, "type": "VEC4"}],
+}
+put("viewer_glb", "quantized_strip_instanced.glb", glb(doc3, bin3))
+
+# --- live API payloads (api_payloads: first byte picks the parser) -----------------------------
+def api(sel, name, body):
+    put("api_payloads", name, bytes([sel]) + (body.encode() if isinstance(body, str) else body))
+ev = {"category": "fire", "severity": 3, "source": "hotline_12345", "title": "烟雾 smoke", "description": "3F",
+      "location": {"lon": 123.43, "lat": 41.8}, "actor": "dispatcher-1", "reported_at": "2026-11-22T08:00:00Z", "external_ref": "12345-1"}
+api(0, "event.json", json.dumps(ev, ensure_ascii=False))
+api(0, "events_batch.json", json.dumps([ev, dict(ev, category="gas_leak", source="sensor_alarm", severity=None)]))
+api(1, "transition.json", json.dumps({"to": "cancelled", "actor": "d", "note": "dup", "reason": "duplicate of 7"}))
+api(2, "assign.json", json.dumps({"unit_id": 3, "actor": "d", "note": "nearest"}))
+api(3, "unit_status.json", json.dumps({"status": "on_scene", "actor": "crew", "position": {"lon": 123.41, "lat": 41.79}}))
+api(4, "token.json", json.dumps({"name": "ops-1", "role": "operator", "expires_days": 30}))
+api(5, "observations.json", json.dumps([{"datastream": 1, "result": 42.5, "phenomenonTime": "2026-11-22T08:00:00+08:00"},
+                                        {"Datastream": {"@iot.id": 2}, "result": "open", "resultTime": "2026-11-22"}]))
+api(6, "sta_observation.json", json.dumps({"Datastream": {"@iot.id": 1}, "result": 7, "phenomenonTime": "2026-11-22T00:00:00Z/2026-11-22T00:05:00Z"}))
+api(7, "create_observations.json", json.dumps([{"Datastream": {"@iot.id": 1}, "components": ["phenomenonTime", "result", "resultTime"],
+                                               "dataArray": [["2026-11-22T00:00:00Z", 1.5, None], ["2026-11-22T00:01:00Z", 2, "2026-11-22T00:01:01Z"]]}]))
+api(8, "filter.txt", "result gt 5 or (result lt 1 and not phenomenonTime ge 2026-01-01T00:00:00Z) or result eq 'it''s'")
+api(9, "time.txt", "2026-11-22T08:00:00.123+08:00")
+api(9, "bbox.txt", "123.40,41.78,123.46,41.82")
+api(11, "login.json", json.dumps({"user": "alice", "password": "correct horse battery staple", "expires_in_s": 3600}))
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "assets", "indicators", "environment.toml"), encoding="utf-8") as f:
+    env_toml = f.read()
+first = env_toml.index("[[indicator]]")
+second = env_toml.find("[[indicator]]", first + 1)
+api(10, "indicator.toml", env_toml[first:second if second > 0 else None])
+api(10, "indicator_derived.toml", """[[indicator]]
+id = "t_spread"
+name_zh = "极差"
+name_en = "Spread"
+theme = "生态"
+unit = "{AQI}"
+owner = "测试"
+kind = "derived"
+expr = "max(1, 2) - min(3, 4) * (5 / 2)"
+spatial = "district"
+grain = "PT1H"
+version = 1
+state = "published"
+""")
+
+# --- MQTT observation payloads (mqtt_payload: first byte is the datastream id, 255: own topic) ---
+put("mqtt_payload", "one.json", bytes([7]) + json.dumps({"result": 35.2, "phenomenonTime": "2026-11-22T08:00:00Z"}).encode())
+put("mqtt_payload", "array.json", bytes([9]) + json.dumps([{"result": 1, "resultTime": "2026-11-22T08:00:00Z"}, {"result": "closed", "phenomenonTime": None}]).encode())
+put("mqtt_payload", "topic.txt", bytes([255]) + b"citytwin/datastreams/12/observations\n" + json.dumps({"result": 0}).encode())
+
+# --- real files for the viewer targets --------------------------------------------------------
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+shared = os.environ.get("CITYTWIN_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
+def copy_real(target, src, name, limit=16 * 1024):
+    if os.path.isfile(src) and os.path.getsize(src) <= limit:
+        with open(src, "rb") as f:
+            put(target, name, f.read())
+        return True
+    return False
+# Third-party samples of ../shared/data/3dtiles (3D BAG tiles are CC BY 4.0) are never copied into
+# the repository: scripts/fuzz.sh adds the small ones to the viewer targets' corpus at run time.
+model = os.environ.get("CITYTWIN_SEED_MODEL")
+if model:
+    ts = sorted(glob.glob(os.path.join(model, "**", "tileset.json"), recursive=True), key=os.path.getsize)
+    if ts:
+        copy_real("viewer_tileset", ts[0], "model_tileset.json", 64 * 1024)
+    contents = [p for p in glob.glob(os.path.join(model, "**", "*"), recursive=True) if p.endswith((".glb", ".b3dm", ".glb.gz"))]
+    for p in sorted(contents, key=os.path.getsize)[:3]:
+        copy_real("viewer_glb", p, "model_" + os.path.basename(p), 48 * 1024)
 print("seeds written to", ROOT)

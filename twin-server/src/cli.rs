@@ -18,6 +18,14 @@ pub enum Action {
     Serve(ServeOptions),
     Export(ExportOptions),
     Token(TokenCommand),
+    User(UserCommand),
+}
+
+/// `twin-server user create --db URL --role R --name N --password-file F`: a user who logs in
+/// (`POST /api/auth/login`) for short-lived session keys.
+#[derive(Debug, Clone)]
+pub enum UserCommand {
+    Create { db: crate::live::db::DbUrl, name: String, role: crate::auth::Role, password_file: PathBuf },
 }
 
 /// `twin-server token create|list|revoke --db URL …`: API keys in the live store.
@@ -146,9 +154,24 @@ fn clap_command() -> ClapCommand {
                 .arg(Arg::new("anonymous-read").long("anonymous-read").action(ArgAction::SetTrue).help("Let requests without a key read the model, events, units, sensors and indicators (demo mode; writes still need a key)"))
                 .arg(Arg::new("rate-ip").long("rate-ip").value_name("RATE[:BURST]").default_value("200:400").help("Requests per second per client address (token bucket; 429 above; 0 = unlimited)"))
                 .arg(Arg::new("rate-token").long("rate-token").value_name("RATE[:BURST]").default_value("500:1000").help("Requests per second per API key (token bucket; 429 above; 0 = unlimited)"))
+                .arg(Arg::new("rate-login").long("rate-login").value_name("RATE[:BURST]").default_value("0.2:10").help("Login attempts per second per client address (token bucket; 429 above; 0 = unlimited)"))
+                .arg(Arg::new("session-ttl").long("session-ttl").value_name("SECONDS").value_parser(clap::value_parser!(u64).range(1..=30 * 86400)).default_value("28800").help("Longest lifetime of a session key issued by POST /api/auth/login"))
                 .arg(Arg::new("max-streams").long("max-streams").value_parser(clap::value_parser!(u64).range(0..=100_000)).default_value("16").help("Open /api/stream subscriptions per API key (or per address without a key); 0 = unlimited"))
                 .arg(Arg::new("request-timeout").long("request-timeout").value_name("SECONDS").value_parser(clap::value_parser!(u64).range(1..=3600)).default_value("30").help("Answer 503 to a request (other than the stream) not answered within this; also PostgreSQL's statement_timeout"))
                 .arg(Arg::new("trusted-proxy").long("trusted-proxy").action(ArgAction::Append).value_name("IP").value_parser(clap::value_parser!(std::net::IpAddr)).help("A reverse proxy whose X-Forwarded-For is believed for the client address (repeatable)")),
+        )
+        .subcommand(
+            ClapCommand::new("user")
+                .about("Manage users who log in with a password (POST /api/auth/login → a short-lived session key)")
+                .subcommand_required(true)
+                .subcommand(
+                    ClapCommand::new("create")
+                        .about("Create a user; the password (argon2id-hashed in the live store) is read from a file, never from the command line")
+                        .arg(Arg::new("db").long("db").required(true).value_name("sqlite:PATH|postgres://…"))
+                        .arg(Arg::new("role").long("role").required(true).value_parser(["leader", "dispatcher", "planner", "operator", "admin"]))
+                        .arg(Arg::new("name").long("name").required(true).value_name("NAME").help("User name (unique; 1–48 of [A-Za-z0-9._-])"))
+                        .arg(Arg::new("password-file").long("password-file").required(true).value_name("FILE").help("A file whose first line is the password (at least 10 characters); - reads standard input")),
+                ),
         )
         .subcommand(
             ClapCommand::new("token")
@@ -322,6 +345,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
                     max_streams: *sm.get_one::<u64>("max-streams").expect("default") as usize,
                     request_timeout: std::time::Duration::from_secs(*sm.get_one::<u64>("request-timeout").expect("default")),
                     trusted_proxies: sm.get_many::<std::net::IpAddr>("trusted-proxy").into_iter().flatten().copied().collect(),
+                    rate_login: rate(sm, "rate-login")?,
+                    session_ttl: std::time::Duration::from_secs(*sm.get_one::<u64>("session-ttl").expect("default")),
                 },
             })
         }
@@ -341,6 +366,19 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, clap::Error> {
                 }
                 "list" => TokenCommand::List { db },
                 _ => TokenCommand::Revoke { db, id: sm.get_one::<i64>("id").copied(), name: sm.get_one::<String>("name").cloned() },
+            })
+        }
+        Some(("user", um)) => {
+            let (_, sm) = um.subcommand().expect("subcommand_required");
+            let db = crate::live::db::DbUrl::parse(sm.get_one::<String>("db").expect("required"))
+                .map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n")))?;
+            let name = sm.get_one::<String>("name").expect("required").clone();
+            crate::auth::users::check_user_name(&name).map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("--name: {e}\n")))?;
+            Action::User(UserCommand::Create {
+                db,
+                name,
+                role: crate::auth::Role::parse(sm.get_one::<String>("role").expect("required")).expect("value_parser"),
+                password_file: PathBuf::from(sm.get_one::<String>("password-file").expect("required")),
             })
         }
         Some(("export", sm)) => Action::Export(ExportOptions {

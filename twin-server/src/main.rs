@@ -68,11 +68,55 @@ fn run(cmd: cli::Command) -> Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(token(t))
         }
+        cli::Action::User(u) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(user(u))
+        }
         cli::Action::Serve(opts) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(server::serve(opts))
         }
     }
+}
+
+/// `twin-server user create …`: the password from a file (or stdin), argon2id-hashed into the
+/// live store; audited (actor `cli:$USER`).
+async fn user(u: cli::UserCommand) -> Result<()> {
+    use anyhow::Context;
+    let cli::UserCommand::Create { db: url, name, role, password_file } = u;
+    let text = if password_file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(&password_file).with_context(|| format!("--password-file {}", password_file.display()))?
+    };
+    let password = text.lines().next().unwrap_or("").to_string();
+    auth::users::check_password(&password).map_err(|e| anyhow::anyhow!("--password-file {}: {e}", password_file.display()))?;
+    let u2 = url.clone();
+    let db = tokio::task::spawn_blocking(move || live::db::Db::open(&u2, Default::default())).await?.with_context(|| format!("live store {}", url.display()))?;
+    let r = async {
+        auth::store::migrate(&db).await.context("live store: auth schema")?;
+        let row = auth::users::create(&db, &name, role, &password, "cli").await.map_err(anyhow::Error::msg)?;
+        let audit = auth::store::AuditRow {
+            actor: std::env::var("USER").map(|u| format!("cli:{u}")).unwrap_or_else(|_| "cli".into()),
+            role: "admin".into(),
+            ip: "local".into(),
+            method: "CLI".into(),
+            path: "user create".into(),
+            route: "user create".into(),
+            target: Some(row.id.to_string()),
+            status: 200,
+            detail: Some(format!("user '{}' role {}", row.name, row.role)),
+            ..Default::default()
+        };
+        auth::store::append(&db, audit).await?;
+        eprintln!("created user {} '{}' (role {})", row.id, row.name, row.role);
+        anyhow::Ok(())
+    }
+    .await;
+    tokio::task::spawn_blocking(move || drop(db)).await?;
+    r
 }
 
 /// `twin-server token …`: the key goes to stdout (alone on its line, for scripts); the rest to

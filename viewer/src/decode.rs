@@ -6,17 +6,16 @@
 
 use bevy::asset::RenderAssetUsages;
 use bevy::image::{CompressedImageFormats, Image, ImageAddressMode, ImageFilterMode, ImageSampler, ImageSamplerDescriptor, ImageType};
-use bevy::math::{DMat3, DMat4, DQuat, DVec3, Mat4};
+use bevy::math::{DMat4, DVec3, Mat4};
 use bevy::mesh::{Indices, Mesh, PrimitiveTopology};
 use serde_json::Value;
 
 use crate::tileset::ContentKind;
 
-/// glTF y-up → 3D Tiles z-up: (x, y, z) → (x, −z, y).
-pub const Y_UP_TO_Z_UP: DMat4 = DMat4::from_cols_array(&[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
-
-/// Extensions a GLB may *require* that this client understands.
-const SUPPORTED_REQUIRED: &[&str] = &["KHR_mesh_quantization", "EXT_mesh_gpu_instancing", "KHR_materials_unlit", "KHR_texture_transform"];
+// The byte readers (gzip, b3dm, GLB, accessors, node hierarchy, vertex data) live in
+// `viewer-core` (no Bevy, fuzzed); this module builds Bevy meshes and images from them.
+pub use viewer_core::glb::{maybe_gunzip, parse_glb, unwrap_b3dm, Gltf, Y_UP_TO_Z_UP};
+use viewer_core::glb::{mesh_nodes, primitive_geometry, Geometry};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MaterialDesc {
@@ -56,200 +55,6 @@ impl std::fmt::Debug for Decoded {
     }
 }
 
-/// Undoes gzip when the body is gzip (servers may send `.glb.gz` as is).
-pub fn maybe_gunzip(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
-    if bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b {
-        use std::io::Read;
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut out).map_err(|e| format!("bad gzip body: {e}"))?;
-        Ok(out)
-    } else {
-        Ok(bytes)
-    }
-}
-
-fn u32_at(b: &[u8], o: usize) -> Result<u32, String> {
-    b.get(o..o + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]])).ok_or_else(|| format!("truncated at byte {o}"))
-}
-
-/// A b3dm: returns the embedded GLB and the RTC_CENTER translation of its feature table.
-pub fn unwrap_b3dm(b: &[u8]) -> Result<(&[u8], DVec3), String> {
-    if b.get(0..4) != Some(b"b3dm") {
-        return Err("not a b3dm (magic)".into());
-    }
-    let ftj = u32_at(b, 12)? as usize;
-    let ftb = u32_at(b, 16)? as usize;
-    let btj = u32_at(b, 20)? as usize;
-    let btb = u32_at(b, 24)? as usize;
-    let start = 28 + ftj + ftb + btj + btb;
-    if start > b.len() {
-        return Err(format!("b3dm header lengths run past the end ({start} > {} bytes)", b.len()));
-    }
-    let mut rtc = DVec3::ZERO;
-    if ftj > 0 {
-        if let Ok(v) = serde_json::from_slice::<Value>(&b[28..28 + ftj]) {
-            if let Some(a) = v["RTC_CENTER"].as_array() {
-                if a.len() == 3 {
-                    rtc = DVec3::new(a[0].as_f64().unwrap_or(0.0), a[1].as_f64().unwrap_or(0.0), a[2].as_f64().unwrap_or(0.0));
-                }
-            }
-        }
-    }
-    Ok((&b[start..], rtc))
-}
-
-struct Gltf<'a> {
-    json: Value,
-    bin: &'a [u8],
-}
-
-fn parse_glb(b: &[u8]) -> Result<Gltf<'_>, String> {
-    if b.get(0..4) != Some(b"glTF") {
-        return Err("not a GLB (magic is not 'glTF')".into());
-    }
-    let version = u32_at(b, 4)?;
-    if version != 2 {
-        return Err(format!("GLB version {version}, only 2 is supported"));
-    }
-    let total = (u32_at(b, 8)? as usize).min(b.len());
-    let mut o = 12;
-    let mut json = None;
-    let mut bin: &[u8] = &[];
-    while o + 8 <= total {
-        let len = u32_at(b, o)? as usize;
-        let ty = u32_at(b, o + 4)?;
-        let data = b.get(o + 8..o + 8 + len).ok_or_else(|| format!("GLB chunk at byte {o} runs past the end"))?;
-        match ty {
-            0x4E4F534A => json = Some(serde_json::from_slice::<Value>(data).map_err(|e| format!("GLB JSON chunk: {e}"))?),
-            0x004E4942 => bin = data,
-            _ => {}
-        }
-        o += 8 + len;
-    }
-    Ok(Gltf { json: json.ok_or("GLB without a JSON chunk")?, bin })
-}
-
-fn ncomp(t: &str) -> Option<usize> {
-    Some(match t {
-        "SCALAR" => 1,
-        "VEC2" => 2,
-        "VEC3" => 3,
-        "VEC4" => 4,
-        "MAT2" => 4,
-        "MAT3" => 9,
-        "MAT4" => 16,
-        _ => return None,
-    })
-}
-
-impl Gltf<'_> {
-    fn buffer_view(&self, i: usize) -> Result<(&[u8], usize), String> {
-        let bv = &self.json["bufferViews"][i];
-        if !bv.is_object() {
-            return Err(format!("bufferView {i} missing"));
-        }
-        if bv["extensions"].get("EXT_meshopt_compression").is_some() {
-            return Err("EXT_meshopt_compression (meshopt-compressed buffers) is not supported".into());
-        }
-        let buf = bv["buffer"].as_u64().unwrap_or(0) as usize;
-        let data: &[u8] = if buf == 0 && self.json["buffers"][0].get("uri").is_none() {
-            self.bin
-        } else {
-            return Err(format!("bufferView {i} uses external buffer {buf} (only GLB-embedded buffers are supported)"));
-        };
-        let off = bv["byteOffset"].as_u64().unwrap_or(0) as usize;
-        let len = bv["byteLength"].as_u64().unwrap_or(0) as usize;
-        let s = data.get(off..off + len).ok_or_else(|| format!("bufferView {i} ({off}+{len}) runs past the buffer ({} bytes)", data.len()))?;
-        Ok((s, bv["byteStride"].as_u64().unwrap_or(0) as usize))
-    }
-
-    /// An accessor as f64s (normalised integers mapped to [−1, 1] / [0, 1]) and its component count.
-    fn accessor(&self, i: usize) -> Result<(Vec<f64>, usize), String> {
-        let a = &self.json["accessors"][i];
-        if !a.is_object() {
-            return Err(format!("accessor {i} missing"));
-        }
-        let n = ncomp(a["type"].as_str().unwrap_or("")).ok_or_else(|| format!("accessor {i}: bad type {}", a["type"]))?;
-        let count = a["count"].as_u64().unwrap_or(0) as usize;
-        let ct = a["componentType"].as_u64().unwrap_or(0);
-        let norm = a["normalized"].as_bool().unwrap_or(false);
-        let size = match ct {
-            5120 | 5121 => 1,
-            5122 | 5123 => 2,
-            5125 | 5126 => 4,
-            _ => return Err(format!("accessor {i}: componentType {ct} not supported")),
-        };
-        if a.get("sparse").is_some() {
-            return Err(format!("accessor {i}: sparse accessors are not supported"));
-        }
-        let Some(bvi) = a["bufferView"].as_u64() else {
-            return Ok((vec![0.0; count * n], n));
-        };
-        let (data, stride) = self.buffer_view(bvi as usize)?;
-        let off = a["byteOffset"].as_u64().unwrap_or(0) as usize;
-        let stride = if stride == 0 { size * n } else { stride };
-        if count > 0 && off + (count - 1) * stride + size * n > data.len() {
-            return Err(format!("accessor {i}: {count} × {n} components run past its bufferView"));
-        }
-        let mut out = Vec::with_capacity(count * n);
-        for k in 0..count {
-            let base = off + k * stride;
-            for c in 0..n {
-                let p = base + c * size;
-                let v = match ct {
-                    5120 => {
-                        let x = data[p] as i8 as f64;
-                        if norm { (x / 127.0).max(-1.0) } else { x }
-                    }
-                    5121 => {
-                        let x = data[p] as f64;
-                        if norm { x / 255.0 } else { x }
-                    }
-                    5122 => {
-                        let x = i16::from_le_bytes([data[p], data[p + 1]]) as f64;
-                        if norm { (x / 32767.0).max(-1.0) } else { x }
-                    }
-                    5123 => {
-                        let x = u16::from_le_bytes([data[p], data[p + 1]]) as f64;
-                        if norm { x / 65535.0 } else { x }
-                    }
-                    5125 => u32::from_le_bytes([data[p], data[p + 1], data[p + 2], data[p + 3]]) as f64,
-                    _ => f32::from_le_bytes([data[p], data[p + 1], data[p + 2], data[p + 3]]) as f64,
-                };
-                out.push(v);
-            }
-        }
-        Ok((out, n))
-    }
-
-    fn node_local(&self, n: &Value) -> DMat4 {
-        if let Some(m) = n["matrix"].as_array().filter(|m| m.len() == 16) {
-            let mut a = [0.0; 16];
-            for (i, x) in m.iter().enumerate() {
-                a[i] = x.as_f64().unwrap_or(0.0);
-            }
-            return DMat4::from_cols_array(&a);
-        }
-        let v3 = |v: &Value, d: f64| match v.as_array() {
-            Some(a) if a.len() == 3 => DVec3::new(a[0].as_f64().unwrap_or(d), a[1].as_f64().unwrap_or(d), a[2].as_f64().unwrap_or(d)),
-            _ => DVec3::splat(d),
-        };
-        let t = v3(&n["translation"], 0.0);
-        let s = v3(&n["scale"], 1.0);
-        let r = match n["rotation"].as_array() {
-            Some(a) if a.len() == 4 => DQuat::from_xyzw(
-                a[0].as_f64().unwrap_or(0.0),
-                a[1].as_f64().unwrap_or(0.0),
-                a[2].as_f64().unwrap_or(0.0),
-                a[3].as_f64().unwrap_or(1.0),
-            )
-            .normalize(),
-            _ => DQuat::IDENTITY,
-        };
-        DMat4::from_scale_rotation_translation(s, r, t)
-    }
-}
-
 /// Decodes a tile's content. `world` maps the tile's frame to the world frame.
 pub fn decode(bytes: &[u8], kind: ContentKind, world: &DMat4, gltf_up_z: bool) -> Result<Decoded, String> {
     let (glb, rtc) = match kind {
@@ -258,57 +63,16 @@ pub fn decode(bytes: &[u8], kind: ContentKind, world: &DMat4, gltf_up_z: bool) -
         _ => (bytes, DVec3::ZERO),
     };
     let g = parse_glb(glb)?;
-    if let Some(req) = g.json["extensionsRequired"].as_array() {
-        for e in req.iter().filter_map(|e| e.as_str()) {
-            if !SUPPORTED_REQUIRED.contains(&e) {
-                return Err(format!("required glTF extension {e} is not supported"));
-            }
-        }
-    }
+    g.check_required()?;
     let base = *world * DMat4::from_translation(rtc) * if gltf_up_z { DMat4::IDENTITY } else { Y_UP_TO_Z_UP };
     let mut out = Decoded { primitives: vec![], textures: vec![], triangles: 0, bytes: 0, pick: Default::default() };
     out.pick.tables = property_tables(&g);
     out.bytes += out.pick.bytes();
     let mut tex_cache: std::collections::HashMap<usize, Option<usize>> = Default::default();
-
-    let nodes = g.json["nodes"].as_array().cloned().unwrap_or_default();
-    let scene = g.json["scene"].as_u64().unwrap_or(0) as usize;
-    let mut roots: Vec<usize> = g.json["scenes"][scene]["nodes"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_u64().map(|u| u as usize)).collect())
-        .unwrap_or_default();
-    if roots.is_empty() {
-        let mut is_child = vec![false; nodes.len()];
-        for n in &nodes {
-            for c in n["children"].as_array().into_iter().flatten() {
-                if let Some(c) = c.as_u64() {
-                    if (c as usize) < is_child.len() {
-                        is_child[c as usize] = true;
-                    }
-                }
-            }
-        }
-        roots = (0..nodes.len()).filter(|&i| !is_child[i]).collect();
-    }
-    let mut stack: Vec<(usize, DMat4, usize)> = roots.into_iter().map(|r| (r, base, 0)).collect();
-    while let Some((ni, parent, depth)) = stack.pop() {
-        let n = nodes.get(ni).ok_or_else(|| format!("node {ni} missing"))?;
-        if depth > 64 {
-            return Err("node hierarchy deeper than 64 (a cycle?)".into());
-        }
-        let m = parent * g.node_local(n);
-        if let Some(mi) = n["mesh"].as_u64() {
-            let inst = &n["extensions"]["EXT_mesh_gpu_instancing"]["attributes"];
-            let instances = if inst.is_object() { Some(instance_matrices(&g, inst)?) } else { None };
-            let mesh = &g.json["meshes"][mi as usize];
-            for p in mesh["primitives"].as_array().into_iter().flatten() {
-                decode_primitive(&g, p, &m, instances.as_deref(), &mut out, &mut tex_cache)?;
-            }
-        }
-        for c in n["children"].as_array().into_iter().flatten() {
-            if let Some(c) = c.as_u64() {
-                stack.push((c as usize, m, depth + 1));
-            }
+    for node in mesh_nodes(&g, base)? {
+        let mesh = &g.json["meshes"][node.mesh];
+        for p in mesh["primitives"].as_array().into_iter().flatten() {
+            decode_primitive(&g, p, &node.matrix, node.instances.as_deref(), &mut out, &mut tex_cache)?;
         }
     }
     Ok(out)
@@ -324,7 +88,15 @@ fn property_tables(g: &Gltf) -> Vec<crate::features::FeatureTable> {
 
 /// Keeps a CPU copy of a primitive's world triangles with the feature id of each
 /// (`EXT_mesh_features` feature ids 0: its `_FEATURE_ID_n` attribute of the first vertex).
-fn pick_mesh(g: &Gltf, p: &Value, positions: &[[f32; 3]], idx: &[u32], out: &mut Decoded) {
+/// The copy is welded again (one vertex per primitive vertex, through `vertex_source`) even
+/// where the drawn mesh was split per triangle corner for flat normals.
+fn pick_mesh(g: &Gltf, p: &Value, geo: &Geometry, out: &mut Decoded) {
+    let n_src = geo.vertex_source.iter().max().map(|m| *m as usize + 1).unwrap_or(0);
+    let mut positions = vec![[0f32; 3]; n_src];
+    for (v, &s) in geo.vertex_source.iter().enumerate() {
+        positions[s as usize] = geo.positions[v];
+    }
+    let idx: Vec<u32> = geo.indices.iter().map(|&i| geo.vertex_source[i as usize]).collect();
     let fid = &p["extensions"]["EXT_mesh_features"]["featureIds"][0];
     let attr = fid["attribute"].as_u64().and_then(|a| p["attributes"][format!("_FEATURE_ID_{a}")].as_u64());
     let per_vertex = attr.and_then(|a| g.accessor(a as usize).ok()).filter(|(v, n)| *n == 1 && v.len() == positions.len()).map(|(v, _)| v);
@@ -333,30 +105,9 @@ fn pick_mesh(g: &Gltf, p: &Value, positions: &[[f32; 3]], idx: &[u32], out: &mut
         None => vec![],
     };
     let table = fid["propertyTable"].as_u64().map(|t| t as usize).filter(|_| per_vertex.is_some());
-    let m = crate::features::PickMesh::new(positions.to_vec(), idx.to_vec(), ids, table);
+    let m = crate::features::PickMesh::new(positions, idx, ids, table);
     out.bytes += m.bytes();
     out.pick.meshes.push(m);
-}
-
-fn instance_matrices(g: &Gltf, attrs: &Value) -> Result<Vec<DMat4>, String> {
-    let get = |k: &str| -> Result<Option<(Vec<f64>, usize)>, String> {
-        match attrs[k].as_u64() {
-            Some(i) => Ok(Some(g.accessor(i as usize)?)),
-            None => Ok(None),
-        }
-    };
-    let t = get("TRANSLATION")?;
-    let r = get("ROTATION")?;
-    let s = get("SCALE")?;
-    let count = [&t, &r, &s].iter().filter_map(|x| x.as_ref().map(|(v, n)| v.len() / n)).max().unwrap_or(0);
-    let mut out = Vec::with_capacity(count);
-    for i in 0..count {
-        let tv = t.as_ref().map(|(v, _)| DVec3::new(v[i * 3], v[i * 3 + 1], v[i * 3 + 2])).unwrap_or(DVec3::ZERO);
-        let rv = r.as_ref().map(|(v, _)| DQuat::from_xyzw(v[i * 4], v[i * 4 + 1], v[i * 4 + 2], v[i * 4 + 3]).normalize()).unwrap_or(DQuat::IDENTITY);
-        let sv = s.as_ref().map(|(v, _)| DVec3::new(v[i * 3], v[i * 3 + 1], v[i * 3 + 2])).unwrap_or(DVec3::ONE);
-        out.push(DMat4::from_scale_rotation_translation(sv, rv, tv));
-    }
-    Ok(out)
 }
 
 fn texture(g: &Gltf, ti: usize) -> Result<Image, String> {
@@ -391,96 +142,15 @@ fn decode_primitive(
     out: &mut Decoded,
     tex_cache: &mut std::collections::HashMap<usize, Option<usize>>,
 ) -> Result<(), String> {
-    let mode = p["mode"].as_u64().unwrap_or(4);
-    if mode != 4 && mode != 5 && mode != 6 {
-        return Ok(()); // points and lines are not drawn
-    }
-    if p["extensions"].get("KHR_draco_mesh_compression").is_some() {
-        return Err("KHR_draco_mesh_compression is not supported".into());
-    }
-    let attrs = &p["attributes"];
-    let pos_i = attrs["POSITION"].as_u64().ok_or("primitive without POSITION")? as usize;
-    let (pos, pn) = g.accessor(pos_i)?;
-    if pn != 3 {
-        return Err(format!("POSITION accessor {pos_i} is not VEC3"));
-    }
-    let nv = pos.len() / 3;
-    let mut idx: Vec<u32> = match p["indices"].as_u64() {
-        Some(i) => g.accessor(i as usize)?.0.into_iter().map(|x| x as u32).collect(),
-        None => (0..nv as u32).collect(),
-    };
-    if let Some(bad) = idx.iter().find(|&&i| i as usize >= nv) {
-        return Err(format!("index {bad} out of range ({nv} vertices)"));
-    }
-    if mode == 5 {
-        idx = (0..idx.len().saturating_sub(2)).flat_map(|k| if k % 2 == 0 { [idx[k], idx[k + 1], idx[k + 2]] } else { [idx[k + 1], idx[k], idx[k + 2]] }).collect();
-    } else if mode == 6 {
-        idx = (1..idx.len().saturating_sub(1)).flat_map(|k| [idx[0], idx[k], idx[k + 1]]).collect();
-    }
-    idx.truncate(idx.len() / 3 * 3);
     // baked (world) or local (instanced)
     let xf = if instances.is_some() { DMat4::IDENTITY } else { *m };
-    let nm = DMat3::from_mat4(xf).inverse().transpose();
-    let positions: Vec<[f32; 3]> = (0..nv)
-        .map(|k| {
-            let w = xf.transform_point3(DVec3::new(pos[k * 3], pos[k * 3 + 1], pos[k * 3 + 2]));
-            [w.x as f32, w.y as f32, w.z as f32]
-        })
-        .collect();
+    let Some(geo) = primitive_geometry(g, p, &xf)? else {
+        return Ok(()); // points and lines are not drawn
+    };
     if instances.is_none() {
-        pick_mesh(g, p, &positions, &idx, out);
+        pick_mesh(g, p, &geo, out);
     }
-    let mut normals: Option<Vec<[f32; 3]>> = match attrs["NORMAL"].as_u64() {
-        Some(i) => {
-            let (nrm, _) = g.accessor(i as usize)?;
-            let mut ok = true;
-            let v: Vec<[f32; 3]> = (0..nv)
-                .map(|k| {
-                    let n = nm * DVec3::new(nrm[k * 3], nrm[k * 3 + 1], nrm[k * 3 + 2]);
-                    let l = n.length();
-                    if l < 1e-6 {
-                        ok = false; // zero normals (seen in real files): compute flat ones instead
-                        return [0.0, 1.0, 0.0];
-                    }
-                    let n = n / l;
-                    [n.x as f32, n.y as f32, n.z as f32]
-                })
-                .collect();
-            ok.then_some(v)
-        }
-        None => None,
-    };
-    let mut uvs: Option<Vec<[f32; 2]>> = match attrs["TEXCOORD_0"].as_u64() {
-        Some(i) => {
-            let (t, _) = g.accessor(i as usize)?;
-            Some((0..nv).map(|k| [t[k * 2] as f32, t[k * 2 + 1] as f32]).collect())
-        }
-        None => None,
-    };
-    let mut positions = positions;
-    if normals.is_none() {
-        // flat normals: one vertex per triangle corner
-        let mut p2 = Vec::with_capacity(idx.len());
-        let mut n2 = Vec::with_capacity(idx.len());
-        let mut t2 = uvs.as_ref().map(|_| Vec::with_capacity(idx.len()));
-        for tri in idx.chunks_exact(3) {
-            let a = DVec3::from(positions[tri[0] as usize].map(|x| x as f64));
-            let b = DVec3::from(positions[tri[1] as usize].map(|x| x as f64));
-            let c = DVec3::from(positions[tri[2] as usize].map(|x| x as f64));
-            let n = (b - a).cross(c - a).normalize_or_zero();
-            for &v in tri {
-                p2.push(positions[v as usize]);
-                n2.push([n.x as f32, n.y as f32, n.z as f32]);
-                if let (Some(t2), Some(u)) = (t2.as_mut(), uvs.as_ref()) {
-                    t2.push(u[v as usize]);
-                }
-            }
-        }
-        positions = p2;
-        normals = Some(n2);
-        uvs = t2;
-        idx = (0..positions.len() as u32).collect();
-    }
+    let Geometry { positions, normals, uvs, indices: idx, .. } = geo;
     // material
     let mat = p["material"].as_u64().map(|i| &g.json["materials"][i as usize]);
     let pbr = mat.map(|m| &m["pbrMetallicRoughness"]);
@@ -520,7 +190,7 @@ fn decode_primitive(
     out.bytes += positions.len() * 24 + uvs.as_ref().map(|u| u.len() * 8).unwrap_or(0) + idx.len() * 4;
     let mut mesh = Mesh::new(PrimitiveTopology::TriangleList, RenderAssetUsages::RENDER_WORLD)
         .with_inserted_attribute(Mesh::ATTRIBUTE_POSITION, positions)
-        .with_inserted_attribute(Mesh::ATTRIBUTE_NORMAL, normals.unwrap_or_default())
+        .with_inserted_attribute(Mesh::ATTRIBUTE_NORMAL, normals)
         .with_inserted_indices(Indices::U32(idx));
     if let Some(u) = uvs {
         mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, u);

@@ -6,9 +6,12 @@
 //!
 //! Modules: [`events`] (events, lifecycle, transitions), [`units`] (dispatch units),
 //! [`stream`] (the `/api/stream` messages and topics), [`sensors`] (slot for the SensorThings
-//! types of the sensors module).
+//! types of the sensors module), [`filter`] (the SensorThings `$filter` parser), [`payload`]
+//! (parsing and validation of request bodies, query values and MQTT messages).
 
 pub mod events;
+pub mod filter;
+pub mod payload;
 pub mod sensors;
 pub mod stream;
 pub mod units;

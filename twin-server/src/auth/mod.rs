@@ -18,9 +18,13 @@
 //!   (peer IP; `X-Forwarded-For` only from `--trusted-proxy` peers).
 //! * **Limits**: token buckets per client IP and per key (429 + `Retry-After`), open stream
 //!   subscriptions per key/IP (429), a request timeout (503) on everything but the stream.
+//! * **Login** ([`users`]): users with argon2id passwords get short-lived session keys from
+//!   `POST /api/auth/login` (its own per-address bucket, `--rate-login`) and end them with
+//!   `POST /api/auth/logout`.
 
 pub mod limit;
 pub mod store;
+pub mod users;
 
 use crate::live::db::Db;
 use axum::body::{Body, Bytes};
@@ -157,6 +161,10 @@ pub const POLICY: &[(&str, &str, Perm)] = {
         ("GET", "/healthz", Public),
         ("GET", "/api/openapi.json", Public),
         ("GET", "/api/auth/whoami", Whoami),
+        ("POST", "/api/auth/login", Public),
+        // public: it needs no permission, only the session key it ends (400 without one), so an
+        // unauthenticated request is never "allowed" to do anything here
+        ("POST", "/api/auth/logout", Public),
         // the model (server.rs, tiles_http.rs, styles.rs, threed_http.rs)
         ("GET", "/api/model", ModelRead),
         ("GET", "/api/districts", ModelRead),
@@ -271,6 +279,10 @@ pub struct AuthOptions {
     pub request_timeout: Duration,
     /// Peers whose `X-Forwarded-For` is believed (reverse proxies).
     pub trusted_proxies: Vec<IpAddr>,
+    /// Login attempts per client address (token bucket; 429 above).
+    pub rate_login: limit::Rate,
+    /// Longest lifetime of a session key issued by a login.
+    pub session_ttl: Duration,
 }
 
 impl Default for AuthOptions {
@@ -283,6 +295,8 @@ impl Default for AuthOptions {
             max_streams: 16,
             request_timeout: Duration::from_secs(30),
             trusted_proxies: vec![],
+            rate_login: limit::Rate { per_s: 0.2, burst: 10.0 },
+            session_ttl: Duration::from_secs(8 * 3600),
         }
     }
 }
@@ -295,6 +309,9 @@ pub struct AuthMetrics {
     pub rate_limited_token: AtomicU64,
     pub streams_refused: AtomicU64,
     pub timeouts: AtomicU64,
+    pub rate_limited_login: AtomicU64,
+    pub logins: AtomicU64,
+    pub login_failures: AtomicU64,
     pub audit_rows: AtomicU64,
     pub audit_failures: AtomicU64,
 }
@@ -308,8 +325,11 @@ pub fn metrics_text() -> String {
         "# HELP citytwin_auth_failures_total Requests refused by access control, by status.\n# TYPE citytwin_auth_failures_total counter\n\
          citytwin_auth_failures_total{{status=\"401\"}} {}\ncitytwin_auth_failures_total{{status=\"403\"}} {}\n\
          # HELP citytwin_rate_limited_total Requests refused with 429, by limit.\n# TYPE citytwin_rate_limited_total counter\n\
-         citytwin_rate_limited_total{{scope=\"ip\"}} {}\ncitytwin_rate_limited_total{{scope=\"token\"}} {}\ncitytwin_rate_limited_total{{scope=\"streams\"}} {}\n\
+         citytwin_rate_limited_total{{scope=\"ip\"}} {}\ncitytwin_rate_limited_total{{scope=\"token\"}} {}\ncitytwin_rate_limited_total{{scope=\"streams\"}} {}\ncitytwin_rate_limited_total{{scope=\"login\"}} {}\n\
+         # HELP citytwin_logins_total Logins (session keys issued) and refused logins.\n# TYPE citytwin_logins_total counter\n\
+         citytwin_logins_total{{result=\"ok\"}} {}\ncitytwin_logins_total{{result=\"refused\"}} {}\n\
          # HELP citytwin_request_timeouts_total Requests cut off by the request timeout.\n# TYPE citytwin_request_timeouts_total counter\ncitytwin_request_timeouts_total {}\n\
+         # HELP citytwin_abandoned_writes_total Writes dropped unapplied because their request had timed out before the writer reached them.\n# TYPE citytwin_abandoned_writes_total counter\ncitytwin_abandoned_writes_total {}\n\
          # HELP citytwin_audit_rows_total Audit rows appended by this process.\n# TYPE citytwin_audit_rows_total counter\ncitytwin_audit_rows_total {}\n\
          # HELP citytwin_audit_failures_total Audit rows that could not be written.\n# TYPE citytwin_audit_failures_total counter\ncitytwin_audit_failures_total {}\n",
         g(&m.unauthenticated),
@@ -317,7 +337,11 @@ pub fn metrics_text() -> String {
         g(&m.rate_limited_ip),
         g(&m.rate_limited_token),
         g(&m.streams_refused),
+        g(&m.rate_limited_login),
+        g(&m.logins),
+        g(&m.login_failures),
         g(&m.timeouts),
+        crate::live::db::METRICS_ABANDONED.load(Ordering::Relaxed),
         g(&m.audit_rows),
         g(&m.audit_failures)
     )
@@ -334,7 +358,16 @@ pub struct Auth {
     ip_buckets: limit::Buckets,
     token_buckets: limit::Buckets,
     streams: limit::Streams,
+    login_buckets: limit::Buckets,
 }
+
+/// The client's address as the guard determined it (a request extension for handlers).
+#[derive(Debug, Clone)]
+pub struct ClientIp(pub String);
+
+/// A handler's note for the audit row of its request (a response extension the guard reads).
+#[derive(Debug, Clone)]
+pub struct AuditDetail(pub String);
 
 pub type AuthState = Arc<Auth>;
 
@@ -363,6 +396,7 @@ impl Auth {
             ip_buckets: limit::Buckets::new(opts.rate_ip),
             token_buckets: limit::Buckets::new(opts.rate_token),
             streams: limit::Streams::new(opts.max_streams),
+            login_buckets: limit::Buckets::new(opts.rate_login),
             cache: Mutex::new(HashMap::new()),
             db,
             opts,
@@ -614,7 +648,8 @@ pub async fn guard(State(auth): State<AuthState>, mut req: Request, next: Next) 
             }
             Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "store_error", format!("cannot check the API key: {e}"), None),
         },
-        None if perm == Perm::Public => return next.run(req).await,
+        // Public reads pass untouched; public writes (the login) go on as anonymous: audited.
+        None if perm == Perm::Public && !is_write => return next.run(req).await,
         None => {
             let anon = Identity::anonymous(auth.opts.anonymous_read);
             if !anon.allows(perm) {
@@ -658,6 +693,7 @@ pub async fn guard(State(auth): State<AuthState>, mut req: Request, next: Next) 
         }
     }
     req.extensions_mut().insert(ident.clone());
+    req.extensions_mut().insert(ClientIp(ip.clone()));
     let digest = if is_write {
         let st: Arc<Mutex<(sha2::Sha256, u64)>> = Arc::new(Mutex::new((<sha2::Sha256 as sha2::Digest>::new(), 0)));
         let (parts, body) = req.into_parts();
@@ -666,12 +702,14 @@ pub async fn guard(State(auth): State<AuthState>, mut req: Request, next: Next) 
     } else {
         None
     };
+    let mut timed_out = false;
     let resp = if stream {
         next.run(req).await
     } else {
         match tokio::time::timeout(auth.opts.request_timeout, next.run(req)).await {
             Ok(r) => r,
             Err(_) => {
+                timed_out = true;
                 METRICS.timeouts.fetch_add(1, Ordering::Relaxed);
                 error(StatusCode::SERVICE_UNAVAILABLE, "timeout", format!("{method} {path}: no answer within {} s", auth.opts.request_timeout.as_secs_f64()), None)
             }
@@ -683,7 +721,7 @@ pub async fn guard(State(auth): State<AuthState>, mut req: Request, next: Next) 
     // A write: audit it with the target id (from the path, else the `id` of a small JSON answer).
     let status = resp.status();
     let mut row = audit_row(&ident, status, String::new());
-    row.detail = None;
+    row.detail = resp.extensions().get::<AuditDetail>().map(|d| d.0.clone());
     if let Some(st) = digest {
         let (h, n) = std::mem::replace(&mut *st.lock().unwrap(), (<sha2::Sha256 as sha2::Digest>::new(), 0));
         row.body_sha256 = Some(store::hex(&sha2::Digest::finalize(h)));
@@ -699,7 +737,17 @@ pub async fn guard(State(auth): State<AuthState>, mut req: Request, next: Next) 
     } else {
         resp
     };
-    auth.audit(row).await;
+    // The audit row goes through the store's writer, like the write itself: when that is stuck
+    // (a lock held elsewhere) the answer must not wait for it — a timed-out request is answered at
+    // once, any other after at most the request timeout; the row is still appended once the
+    // store frees up (its own task).
+    let task = tokio::spawn({
+        let auth = auth.clone();
+        async move { auth.audit(row).await }
+    });
+    if !timed_out {
+        let _ = tokio::time::timeout(auth.opts.request_timeout, task).await;
+    }
     resp
 }
 
@@ -709,6 +757,8 @@ pub fn routes(auth: AuthState) -> axum::Router {
     use axum::routing::{get, post};
     axum::Router::new()
         .route("/api/auth/whoami", get(whoami))
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/logout", post(logout))
         .route("/api/admin/tokens", get(tokens_list).post(tokens_create))
         .route("/api/admin/tokens/{id}/revoke", post(tokens_revoke))
         .route("/api/admin/audit", get(audit_route))
@@ -723,6 +773,66 @@ async fn whoami(Extension(id): Extension<Identity>) -> Json<Value> {
         "permissions": id.perms.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
         "expires": id.expires_ms.map(store::ms_rfc3339),
     }))
+}
+
+/// `POST /api/auth/login {"user", "password", "expires_in_s"?}` → 200 with a session key (once),
+/// its expiry and role; 401 for an unknown user or a wrong password (the same answer); 429 past
+/// `--rate-login` attempts from one address.
+async fn login(State(auth): State<AuthState>, Extension(ip): Extension<ClientIp>, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Response {
+    if let Err(wait) = auth.login_buckets.take(&ip.0) {
+        METRICS.rate_limited_login.fetch_add(1, Ordering::Relaxed);
+        return too_many(wait, "login attempts per client address");
+    }
+    if let Err(rej) = &body {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("POST /api/auth/login: body larger than 64 KiB ({rej})"), None);
+        }
+    }
+    let req = match body.map_err(|e| format!("POST /api/auth/login: {e}")).and_then(|b| twin_protocol::payload::login_request(&b)) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_field", e, None),
+    };
+    let user = match users::authenticate(&auth.db, req.user.clone(), req.password).await {
+        Ok(u) => u,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "store_error", format!("cannot check the password: {e}"), None),
+    };
+    let Some(user) = user else {
+        METRICS.login_failures.fetch_add(1, Ordering::Relaxed);
+        let mut r = error(StatusCode::UNAUTHORIZED, "bad_credentials", "POST /api/auth/login: wrong user name or password".into(), None);
+        r.extensions_mut().insert(AuditDetail(format!("login refused for '{}'", req.user.chars().take(64).collect::<String>())));
+        return r;
+    };
+    let ttl_ms = auth.opts.session_ttl.as_millis() as i64;
+    let ttl_ms = req.expires_in_s.map(|s| ((s * 1000.0) as i64).min(ttl_ms)).unwrap_or(ttl_ms);
+    let now = crate::live::now_ms();
+    match users::create_session(&auth.db, &user, now + ttl_ms).await {
+        Ok((row, key)) => {
+            METRICS.logins.fetch_add(1, Ordering::Relaxed);
+            let mut j = row.json(now);
+            j["key"] = key.into();
+            j["user"] = user.name.clone().into();
+            let mut r = Json(j).into_response();
+            r.extensions_mut().insert(AuditDetail(format!("login '{}': session key {}", user.name, row.id)));
+            r
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "store_error", format!("cannot issue a session key: {e}"), None),
+    }
+}
+
+/// `POST /api/auth/logout`: revokes the session key the request is made with (at once on this
+/// server, within 5 s on others). An API key is not a session: 400.
+async fn logout(State(auth): State<AuthState>, Extension(id): Extension<Identity>) -> Response {
+    let Some(tid) = id.token_id else {
+        return error(StatusCode::BAD_REQUEST, "not_a_session", "POST /api/auth/logout: no session key sent (log in first)".into(), None);
+    };
+    match users::end_session(&auth.db, tid).await {
+        Ok(true) => {
+            auth.forget_cached();
+            Json(json!({"id": tid, "name": id.name, "state": "revoked"})).into_response()
+        }
+        Ok(false) => error(StatusCode::BAD_REQUEST, "not_a_session", format!("POST /api/auth/logout: key '{}' is an API key, not a login session (an admin revokes it)", id.name), None),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "store_error", e.0, None),
+    }
 }
 
 async fn tokens_list(State(auth): State<AuthState>) -> Response {
@@ -743,33 +853,11 @@ async fn tokens_create(State(auth): State<AuthState>, Extension(by): Extension<I
             return error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("POST /api/admin/tokens: body larger than 64 KiB ({rej})"), None);
         }
     }
-    let v: Value = match body.map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
-        Ok(v) => v,
-        Err(e) => return bad(format!("POST /api/admin/tokens: {e}")),
+    let req = match body.map_err(|e| format!("POST /api/admin/tokens: {e}")).and_then(|b| twin_protocol::payload::token_request(&b, Role::parse)) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
     };
-    for k in v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
-        if !matches!(k.as_str(), "name" | "role" | "expires_days" | "expires_in_s") {
-            return bad(format!("POST /api/admin/tokens: unknown field '{k}' (name, role, expires_days, expires_in_s)"));
-        }
-    }
-    let Some(name) = v["name"].as_str() else { return bad("POST /api/admin/tokens: 'name' (string) is required".into()) };
-    let role = match v["role"].as_str().map(Role::parse) {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => return bad(format!("POST /api/admin/tokens: {e}")),
-        None => return bad("POST /api/admin/tokens: 'role' (string) is required".into()),
-    };
-    let secs = match (&v["expires_days"], &v["expires_in_s"]) {
-        (Value::Null, Value::Null) => None,
-        (d, Value::Null) => match d.as_f64().filter(|d| *d > 0.0 && *d <= 3650.0) {
-            Some(d) => Some(d * 86400.0),
-            None => return bad("POST /api/admin/tokens: 'expires_days' must be a number in (0, 3650]".into()),
-        },
-        (Value::Null, s) => match s.as_f64().filter(|s| *s > 0.0 && *s <= 3650.0 * 86400.0) {
-            Some(s) => Some(s),
-            None => return bad("POST /api/admin/tokens: 'expires_in_s' must be a positive number of seconds".into()),
-        },
-        _ => return bad("POST /api/admin/tokens: give 'expires_days' or 'expires_in_s', not both".into()),
-    };
+    let (name, role, secs) = (req.name.as_str(), req.role, req.expires_in_s);
     let expires = secs.map(|s| crate::live::now_ms() + (s * 1000.0) as i64);
     match store::create(&auth.db, name, role, expires, &format!("api:{}", by.name)).await {
         Ok((row, key)) => {

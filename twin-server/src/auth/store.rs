@@ -35,8 +35,11 @@ const PG_TRIGGERS: &str = "CREATE FUNCTION audit_log_refuse() RETURNS trigger LA
 
 pub async fn migrate(db: &Db) -> DbResult<()> {
     // Migrations are `&'static` strings: the two backends' scripts are built once.
-    static SQLITE: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| vec![Box::leak(format!("{TABLES}\n{SQLITE_TRIGGERS}").into_boxed_str())]);
-    static PG: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| vec![Box::leak(format!("{TABLES}\n{PG_TRIGGERS}").into_boxed_str())]);
+    // Version 2: users with passwords (login; `auth::users`).
+    static SQLITE: std::sync::LazyLock<Vec<&'static str>> =
+        std::sync::LazyLock::new(|| vec![Box::leak(format!("{TABLES}\n{SQLITE_TRIGGERS}").into_boxed_str()), super::users::MIGRATION]);
+    static PG: std::sync::LazyLock<Vec<&'static str>> =
+        std::sync::LazyLock::new(|| vec![Box::leak(format!("{TABLES}\n{PG_TRIGGERS}").into_boxed_str()), super::users::MIGRATION]);
     let m: &'static [&'static str] = match db.backend() {
         Backend::Sqlite => SQLITE.as_slice(),
         Backend::Postgres => PG.as_slice(),

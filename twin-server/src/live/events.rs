@@ -4,7 +4,7 @@
 //! overdue escalation, queries and replay.
 
 use super::db::{Conn, DbResult, NewChange, Row, Tx, Val};
-use super::{parse_body, parse_time, LiveError, LiveState};
+use super::{parse_time, LiveError, LiveState};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
@@ -244,27 +244,6 @@ pub fn district_of(live: &LiveState, lon: f64, lat: f64) -> Option<(u32, Option<
     b.loaded.model.districts.iter().enumerate().find(|(_, d)| d.geometry.contains(&p)).map(|(i, d)| (i as u32, d.names.zh.clone().or(d.names.en.clone())))
 }
 
-fn validate_new(n: &NewEvent, at: &str) -> Result<(), LiveError> {
-    let LonLat { lon, lat } = n.location;
-    if !(lon.is_finite() && lat.is_finite() && (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat)) {
-        return Err(LiveError::bad("out_of_range", format!("{at}: location {lon}, {lat} is not a WGS-84 lon/lat")));
-    }
-    if n.title.trim().is_empty() || n.title.chars().count() > 200 {
-        return Err(LiveError::bad("invalid_field", format!("{at}: title must be 1–200 characters")));
-    }
-    if n.description.chars().count() > 10_000 {
-        return Err(LiveError::bad("invalid_field", format!("{at}: description longer than 10,000 characters")));
-    }
-    check_actor(&n.actor, at)
-}
-
-fn check_actor(a: &str, at: &str) -> Result<(), LiveError> {
-    if a.trim().is_empty() || a.chars().count() > 100 {
-        return Err(LiveError::bad("invalid_field", format!("{at}: actor must be 1–100 characters")));
-    }
-    Ok(())
-}
-
 /// Creates events (in the caller's transaction): row, `created` log entry, change.
 pub fn create_in_tx(tx: &mut Tx, cats: &Categories, n: NewEvent, district: Option<(u32, Option<String>)>) -> DbResult<Event> {
     let id = tx.next_id("events")?;
@@ -398,22 +377,14 @@ pub async fn escalate_once(live: &LiveState) -> Result<usize, LiveError> {
 /// `POST /api/events`: one `NewEvent` → 201 with the event; an array → 201 with all of them,
 /// created atomically (all or none).
 pub async fn create_route(State(live): State<LiveState>, body: Result<Bytes, BytesRejection>) -> Result<(StatusCode, Json<Value>), LiveError> {
-    let v: Value = parse_body(body, "POST /api/events")?;
-    let (batch, items) = match v {
-        Value::Array(a) => (true, a),
-        other => (false, vec![other]),
-    };
-    if items.is_empty() || items.len() > 10_000 {
-        return Err(LiveError::bad("invalid_field", "POST /api/events: an array must hold 1–10,000 events"));
-    }
-    let mut news = Vec::with_capacity(items.len());
-    for (i, it) in items.into_iter().enumerate() {
-        let at = if batch { format!("POST /api/events: [{i}]") } else { "POST /api/events".to_string() };
-        let n: NewEvent = serde_json::from_value(it).map_err(|e| LiveError::bad("invalid_field", format!("{at}: {e}")))?;
-        validate_new(&n, &at)?;
-        let d = district_of(&live, n.location.lon, n.location.lat);
-        news.push((n, d));
-    }
+    let (batch, items) = twin_protocol::payload::new_events(&super::body_bytes(body, "POST /api/events")?)?;
+    let news: Vec<(NewEvent, _)> = items
+        .into_iter()
+        .map(|n| {
+            let d = district_of(&live, n.location.lon, n.location.lat);
+            (n, d)
+        })
+        .collect();
     let cats = live.cats.clone();
     let created = live
         .db
@@ -452,11 +423,7 @@ pub async fn log_route(State(live): State<LiveState>, Path(id): Path<String>) ->
 pub async fn transition_route(State(live): State<LiveState>, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Result<Json<Event>, LiveError> {
     let id = parse_id(&id)?;
     let at = format!("POST /api/events/{id}/transitions");
-    let req: TransitionRequest = parse_body(body, &at)?;
-    check_actor(&req.actor, &at)?;
-    if req.to.needs_reason() && req.reason.as_deref().map(str::trim).unwrap_or("").is_empty() {
-        return Err(LiveError::bad("missing_reason", format!("{at}: moving to {} ({}) needs a non-empty 'reason'", req.to.as_str(), req.to.name_zh())));
-    }
+    let req: TransitionRequest = twin_protocol::payload::transition_request(&super::body_bytes(body, &at)?, &at)?;
     let cats = live.cats.clone();
     let travel = super::units::Travel::of(&live);
     let e = live.db.write(move |tx| transition_in_tx(tx, &cats, &travel, id, &req)).await?;

@@ -139,6 +139,12 @@ impl From<DbError> for LiveError {
     }
 }
 
+impl From<twin_protocol::payload::PayloadError> for LiveError {
+    fn from(e: twin_protocol::payload::PayloadError) -> Self {
+        LiveError::bad(e.reason, e.message)
+    }
+}
+
 impl IntoResponse for LiveError {
     fn into_response(self) -> Response {
         metrics::METRICS.reject(self.reason);
@@ -148,16 +154,18 @@ impl IntoResponse for LiveError {
 
 /// Parses a JSON body; names the request and the line/column of a syntax or type error.
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>, what: &str) -> Result<T, LiveError> {
-    let bytes = body.map_err(|rej| {
+    let bytes = body_bytes(body, what)?;
+    Ok(twin_protocol::payload::json_body(&bytes, what)?)
+}
+
+/// The body's bytes, or 413 / 400 naming the request (the parsing is `twin_protocol::payload`'s).
+pub fn body_bytes(body: Result<Bytes, BytesRejection>, what: &str) -> Result<Bytes, LiveError> {
+    body.map_err(|rej| {
         if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
             LiveError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("{what}: body larger than the limit ({rej})"))
         } else {
             LiveError::bad("malformed_body", format!("{what}: cannot read the body: {rej}"))
         }
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        let reason = if e.is_syntax() || e.is_eof() { "malformed_json" } else { "invalid_field" };
-        LiveError::bad(reason, format!("{what}: {e}"))
     })
 }
 
@@ -237,10 +245,5 @@ pub fn now_ms() -> i64 {
 
 /// `from`/`to` query values: RFC 3339 or milliseconds since the epoch.
 pub fn parse_time(name: &str, v: &str) -> Result<i64, LiveError> {
-    if let Ok(ms) = v.parse::<i64>() {
-        return Ok(ms);
-    }
-    chrono::DateTime::parse_from_rfc3339(v)
-        .map(|t| t.timestamp_millis())
-        .map_err(|e| LiveError::bad("bad_query", format!("query parameter '{name}': '{v}' is neither RFC 3339 nor milliseconds since the epoch ({e})")))
+    Ok(twin_protocol::payload::query_time(name, v)?)
 }

@@ -8,13 +8,12 @@
 
 use super::db::{Conn, DbResult, NewChange, Row, Tx, Val};
 use super::events::{append_log, load_event_tx, save_event};
-use super::{parse_body, LiveError, LiveState};
+use super::{LiveError, LiveState};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use scenes::model::PoiKind;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -457,10 +456,7 @@ pub async fn get_route(State(live): State<LiveState>, Path(id): Path<String>) ->
 pub async fn assign_route(State(live): State<LiveState>, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, LiveError> {
     let id = parse_id("event", &id)?;
     let at = format!("POST /api/events/{id}/assign");
-    let req: AssignRequest = parse_body(body, &at)?;
-    if req.actor.trim().is_empty() {
-        return Err(LiveError::bad("invalid_field", format!("{at}: actor must not be empty")));
-    }
+    let req: AssignRequest = twin_protocol::payload::assign_request(&super::body_bytes(body, &at)?, &at)?;
     let (e, u) = assign(&live, id, req).await?;
     Ok(Json(json!({"event": e, "unit": u})))
 }
@@ -591,29 +587,12 @@ pub async fn move_once(live: &LiveState) -> Result<usize, LiveError> {
     Ok(n)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StatusRequest {
-    status: UnitStatus,
-    actor: String,
-    #[serde(default)]
-    position: Option<LonLat>,
-}
-
 /// `POST /api/units/{id}/status {status, actor[, position]}`: field reports (position updates,
 /// back in service, out of service). A unit made available or out of service leaves its event.
 pub async fn status_route(State(live): State<LiveState>, Path(id): Path<String>, body: Result<Bytes, BytesRejection>) -> Result<Json<Unit>, LiveError> {
     let id = parse_id("unit", &id)?;
     let at = format!("POST /api/units/{id}/status");
-    let req: StatusRequest = parse_body(body, &at)?;
-    if req.actor.trim().is_empty() {
-        return Err(LiveError::bad("invalid_field", format!("{at}: actor must not be empty")));
-    }
-    if let Some(p) = req.position {
-        if !(p.lon.is_finite() && p.lat.is_finite() && (-180.0..=180.0).contains(&p.lon) && (-90.0..=90.0).contains(&p.lat)) {
-            return Err(LiveError::bad("out_of_range", format!("{at}: position {}, {} is not a WGS-84 lon/lat", p.lon, p.lat)));
-        }
-    }
+    let req = twin_protocol::payload::status_request(&super::body_bytes(body, &at)?, &at)?;
     if matches!(req.status, UnitStatus::EnRoute) {
         return Err(LiveError::conflict("invalid_transition", format!("{at}: a unit goes en_route only by POST /api/events/{{id}}/assign")));
     }

@@ -290,6 +290,9 @@ impl Default for DbOptions {
     }
 }
 
+/// Writes dropped before they ran because their requester had gone (timed out).
+pub static METRICS_ABANDONED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The store. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
@@ -401,6 +404,14 @@ impl Db {
     {
         let (otx, orx) = oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |tx: &mut Tx| {
+            if otx.is_closed() {
+                // Nobody waits for this write any more (its request timed out, `serve
+                // --request-timeout`, while it queued behind a lock): it was never acknowledged,
+                // so it is not applied later behind the client's back (a retry would double it).
+                METRICS_ABANDONED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let finish: Finish = Box::new(|_| {});
+                return (false, finish);
+            }
             let r = f(tx);
             let ok = r.is_ok();
             let finish: Finish = Box::new(move |commit_err: Option<DbError>| {

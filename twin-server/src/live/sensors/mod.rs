@@ -130,15 +130,8 @@ pub async fn start(db: &super::db::Db) -> anyhow::Result<Arc<Sensors>> {
     Ok(s)
 }
 
-/// One observation to ingest.
-#[derive(Debug, Clone)]
-pub struct ObsIn {
-    pub datastream: i64,
-    /// `None`: the server's time.
-    pub phenomenon_ms: Option<i64>,
-    pub result_time_ms: Option<i64>,
-    pub result: Value,
-}
+/// One observation to ingest (parsed by `twin_protocol::payload`).
+pub use twin_protocol::payload::ObsIn;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ItemError {
@@ -445,17 +438,12 @@ pub async fn post_simple_route(
     let mut pre_errors = Vec::new();
     let mut index_map = Vec::with_capacity(items.len());
     for (i, it) in items.iter().enumerate() {
-        let ds = it.get("datastream").or_else(|| it.get("Datastream").and_then(|d| d.get("@iot.id"))).and_then(Value::as_i64);
-        let parsed = match ds {
-            None => Err(("invalid_observation", format!("observation {i}: 'datastream' (an integer id) is missing"))),
-            Some(ds) => obs_from_json(ds, it).map_err(|m| ("invalid_observation", format!("observation {i}: {m}"))),
-        };
-        match parsed {
+        match twin_protocol::payload::simple_observation(i, it) {
             Ok(o) => {
                 obs.push(o);
                 index_map.push(i);
             }
-            Err((reason, message)) => pre_errors.push(ItemError { index: i, datastream: ds, reason, message }),
+            Err((ds, message)) => pre_errors.push(ItemError { index: i, datastream: ds, reason: "invalid_observation", message }),
         }
     }
     for e in &pre_errors {
@@ -470,25 +458,6 @@ pub async fn post_simple_route(
     rep.rejected = rep.errors.len();
     let status = if rep.accepted == 0 && rep.rejected > 0 { axum::http::StatusCode::UNPROCESSABLE_ENTITY } else { axum::http::StatusCode::CREATED };
     Ok((status, axum::Json(json!(rep))))
-}
-
-/// An observation from its STA JSON (`result`, `phenomenonTime`, `resultTime`).
-pub fn obs_from_json(ds: i64, v: &Value) -> Result<ObsIn, String> {
-    let o = v.as_object().ok_or_else(|| format!("expected an object, found {v}"))?;
-    let result = o.get("result").cloned().ok_or("'result' is missing")?;
-    Ok(ObsIn { datastream: ds, phenomenon_ms: time_field(o.get("phenomenonTime"), "phenomenonTime")?, result_time_ms: time_field(o.get("resultTime"), "resultTime")?, result })
-}
-
-/// An ISO 8601 instant, or an interval `start/end` (its end), or null.
-pub fn time_field(v: Option<&Value>, name: &str) -> Result<Option<i64>, String> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => {
-            let t = s.rsplit('/').next().unwrap_or(s);
-            filter::parse_datetime(t).map(Some).ok_or_else(|| format!("'{name}': '{s}' is not an ISO 8601 date-time"))
-        }
-        Some(other) => Err(format!("'{name}': {other} is not an ISO 8601 date-time string")),
-    }
 }
 
 /// Refuses a body whose declared `Content-Length` is over the limit before reading any of it (413).

@@ -7,7 +7,7 @@
 //! a lost connection is retried with exponential backoff (250 ms … 5 s) and the subscription is
 //! renewed on every CONNACK.
 
-use super::{obs_from_json, ObsIn};
+use super::ObsIn;
 use crate::live::LiveState;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::sync::atomic::Ordering;
@@ -75,16 +75,7 @@ fn parse_host_port(rest: &str) -> Result<(String, u16), String> {
 
 /// Parses one message into observations; the error names what is wrong.
 pub fn parse_message(topic: &str, payload: &[u8]) -> Result<Vec<ObsIn>, String> {
-    let id = topic
-        .strip_prefix("citytwin/datastreams/")
-        .and_then(|r| r.strip_suffix("/observations"))
-        .and_then(|id| id.parse::<i64>().ok())
-        .ok_or_else(|| format!("topic '{topic}' is not citytwin/datastreams/{{id}}/observations"))?;
-    let v: serde_json::Value = serde_json::from_slice(payload).map_err(|e| format!("topic {topic}: payload is not JSON: {e}"))?;
-    match v {
-        serde_json::Value::Array(a) => a.iter().enumerate().map(|(i, o)| obs_from_json(id, o).map_err(|e| format!("topic {topic}: item {i}: {e}"))).collect(),
-        o => Ok(vec![obs_from_json(id, &o).map_err(|e| format!("topic {topic}: {e}"))?]),
-    }
+    twin_protocol::payload::mqtt_message(topic, payload)
 }
 
 /// Starts the client and the batching ingest task.

@@ -4,7 +4,7 @@
 //! options `$top`, `$skip`, `$count`, `$orderby` and (Observations) `$filter`, and the
 //! `CreateObservations` dataArray extension.
 
-use super::{filter, ingest, obs_from_json, time_field, ObsIn};
+use super::{filter, ingest, ObsIn};
 use crate::live::db::{Row, Tx, Val};
 use crate::live::{LiveError, LiveState};
 use axum::body::Bytes;
@@ -449,11 +449,7 @@ pub async fn post_route(State(live): State<LiveState>, Path(path): Path<String>,
         _ => return Err(LiveError::not_found(format!("{at}: POST goes to an entity set ({})", SETS.join(", ")))),
     };
     if set == "Observations" {
-        let ds = match ds {
-            Some(d) => d,
-            None => v.get("Datastream").and_then(|d| d.get("@iot.id")).and_then(Value::as_i64).ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'Datastream' {{\"@iot.id\": …}} is required")))?,
-        };
-        let o = obs_from_json(ds, &v).map_err(|m| LiveError::bad("invalid_observation", format!("{at}: {m}")))?;
+        let o = twin_protocol::payload::sta_observation(&v, ds, &at)?;
         let rep = ingest(&live, vec![o], "http").await?;
         if let Some(e) = rep.errors.first() {
             let status = if e.reason == "unknown_datastream" { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST };
@@ -487,32 +483,15 @@ async fn create_observations(live: &LiveState, body: Result<Bytes, BytesRejectio
     let mut obs: Vec<ObsIn> = Vec::new();
     // Per item: Some(index into obs) or None (malformed).
     let mut slots: Vec<Option<usize>> = Vec::new();
-    for (i, g) in v.iter().enumerate() {
-        let at = format!("{at}: item {i}");
-        let o = obj(g, &at)?;
-        let ds = o.get("Datastream").and_then(|d| d.get("@iot.id")).and_then(Value::as_i64).ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'Datastream' {{\"@iot.id\": …}} is required")))?;
-        let comps: Vec<&str> = o
-            .get("components")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'components' (an array of names) is required")))?;
-        let ri = comps.iter().position(|c| *c == "result").ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'components' must contain 'result'")))?;
-        let pi = comps.iter().position(|c| *c == "phenomenonTime");
-        let ti = comps.iter().position(|c| *c == "resultTime");
-        let rows = o.get("dataArray").and_then(Value::as_array).ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'dataArray' (an array) is required")))?;
-        for row in rows {
-            let parsed = row.as_array().filter(|r| r.len() == comps.len()).and_then(|r| {
-                Some(ObsIn { datastream: ds, result: r[ri].clone(), phenomenon_ms: time_field(pi.map(|p| &r[p]), "phenomenonTime").ok()?, result_time_ms: time_field(ti.map(|p| &r[p]), "resultTime").ok()? })
-            });
-            match parsed {
-                Some(o) => {
-                    slots.push(Some(obs.len()));
-                    obs.push(o);
-                }
-                None => {
-                    live.sensors.reject("http", "invalid_observation");
-                    slots.push(None);
-                }
+    for row in twin_protocol::payload::create_observations(&v, at)? {
+        match row {
+            Some(o) => {
+                slots.push(Some(obs.len()));
+                obs.push(o);
+            }
+            None => {
+                live.sensors.reject("http", "invalid_observation");
+                slots.push(None);
             }
         }
     }
