@@ -19,7 +19,7 @@ const USAGE: &str = "usage: viewer [--server URL] [--tileset NAME|URL|PATH] [--h
               [--at lon,lat,alt,heading,pitch] [--sse 16] [--mode leader|dispatcher|planner] [--lang zh|en]
               [--timeout SECS] [--max-requests N] [--memory-mb MB] [--bench-frames N] [--token TOKEN]
               [--no-live] [--no-panels] [--no-ground-map] [--hold SECS] [--wait-events N]
-              [--select-event ID [--assign-unit ID]]
+              [--select-event ID [--assign-unit ID]] [--choropleth INDICATOR]
   --tileset  a tileset name on the server (default shenyang: SERVER/3dtiles/NAME/tileset.json), an
              http(s):// or file:// URL of a tileset.json, or a local tileset.json / directory
   --at       camera: degrees lon, lat, metres above the ellipsoid, heading (° clockwise from north),
@@ -36,7 +36,9 @@ const USAGE: &str = "usage: viewer [--server URL] [--tileset NAME|URL|PATH] [--h
              server restart); --wait-events N: until N open events are known
   --select-event / --assign-unit
              dispatcher flow: select event ID (fly to it, details, recommended units) and assign
-             unit ID to it through POST /api/events/ID/assign";
+             unit ID to it through POST /api/events/ID/assign
+  --choropleth  fill the districts with this district-grain indicator's band colours (default:
+             the main indicator of the leader tour's current theme; key C cycles, windowed)";
 
 #[derive(Debug, Clone)]
 pub struct Args {
@@ -61,6 +63,7 @@ pub struct Args {
     pub wait_events: usize,
     pub select_event: Option<i64>,
     pub assign_unit: Option<i64>,
+    pub choropleth: Option<String>,
 }
 
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -87,6 +90,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
         wait_events: 0,
         select_event: None,
         assign_unit: None,
+        choropleth: None,
     };
     let mut it = args.into_iter();
     let num = |s: Option<String>, what: &str| -> Result<f64, String> {
@@ -153,6 +157,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
             "--wait-events" => a.wait_events = num(it.next(), "--wait-events")?.max(0.0) as usize,
             "--select-event" => a.select_event = Some(num(it.next(), "--select-event")? as i64),
             "--assign-unit" => a.assign_unit = Some(num(it.next(), "--assign-unit")? as i64),
+            "--choropleth" => a.choropleth = Some(it.next().ok_or("--choropleth needs an indicator id")?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument '{other}' (try --help)")),
         }
@@ -292,7 +297,9 @@ pub fn main() -> ExitCode {
     app.insert_resource(Client::new(tree, opts))
         .insert_resource(Cockpit::new(cockpit_opts, rx))
         .add_plugins(TilesPlugin)
-        .add_plugins(CockpitPlugin);
+        .insert_resource(crate::choropleth::Choropleth::new(args.choropleth.clone()))
+        .add_plugins(CockpitPlugin)
+        .add_plugins(crate::charts::ChartsPlugin);
     if !args.headless {
         app.run();
         return ExitCode::SUCCESS;
@@ -314,6 +321,9 @@ pub fn main() -> ExitCode {
     let mut s = app::summary(client, hl, t0.elapsed());
     if let (Some(cp), Some(o)) = (app.world().get_resource::<Cockpit>(), s.as_object_mut()) {
         if let serde_json::Value::Object(extra) = cp.summary() {
+            o.extend(extra);
+        }
+        if let serde_json::Value::Object(extra) = crate::charts::summary(app.world()) {
             o.extend(extra);
         }
     }

@@ -63,7 +63,12 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("events.overdue", "已超时", "overdue"),
     ("events.due", "剩余", "due in"),
     ("ticker.title", "告警", "Alarms"),
-    ("ticker.none", "当前无告警", "no alarms"),
+    ("ticker.none", "暂无告警", "no alarms"),
+    ("chart.by_district", "各区排名", "By district"),
+    ("legend.title", "分区专题图", "District map"),
+    ("legend.unit", "单位", "unit"),
+    ("legend.ramp", "按当前数值等距分级", "equal classes of the current values"),
+    ("legend.none", "无数据", "no value"),
     ("sev.1", "一般", "low"),
     ("sev.2", "较大", "medium"),
     ("sev.3", "重大", "high"),
@@ -207,11 +212,13 @@ pub struct Cockpit {
     dispatch_rx: Option<Mutex<Receiver<DispatchMsg>>>,
     pub tour: Tour,
     pub labels: Vec<(groundmap::Label, Option<[f32; 2]>)>,
-    font: Option<Handle<Font>>,
+    pub font: Option<Handle<Font>>,
+    /// the charts and the choropleth are ready for a headless screenshot (`charts::gate_charts`)
+    pub charts_ready: bool,
 }
 
 #[derive(Component)]
-struct MapLabel(usize);
+pub(crate) struct MapLabel(usize);
 
 /// Leader mode: an automatic tour through the themes — each stop a camera flight (3 s, eased) to
 /// the theme's focus (command: the most severe open event; environment: the worst
@@ -287,6 +294,7 @@ impl Cockpit {
             tour: Tour::default(),
             labels: vec![],
             font: None,
+            charts_ready: false,
         }
     }
 
@@ -330,7 +338,7 @@ impl Cockpit {
 }
 
 #[derive(Component, Clone, Copy, PartialEq, Eq)]
-enum PanelText {
+pub(crate) enum PanelText {
     Title,
     Clock,
     Status,
@@ -355,7 +363,7 @@ impl Plugin for CockpitPlugin {
     }
 }
 
-fn setup_cockpit(
+pub(crate) fn setup_cockpit(
     mut commands: Commands,
     mut cp: ResMut<Cockpit>,
     client: Res<Client>,
@@ -479,11 +487,16 @@ fn setup_cockpit(
         let grid = commands.spawn((Node { flex_direction: FlexDirection::Row, flex_wrap: FlexWrap::Wrap, column_gap: Val::Px(16.0), row_gap: Val::Px(16.0), ..default() }, ChildOf(left))).id();
         for k in 0..ids.len() {
             let card = commands
-                .spawn((Node { width: Val::Px(460.0), height: Val::Px(150.0), flex_direction: FlexDirection::Column, padding: UiRect::all(Val::Px(14.0)), ..default() }, card_bg, ChildOf(grid)))
+                .spawn((Node { width: Val::Px(460.0), height: Val::Px(130.0), flex_direction: FlexDirection::Column, padding: UiRect::all(Val::Px(12.0)), ..default() }, card_bg, ChildOf(grid)))
                 .id();
-            commands.spawn((Text::new(""), text(32.0, dim), PanelText::KpiName(t, k), ChildOf(card)));
-            commands.spawn((Text::new(""), text(64.0, white), PanelText::KpiValue(t, k), ChildOf(card)));
+            commands.spawn((Text::new(""), text(30.0, dim), PanelText::KpiName(t, k), ChildOf(card)));
+            commands.spawn((Text::new(""), text(56.0, white), PanelText::KpiValue(t, k), ChildOf(card)));
+            // the last 24 h (charts.rs draws it)
+            let spark = Node { position_type: PositionType::Absolute, right: Val::Px(12.0), bottom: Val::Px(10.0), width: Val::Px(150.0), height: Val::Px(52.0), ..default() };
+            commands.spawn((spark, ImageNode::default(), crate::charts::SparkSlot(t, k), ChildOf(card)));
         }
+        // the districts' values of the theme's main indicator (charts.rs fills it)
+        commands.spawn((Node { flex_direction: FlexDirection::Column, row_gap: Val::Px(4.0), ..default() }, crate::charts::BarSlot(t), ChildOf(left)));
     }
     // right: event list (and the dispatcher's details)
     let right = commands
@@ -527,7 +540,9 @@ fn setup_cockpit(
             UiTargetCamera(cam),
         ))
         .id();
-    commands.spawn((Text::new(""), text(48.0, Color::srgb(1.0, 0.88, 0.88)), PanelText::Ticker, ChildOf(ticker)));
+    // scrolled by charts.rs (its left edge moves; the strip clips it)
+    let scroll = Node { position_type: PositionType::Absolute, left: Val::Px(0.0), top: Val::Px(30.0), ..default() };
+    commands.spawn((scroll, Text::new(""), text(48.0, Color::srgb(1.0, 0.88, 0.88)), bevy::text::TextLayout::no_wrap(), crate::charts::TickerText, ChildOf(ticker)));
 }
 
 /// The ground map's area: around where the camera looks at the ground (or below it), twice the
@@ -578,7 +593,7 @@ fn drain_feed(mut cp: ResMut<Cockpit>) {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn update_ground(
+pub(crate) fn update_ground(
     mut commands: Commands,
     mut cp: ResMut<Cockpit>,
     client: Res<Client>,
@@ -587,6 +602,7 @@ fn update_ground(
     cams: Query<(Entity, &Camera, &GlobalTransform), With<ViewCamera>>,
     mut labels: Query<(&MapLabel, &mut Node)>,
     scale: Res<UiScale>,
+    mut chor: Option<ResMut<crate::choropleth::Choropleth>>,
 ) {
     // map names: UI texts at the projected positions (districts, water, parks, landmarks)
     if let Ok((_, camera, gt)) = cams.single() {
@@ -618,8 +634,11 @@ fn update_ground(
         Some(rx) => rx.lock().ok().and_then(|r| r.try_recv().ok()),
         None => return,
     };
-    let Some(l) = got else { return };
+    let Some(mut l) = got else { return };
     cp.ground_rx = None;
+    if let Some(ch) = chor.as_mut() {
+        ch.pending = Some(std::mem::take(&mut l.districts));
+    }
     for e in &l.errors {
         warn!("{e}");
     }
@@ -870,7 +889,7 @@ fn fmt_value(v: &serde_json::Value, zh: bool) -> (String, Option<Color>) {
     (if unit.is_empty() { num } else { format!("{num} {unit}") }, c)
 }
 
-fn update_panels(
+pub(crate) fn update_panels(
     mut cp: ResMut<Cockpit>,
     client: Res<Client>,
     mut q: Query<(&PanelText, &mut Text, &mut TextColor)>,
@@ -943,11 +962,7 @@ fn update_panels(
         };
         texts.push((PanelText::EventRow(i), s, c));
     }
-    let ticker = if m.alarms.is_empty() {
-        format!("{}: {}", tr("ticker.title", zh), tr("ticker.none", zh))
-    } else {
-        format!("{}: {}", tr("ticker.title", zh), m.alarms.iter().take(6).map(|a| a.1.as_str()).collect::<Vec<_>>().join("   ▲ "))
-    };
+    let ticker = crate::charts::ticker_line(m, zh);
     texts.push((PanelText::Ticker, ticker, None));
     let d = &cp.dispatch;
     let mut detail = vec![];
@@ -994,7 +1009,7 @@ fn update_panels(
 
 /// Headless: the screenshot waits for the live state (first snapshot or 20 s of trying), the
 /// first indicator poll, `--wait-events`, the dispatcher flow and `--hold`.
-fn gate_headless(cp: Res<Cockpit>, mut hl: ResMut<Headless>) {
+pub(crate) fn gate_headless(cp: Res<Cockpit>, mut hl: ResMut<Headless>) {
     if !cp.opts.live {
         hl.live_ready = true;
         return;
@@ -1005,10 +1020,11 @@ fn gate_headless(cp: Res<Cockpit>, mut hl: ResMut<Headless>) {
     let ind = m.indicators_polled || waited > Duration::from_secs(20) || !cp.opts.panels;
     let events = m.events.len() >= cp.opts.wait_events;
     let ground = cp.ground_rx.is_none();
+    let charts = cp.charts_ready || !cp.opts.panels && waited > Duration::from_secs(20);
     let dispatch = cp.dispatch.selected.is_none() || cp.dispatch.done && cp.dispatch.flown_to.is_some() && cp.dispatch.assigned.is_none_or(|u| {
         m.units.get(&u).is_some_and(|x| x.status == "en_route")
     });
-    hl.live_ready = stream && ind && events && ground && dispatch && waited >= cp.opts.hold;
+    hl.live_ready = stream && ind && events && ground && charts && dispatch && waited >= cp.opts.hold;
 }
 
 #[cfg(test)]

@@ -117,7 +117,7 @@ pub struct Counts {
 }
 
 /// World position of a tile-local point.
-fn to_world(frame: &WorldFrame, id: TileId, extent: u32, p: [i64; 2], h: f64) -> [f64; 3] {
+pub(crate) fn to_world(frame: &WorldFrame, id: TileId, extent: u32, p: [i64; 2], h: f64) -> [f64; 3] {
     let n = (1u64 << id.z) as f64;
     let ux = (id.x as f64 + p[0] as f64 / extent as f64) / n;
     let uy = (id.y as f64 + p[1] as f64 / extent as f64) / n;
@@ -125,7 +125,7 @@ fn to_world(frame: &WorldFrame, id: TileId, extent: u32, p: [i64; 2], h: f64) ->
     frame.world_of_geodetic(lon, lat, h).to_array()
 }
 
-fn add_polygon(part: &mut Part, rings: &[Vec<[f64; 3]>]) {
+pub(crate) fn add_polygon(part: &mut Part, rings: &[Vec<[f64; 3]>]) {
     if rings.is_empty() || rings[0].len() < 3 {
         return;
     }
@@ -296,6 +296,8 @@ pub struct Loaded {
     pub counts: Counts,
     pub errors: Vec<String>,
     pub zoom: Option<u8>,
+    /// the `districts` layer's polygons, filled (the choropleth colours them)
+    pub districts: std::collections::BTreeMap<String, crate::choropleth::DistrictFill>,
 }
 
 /// Fetches the TileJSON and the tiles over `bbox` (the finest zoom ≤ 15 with at most 256 tiles)
@@ -312,7 +314,7 @@ pub fn spawn(server: String, name: String, token: Option<String>, bbox: [f64; 4]
 }
 
 fn load(server: &str, name: &str, token: &Option<String>, bbox: [f64; 4], frame: &WorldFrame, ground: f64) -> Loaded {
-    let mut out = Loaded { labels: vec![], parts: Default::default(), counts: Counts::default(), errors: vec![], zoom: None };
+    let mut out = Loaded { labels: vec![], parts: Default::default(), counts: Counts::default(), errors: vec![], zoom: None, districts: Default::default() };
     let agent = crate::fetch::agent();
     let get = |url: &str| crate::fetch::fetch_with(&agent, url, token.as_deref());
     let tj_url = format!("{server}/tiles/{name}.json");
@@ -348,6 +350,7 @@ fn load(server: &str, name: &str, token: &Option<String>, bbox: [f64; 4], frame:
                 Ok(t) => {
                     tile_parts(&t, id, frame, ground, &mut out.parts, &mut out.counts);
                     out.labels.extend(tile_labels(&t, id));
+                    crate::choropleth::tile_districts(&t, id, frame, ground, &mut out.districts);
                 }
                 Err(e) => out.errors.push(format!("{url}: {e}")),
             },

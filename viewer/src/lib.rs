@@ -6,9 +6,12 @@
 //! (screen-space-error selection, frustum culling, request priorities), [`lru`] (memory budget),
 //! [`fetch`] (loader threads), [`decode`] (GLB/b3dm → meshes). [`app`] is the Bevy plugin and
 //! [`cli`] the command line. The cockpit: [`live`] (the stream and indicator feed, a pure model),
-//! [`groundmap`] (vector tiles → flat meshes), [`cockpit`] (overlays, bevy_ui panels, dispatcher).
+//! [`groundmap`] (vector tiles → flat meshes), [`cockpit`] (overlays, bevy_ui panels, dispatcher),
+//! [`choropleth`] (district fills and legend), [`charts`] (sparklines, bar charts, ticker).
 
 pub mod app;
+pub mod charts;
+pub mod choropleth;
 pub mod cli;
 pub mod cockpit;
 pub mod decode;
