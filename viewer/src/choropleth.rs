@@ -174,10 +174,13 @@ pub fn class_text(c: &Class, zh: bool) -> String {
     if label.is_empty() { range } else { format!("{range}  {label}") }
 }
 
-/// Readable unit text (UCUM-ish annotations without braces).
-pub fn unit_text(u: &str) -> String {
+/// Readable unit text (as on the KPI cards: events in the UI language, other annotations without
+/// braces).
+pub fn unit_text(u: &str, zh: bool) -> String {
     match u {
         "1" | "" => String::new(),
+        "{event}" | "{events}" => tr("unit.events", zh).to_string(),
+        "{event}/h" | "{events}/h" => tr("unit.per_hour", zh).to_string(),
         u => u.replace("ug/m3", "µg/m³").replace(['{', '}'], ""),
     }
 }
@@ -389,7 +392,7 @@ pub fn update_choropleth(
     let Ok(cam) = cams.single() else { return };
     let zh = client.opts.zh;
     let name = def.as_ref().and_then(|d| d[if zh { "name_zh" } else { "name_en" }].as_str()).map(str::to_string).unwrap_or_else(|| id.clone());
-    let unit = def.as_ref().and_then(|d| d["unit"].as_str()).map(unit_text).unwrap_or_default();
+    let unit = def.as_ref().and_then(|d| d["unit"].as_str()).map(|u| unit_text(u, zh)).unwrap_or_default();
     let mut lines: Vec<(Option<[u8; 3]>, String)> = vec![(None, format!("{} · {}", tr("legend.title", zh), name))];
     let sub = match (unit.is_empty(), banded) {
         (true, true) => String::new(),
@@ -493,6 +496,7 @@ mod tests {
         // all equal: one class; nothing: none
         assert_eq!(ramp_classes(&[3.0, 3.0]).len(), 1);
         assert!(ramp_classes(&[]).is_empty());
+        assert_eq!((unit_text("{event}", true), unit_text("{event}", false), unit_text("ug/m3", true), unit_text("1", true)), ("件".into(), "events".into(), "µg/m³".into(), String::new()));
         // the ramp and the neutral colour are distinct from the scene's sky and ground
         for a in RAMP.iter().chain([&NEUTRAL_SRGB]) {
             for s in [crate::app::SKY_SRGB, crate::app::GROUND_SRGB] {
