@@ -2,7 +2,7 @@
 //! fetched with the rest of the ground map) filled with the colour of one district-grain
 //! indicator's value there, and a legend panel.
 //!
-//! * **Indicator**: `--choropleth ID`; otherwise the main indicator (first KPI card) of the
+//! * **Indicator**: `--choropleth ID` (`none`: no choropleth); otherwise the main indicator (first KPI card) of the
 //!   current leader-tour theme (command: `events_open`, environment: `aqi_1h`, city operations:
 //!   `congestion_index`; other modes: the command theme's). Key `C` (windowed) cycles through every
 //!   active district-grain indicator of `GET /api/indicators` (the themes' main ones first).
@@ -13,8 +13,9 @@
 //!   dark = low → high). A district without a value (`null`, or not served) is drawn neutral
 //!   [`NEUTRAL_SRGB`], never left out.
 //! * **Drawing**: one flat unlit mesh per district at [`LIFT_M`] above the model's ground — over
-//!   the bare ground (−0.3 m), under landuse, water, roads and borders — so the colours are exact
-//!   in the screenshot and the map's features stay on top. Colours follow the values as they
+//!   the bare ground (−0.3 m) and the built-up (non-green) landuse (−0.2 m), under green landuse,
+//!   water, roads and borders — so the colours are exact in the screenshot and parks, rivers and
+//!   roads stay on top. Colours follow the values as they
 //!   change (the live model is fed by the indicator poll and the stream's `indicator_values`).
 //! * **Legend** (bevy_ui, bottom of the city view, right of the theme panels): the indicator's
 //!   name in the UI language and its unit, one swatch per band or ramp class with its range and
@@ -41,7 +42,7 @@ pub const NEUTRAL_SRGB: [u8; 3] = [128, 128, 140];
 /// The ramp of indicators without bands, low → high (ColorBrewer YlOrRd, 5 classes).
 pub const RAMP: [[u8; 3]; 5] = [[255, 255, 178], [254, 204, 92], [253, 141, 60], [240, 59, 32], [189, 0, 38]];
 /// Height of the fills above the model's ground (m).
-pub const LIFT_M: f64 = -0.15;
+pub const LIFT_M: f64 = -0.1;
 
 /// A district's fill triangles (merged over the tiles it spans), with its English name.
 #[derive(Debug, Default, Clone)]
@@ -345,6 +346,11 @@ pub fn update_choropleth(
         let i = ch.candidates.iter().position(|c| *c == cur).map(|i| (i + 1) % ch.candidates.len()).unwrap_or(0);
         ch.cycled = Some(i);
         info!("choropleth: {}", ch.candidates[i]);
+    }
+    // `--choropleth none`: the plain ground map
+    if ch.fixed.as_deref() == Some("none") {
+        ch.pending = None;
+        return;
     }
     // the district fills, once the ground map has them
     if let Some(fills) = ch.pending.take() {

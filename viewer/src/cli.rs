@@ -38,7 +38,8 @@ const USAGE: &str = "usage: viewer [--server URL] [--tileset NAME|URL|PATH] [--h
              dispatcher flow: select event ID (fly to it, details, recommended units) and assign
              unit ID to it through POST /api/events/ID/assign
   --choropleth  fill the districts with this district-grain indicator's band colours (default:
-             the main indicator of the leader tour's current theme; key C cycles, windowed)";
+             the main indicator of the leader tour's current theme; key C cycles, windowed;
+             none: no choropleth)";
 
 #[derive(Debug, Clone)]
 pub struct Args {
@@ -366,6 +367,9 @@ mod tests {
         let a = p("--token abc --no-live --no-panels --hold 2.5 --wait-events 3 --select-event 7 --assign-unit 2").unwrap();
         assert_eq!((a.token.as_deref(), a.live, a.panels, a.hold_s, a.wait_events, a.select_event, a.assign_unit), (Some("abc"), false, false, 2.5, 3, Some(7), Some(2)));
         assert!(p("--assign-unit 2").unwrap_err().contains("--select-event"));
+        assert_eq!(p("--choropleth aqi_1h").unwrap().choropleth.as_deref(), Some("aqi_1h"));
+        assert_eq!(p("").unwrap().choropleth, None);
+        assert!(p("--choropleth").unwrap_err().contains("indicator"));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! other landuse 140,134,124; water 64,128,200; motorway/trunk 240,160,50 (18 m wide); primary
 //! 250,205,100 (13 m); secondary 245,230,150 (10 m); tertiary/residential/unclassified 226,226,226
 //! (7 m); service/path/other 205,205,205 (4 m); rail 80,80,80 (3 m); district border
-//! 220,60,150 (20 m). Heights above the model's ground: landuse 0.0, water 0.1, roads 0.2,
+//! 220,60,150 (20 m). Heights above the model's ground: other landuse −0.2 (under the district
+//! choropleth's −0.1, so built-up landuse takes the district colour), green landuse 0.0, water 0.1, roads 0.2,
 //! borders 0.3 m (the bare ground is at −0.3 m), so the layers stack without z-fighting.
 
 use crate::geodesy::WorldFrame;
@@ -60,7 +61,8 @@ impl Style {
     /// Height above the ground (m).
     pub fn lift(self) -> f64 {
         match self {
-            Style::LanduseGreen | Style::Landuse => 0.0,
+            Style::Landuse => -0.2,
+            Style::LanduseGreen => 0.0,
             Style::Water => 0.1,
             Style::Border => 0.3,
             _ => 0.2,

@@ -530,7 +530,7 @@ fn markers_ground_map_panels_and_dispatcher_against_a_live_server() {
     // (#3, now dispatched); the camera flies there (3 s) and shows it in the middle
     let shot_l = tmp.0.join("leader.png");
     let (ok, s4, err) = run_viewer(&["--server", &base, "--tileset", "fixture", "--headless", "--screenshot", shot_l.to_str().unwrap(), "--size", "320x180", "--timeout", "400",
-        "--mode", "leader", "--hold", "4", "--no-ground-map"]);
+        "--mode", "leader", "--hold", "4", "--choropleth", "aqi_1h"]);
     assert!(ok, "viewer failed: {err}");
     let tour = &s4["tour"];
     assert_eq!((tour["theme"].as_u64(), tour["stops"].as_u64()), (Some(0), Some(1)), "{tour}");
@@ -540,6 +540,15 @@ fn markers_ground_map_panels_and_dispatcher_against_a_live_server() {
     assert!((x - 160.0).abs() < 2.0 && (y - 90.0).abs() < 2.0, "tour focus at ({x}, {y}), expected the view's centre");
     let texts = s4["panel_texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>().join("\n");
     assert!(texts.contains("领导模式 · 巡览专题: 指挥调度"), "{texts}");
+    // --choropleth aqi_1h: no air sensors here, so both districts are drawn neutral (not left
+    // out), and the legend lists the indicator's bands (assets/indicators/environment.toml)
+    let ch = &s4["choropleth"];
+    assert_eq!((ch["indicator"].as_str(), ch["banded"].as_bool()), (Some("aqi_1h"), Some(true)), "{ch}");
+    let drawn = ch["districts"].as_array().unwrap();
+    // (the ground map covers the start view around the fixture's building: 东区 at least)
+    assert!(!drawn.is_empty() && drawn.iter().all(|d| d["source"] == "none" && rgb_of(&d["srgb"]) == rgb_of(&ch["neutral_srgb"])), "{ch}");
+    let legend = ch["legend_texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>();
+    assert_eq!(legend[2..].to_vec(), vec!["≤ 50  优", "50 – 100  良", "100 – 150  轻度污染", "150 – 200  中度污染", "200 – 300  重度污染", "> 300  严重污染", "—  无数据"], "{legend:?}");
 }
 
 /// Lines of a child's stderr, as they come.
