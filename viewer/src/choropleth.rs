@@ -295,6 +295,11 @@ pub fn setup_choropleth(cp: Res<Cockpit>, mut ch: ResMut<Choropleth>) {
     ch.defs_rx = Some(Mutex::new(rx));
 }
 
+/// Key `C`: the candidate after `cur` (wrapping; the first when `cur` is not a candidate).
+pub fn next_candidate(candidates: &[String], cur: &str) -> usize {
+    candidates.iter().position(|c| c == cur).map(|i| (i + 1) % candidates.len().max(1)).unwrap_or(0)
+}
+
 /// The choropleth's indicator now: `--choropleth`, the one chosen with `C`, or the theme's main one.
 fn current_indicator(ch: &Choropleth, cp: &Cockpit) -> String {
     if let Some(i) = ch.cycled.and_then(|i| ch.candidates.get(i)) {
@@ -343,7 +348,7 @@ pub fn update_choropleth(
     }
     if !client.opts.headless && !ch.candidates.is_empty() && keys.is_some_and(|k| k.just_pressed(KeyCode::KeyC)) {
         let cur = current_indicator(&ch, &cp);
-        let i = ch.candidates.iter().position(|c| *c == cur).map(|i| (i + 1) % ch.candidates.len()).unwrap_or(0);
+        let i = next_candidate(&ch.candidates, &cur);
         ch.cycled = Some(i);
         info!("choropleth: {}", ch.candidates[i]);
     }
@@ -509,6 +514,14 @@ mod tests {
                 assert!((0..3).map(|k| (a[k] as i32 - s[k] as i32).abs()).max().unwrap() > 20, "{a:?} vs {s:?}");
             }
         }
+    }
+
+    #[test]
+    fn key_c_cycles_through_the_candidates_and_wraps() {
+        let c: Vec<String> = ["events_open", "aqi_1h", "congestion_index"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(next_candidate(&c, "events_open"), 1);
+        assert_eq!(next_candidate(&c, "congestion_index"), 0);
+        assert_eq!(next_candidate(&c, "unknown"), 0);
     }
 
     #[test]
