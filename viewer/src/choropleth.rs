@@ -175,15 +175,9 @@ pub fn class_text(c: &Class, zh: bool) -> String {
     if label.is_empty() { range } else { format!("{range}  {label}") }
 }
 
-/// Readable unit text (as on the KPI cards: events in the UI language, other annotations without
-/// braces).
+/// Readable unit text, as on the KPI cards ([`crate::units::unit_text`]).
 pub fn unit_text(u: &str, zh: bool) -> String {
-    match u {
-        "1" | "" => String::new(),
-        "{event}" | "{events}" => tr("unit.events", zh).to_string(),
-        "{event}/h" | "{events}/h" => tr("unit.per_hour", zh).to_string(),
-        u => u.replace("ug/m3", "µg/m³").replace(['{', '}'], ""),
-    }
+    crate::units::unit_text(u, zh)
 }
 
 /// The current value of every district for `id` in the live model: name → value JSON.

@@ -7,7 +7,8 @@
 //! [`fetch`] (loader threads), [`decode`] (GLB/b3dm → meshes). [`app`] is the Bevy plugin and
 //! [`cli`] the command line. The cockpit: [`live`] (the stream and indicator feed, a pure model),
 //! [`groundmap`] (vector tiles → flat meshes), [`cockpit`] (overlays, bevy_ui panels, dispatcher),
-//! [`choropleth`] (district fills and legend), [`charts`] (sparklines, bar charts, ticker).
+//! [`choropleth`] (district fills and legend), [`charts`] (sparklines, bar charts, ticker),
+//! [`units`] (indicator units per language).
 
 pub mod app;
 pub mod charts;
@@ -22,3 +23,4 @@ pub mod live;
 pub mod lru;
 pub mod select;
 pub mod tileset;
+pub mod units;
