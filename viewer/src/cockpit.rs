@@ -73,8 +73,6 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("sev.2", "较大", "medium"),
     ("sev.3", "重大", "high"),
     ("sev.4", "特别重大", "critical"),
-    ("unit.events", "件", "events"),
-    ("unit.per_hour", "件/时", "/h"),
     ("dispatch.title", "事件详情", "Incident"),
     ("dispatch.recommend", "推荐力量", "Recommended units"),
     ("dispatch.assigned", "已派遣", "assigned"),
@@ -204,6 +202,9 @@ pub struct Cockpit {
     pub outage_frames: u64,
     pub markers: Vec<MarkerInfo>,
     pub panel_texts: Vec<String>,
+    /// laid-out heights of the non-empty event rows (physical px), and the UI scale
+    pub event_row_heights: Vec<f32>,
+    pub ui_scale: f32,
     entities: HashMap<(u8, i64), (Entity, [u8; 3], Shape)>,
     materials: HashMap<[u8; 3], Handle<StandardMaterial>>,
     shapes: HashMap<Shape, Handle<Mesh>>,
@@ -285,6 +286,8 @@ impl Cockpit {
             outage_frames: 0,
             markers: vec![],
             panel_texts: vec![],
+            event_row_heights: vec![],
+            ui_scale: 1.0,
             entities: HashMap::new(),
             materials: HashMap::new(),
             shapes: HashMap::new(),
@@ -328,6 +331,7 @@ impl Cockpit {
             "unit_markers": self.markers.iter().filter(|x| x.kind == "unit").collect::<Vec<_>>(),
             "indicators": {"polled": m.indicators_polled, "error": m.indicators_error, "values": m.indicators.len()},
             "panel_texts": self.panel_texts,
+            "event_rows": {"heights_px": self.event_row_heights, "font_px": EVENT_ROW_PX * self.ui_scale},
             "ground_map": {"counts": self.ground, "zoom": self.ground_zoom, "errors": self.ground_errors,
                 "palette": Style::ALL.iter().map(|s| (format!("{s:?}"), s.srgb())).collect::<Vec<_>>()},
             "dispatch": self.dispatch,
@@ -352,6 +356,43 @@ pub(crate) enum PanelText {
 }
 
 const EVENT_ROWS: usize = 16;
+/// Font size of an event row (design px at 3840×2160).
+pub const EVENT_ROW_PX: f32 = 34.0;
+/// Text width of an event row in ems: the list panel (1050 design px less 2 × 24 of padding)
+/// at [`EVENT_ROW_PX`], less a margin for the width estimate of [`fit_line`].
+pub const EVENT_ROW_EM: f32 = (1050.0 - 48.0) / EVENT_ROW_PX - 1.0;
+
+/// Estimated advance of a character in ems: CJK, full-width forms and symbols 1, Latin letters,
+/// digits and punctuation 0.6 (the bundled font's widest ASCII is ≈ 0.6 em), a space 0.3.
+pub fn char_em(c: char) -> f32 {
+    match c {
+        ' ' => 0.3,
+        c if c.is_ascii() => 0.6,
+        '·' => 0.6,
+        _ => 1.0,
+    }
+}
+
+/// `s` cut to at most `max_em` (estimated with [`char_em`]) with "…" at the end when it is longer;
+/// unchanged when it fits. The layout scales with the view height, so one budget holds at every
+/// supported size (the rows are also laid out without wrapping and clipped by their panel).
+pub fn fit_line(s: &str, max_em: f32) -> String {
+    let total: f32 = s.chars().map(char_em).sum();
+    if total <= max_em {
+        return s.to_string();
+    }
+    let budget = max_em - char_em('…');
+    let mut w = 0.0;
+    let mut out = String::new();
+    for c in s.chars() {
+        w += char_em(c);
+        if w > budget {
+            break;
+        }
+        out.push(c);
+    }
+    format!("{}…", out.trim_end())
+}
 const DETAIL_ROWS: usize = 6;
 
 pub struct CockpitPlugin;
@@ -510,6 +551,7 @@ pub(crate) fn setup_cockpit(
                 flex_direction: FlexDirection::Column,
                 padding: UiRect::all(Val::Px(24.0)),
                 row_gap: Val::Px(10.0),
+                overflow: Overflow::clip_x(),
                 ..default()
             },
             panel_bg,
@@ -518,7 +560,7 @@ pub(crate) fn setup_cockpit(
         .id();
     commands.spawn((Text::new(""), text(44.0, Color::srgb(0.45, 0.8, 1.0)), PanelText::EventsHeader, ChildOf(right)));
     for i in 0..EVENT_ROWS {
-        commands.spawn((Text::new(""), text(34.0, white), PanelText::EventRow(i), ChildOf(right)));
+        commands.spawn((Text::new(""), text(EVENT_ROW_PX, white), bevy::text::TextLayout::no_wrap(), PanelText::EventRow(i), ChildOf(right)));
     }
     for i in 0..DETAIL_ROWS {
         commands.spawn((Text::new(""), text(34.0, Color::srgb(1.0, 0.85, 0.4)), PanelText::Detail(i), ChildOf(right)));
@@ -878,12 +920,7 @@ fn leader_tour(mut cp: ResMut<Cockpit>, client: Res<Client>, mut cams: Query<&mu
 fn fmt_value(v: &serde_json::Value, zh: bool) -> (String, Option<Color>) {
     let Some(x) = v.get("value").and_then(|x| x.as_f64()) else { return ("—".into(), None) };
     let unit = v.get("unit").and_then(|u| u.as_str()).unwrap_or("");
-    let unit = match unit {
-        "{events}" | "{event}" => tr("unit.events", zh).to_string(),
-        "{events}/h" => tr("unit.per_hour", zh).to_string(),
-        "1" | "{ratio}" => String::new(),
-        u => u.trim_start_matches('{').trim_end_matches('}').replace("{AQI}", "AQI").replace('{', "").replace('}', "").replace("ug/m3", "µg/m³"),
-    };
+    let unit = crate::units::unit_text(unit, zh);
     let num = if x.fract() == 0.0 && x.abs() < 1e9 { format!("{x:.0}") } else if x.abs() >= 100.0 { format!("{x:.0}") } else { format!("{x:.1}") };
     let c = v.get("color").and_then(|c| c.as_str()).and_then(hex_color);
     (if unit.is_empty() { num } else { format!("{num} {unit}") }, c)
@@ -892,7 +929,7 @@ fn fmt_value(v: &serde_json::Value, zh: bool) -> (String, Option<Color>) {
 pub(crate) fn update_panels(
     mut cp: ResMut<Cockpit>,
     client: Res<Client>,
-    mut q: Query<(&PanelText, &mut Text, &mut TextColor)>,
+    mut q: Query<(&PanelText, &mut Text, &mut TextColor, Option<&bevy::ui::ComputedNode>)>,
     mut scale: ResMut<UiScale>,
     cams: Query<&Camera, With<ViewCamera>>,
 ) {
@@ -955,7 +992,11 @@ pub(crate) fn update_panels(
                     }
                     None => String::new(),
                 };
-                (format!("● {} {} #{} {}{}", tr(&format!("sev.{sev}"), zh), cat, e.id, e.title, due), Some(srgb(severity_srgb(sev))))
+                // the deadline stays visible: the title is what gets cut
+                let head = format!("● {} {} #{} ", tr(&format!("sev.{sev}"), zh), cat, e.id);
+                let fixed: f32 = head.chars().chain(due.chars()).map(char_em).sum();
+                let title = fit_line(&e.title, (EVENT_ROW_EM - fixed).max(4.0));
+                (fit_line(&format!("{head}{title}{due}"), EVENT_ROW_EM), Some(srgb(severity_srgb(sev))))
             }
             None if i == 0 => (tr("events.none", zh).to_string(), None),
             None => (String::new(), None),
@@ -987,8 +1028,16 @@ pub(crate) fn update_panels(
         texts.push((PanelText::Detail(i), detail.get(i).cloned().unwrap_or_default(), None));
     }
     let mut shown = vec![];
+    let mut rows = vec![];
     for (key, s, c) in texts {
-        for (p, mut t, mut tc) in q.iter_mut() {
+        for (p, mut t, mut tc, node) in q.iter_mut() {
+            if let (PanelText::EventRow(_), Some(n)) = (p, node) {
+                // the row as laid out for the text it showed last frame (physical px; the
+                // countdown may change the text every frame)
+                if *p == key && !t.0.is_empty() && !s.is_empty() {
+                    rows.push(n.size().y);
+                }
+            }
             if *p == key {
                 if t.0 != s {
                     t.0 = s.clone();
@@ -1005,6 +1054,8 @@ pub(crate) fn update_panels(
         }
     }
     cp.panel_texts = shown;
+    cp.event_row_heights = rows;
+    cp.ui_scale = scale.0;
 }
 
 /// Headless: the screenshot waits for the live state (first snapshot or 20 s of trying), the
@@ -1031,6 +1082,27 @@ pub(crate) fn gate_headless(cp: Res<Cockpit>, mut hl: ResMut<Headless>) {
 mod tests {
     use super::*;
     use crate::live::{Feed, LiveModel, SensorView};
+
+    #[test]
+    fn long_event_rows_are_cut_with_an_ellipsis_within_the_row() {
+        let em = |s: &str| s.chars().map(char_em).sum::<f32>();
+        // (the list panel holds 29.5 ems of 34 px text)
+        assert!((EVENT_ROW_EM - 28.47).abs() < 0.01, "{EVENT_ROW_EM}");
+        let short = "● 重大 交通事故 #12 两车相撞 · 剩余 03:20";
+        assert_eq!(fit_line(short, EVENT_ROW_EM), short);
+        let long = "● 一般 城市管理 #123456 城市管理 (hotline_12345) 沿街商铺占道经营并堆放杂物影响通行 · 剩余 59:59";
+        assert!(em(long) > EVENT_ROW_EM);
+        let cut = fit_line(long, EVENT_ROW_EM);
+        assert!(cut.ends_with('…') && em(&cut) <= EVENT_ROW_EM && long.starts_with(cut.trim_end_matches('…')), "{cut}");
+        // the longest cut: one more character would not fit
+        let kept = cut.trim_end_matches('…').chars().count();
+        let next: String = long.chars().take(kept + 1).collect();
+        assert!(em(&next) + char_em('…') > EVENT_ROW_EM - 0.6 || next.ends_with(' '), "{cut}");
+        // English: 0.6 em a letter
+        let en = "● high Traffic accident #7 ".to_string() + &"x".repeat(80);
+        let cut = fit_line(&en, EVENT_ROW_EM);
+        assert!(cut.ends_with('…') && em(&cut) <= EVENT_ROW_EM, "{cut}");
+    }
 
     #[test]
     fn every_string_used_is_in_the_table_in_both_languages() {

@@ -70,8 +70,12 @@ fn line(pts: &[(f64, f64)]) -> Value {
 /// River 浑河 (water) from 300 to 200 m south; park 100…300 m east × 120…330 m north; a primary
 /// road 100 m south, a residential road 420 m west; districts split at C's meridian.
 fn fixture() -> Value {
+    fixture_with(vec![])
+}
+
+fn fixture_with(extra: Vec<Value>) -> Value {
     let f = |props: Value, geom: Value| json!({"type": "Feature", "properties": props, "geometry": geom});
-    json!({"type": "FeatureCollection", "features": [
+    let mut fc = json!({"type": "FeatureCollection", "features": [
         f(json!({"boundary": "administrative", "adcode": 910001, "name": "西区", "name:en": "West"}), json!({"type": "Polygon", "coordinates": ring(&[(-2500.0, -2200.0), (0.0, -2200.0), (0.0, 2200.0), (-2500.0, 2200.0)])})),
         f(json!({"boundary": "administrative", "adcode": 910002, "name": "东区", "name:en": "East"}), json!({"type": "Polygon", "coordinates": ring(&[(0.0, -2200.0), (2500.0, -2200.0), (2500.0, 2200.0), (0.0, 2200.0)])})),
         f(json!({"natural": "water", "water": "river", "name": "浑河"}), json!({"type": "Polygon", "coordinates": ring(&[(-1500.0, -300.0), (1500.0, -300.0), (1500.0, -200.0), (-1500.0, -200.0)])})),
@@ -84,12 +88,18 @@ fn fixture() -> Value {
         f(json!({"amenity": "townhall", "name": "区政府"}), json!({"type": "Point", "coordinates": [at(-800.0, -1500.0).0, at(-800.0, -1500.0).1]})),
         f(json!({"building": "yes", "height": 30}), json!({"type": "Polygon", "coordinates": ring(&[(1500.0, 1300.0), (1560.0, 1300.0), (1560.0, 1360.0), (1500.0, 1360.0)])})),
         f(json!({"building": "yes", "height": 12}), json!({"type": "Polygon", "coordinates": ring(&[(-1500.0, 1300.0), (-1460.0, 1300.0), (-1460.0, 1330.0), (-1500.0, 1330.0)])})),
-    ]})
+    ]});
+    fc["features"].as_array_mut().unwrap().extend(extra);
+    fc
 }
 
 fn build_fixture(dir: &Path) -> PathBuf {
+    build_fixture_from(dir, fixture())
+}
+
+fn build_fixture_from(dir: &Path, fc: Value) -> PathBuf {
     let src = dir.join("city.geojson");
-    std::fs::write(&src, fixture().to_string()).unwrap();
+    std::fs::write(&src, fc.to_string()).unwrap();
     let out = dir.join("city");
     let o = Command::new(twin_server())
         .args(["build", "--name", "fixture", "--max-zoom", "15", "--source"])
@@ -549,6 +559,45 @@ fn markers_ground_map_panels_and_dispatcher_against_a_live_server() {
     assert!(!drawn.is_empty() && drawn.iter().all(|d| d["source"] == "none" && rgb_of(&d["srgb"]) == rgb_of(&ch["neutral_srgb"])), "{ch}");
     let legend = ch["legend_texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>();
     assert_eq!(legend[2..].to_vec(), vec!["≤ 50  优", "50 – 100  良", "100 – 150  轻度污染", "150 – 200  中度污染", "200 – 300  重度污染", "> 300  严重污染", "—  无数据"], "{legend:?}");
+}
+
+/// Issue 7: the choropleth drew only the districts inside the ground map's area (at most ±10 km
+/// around the view). A third district 30 km north of the fixture, far outside the view from 900 m
+/// over C: the summary lists every district of the model with its colour (events_open, a count:
+/// 西区 1 event on the ramp's darkest class, the others 0 on its lightest).
+#[test]
+fn the_choropleth_draws_every_district_of_the_model() {
+    let tmp = TempDir::new("districts");
+    let far = json!({"type": "Feature", "properties": {"boundary": "administrative", "adcode": 910003, "name": "北郊", "name:en": "North"},
+        "geometry": {"type": "Polygon", "coordinates": ring(&[(-2500.0, 28000.0), (2500.0, 28000.0), (2500.0, 32000.0), (-2500.0, 32000.0)])}});
+    let model = build_fixture_from(&tmp.0, fixture_with(vec![far]));
+    let srv = serve_on(&model, free_port());
+    let base = srv.base.clone();
+    // (a long title: the event row is cut to one line with an ellipsis, below)
+    let title = "沿街商铺占道经营并堆放杂物影响行人和非机动车通行，群众多次通过12345热线反映要求尽快处理";
+    post_event(&base, "city_management", 2, title, -220.0, 230.0);
+    let shot = tmp.0.join("districts.png");
+    let at_s = format!("{},{},900,0,-90", C.0, C.1);
+    let (ok, s, err) = run_viewer(&["--server", &base, "--tileset", "fixture", "--headless", "--screenshot", shot.to_str().unwrap(), "--size", "1920x1080", "--at", &at_s, "--timeout", "400", "--wait-events", "1"]);
+    assert!(ok, "viewer failed: {err}");
+    eprintln!("event rows: {} · choropleth: {}", s["event_rows"], s["choropleth"]["districts"]);
+    // issue 7: long event rows wrapped at 1920×1080; now one line (a line is ≈ 1.2–1.3 font
+    // sizes high, two would be ≥ 2.4), the title cut with "…"
+    let rows = &s["event_rows"];
+    let font = rows["font_px"].as_f64().unwrap();
+    assert!((font - 17.0).abs() < 0.01, "{rows}");
+    let heights: Vec<f64> = rows["heights_px"].as_array().unwrap().iter().map(|h| h.as_f64().unwrap()).collect();
+    assert_eq!(heights.len(), 1, "{rows}");
+    assert!(heights.iter().all(|h| *h > 0.8 * font && *h < 1.8 * font), "{rows}");
+    let texts = s["panel_texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let row = texts.iter().find(|t| t.contains("沿街商铺")).unwrap_or_else(|| panic!("no event row: {texts:?}"));
+    assert!(row.contains('…') && !row.contains("尽快处理") && row.contains("剩余"), "{row}");
+    let ch = &s["choropleth"];
+    assert_eq!(ch["indicator"], "events_open", "{ch}");
+    let drawn: std::collections::BTreeMap<String, [u8; 3]> = ch["districts"].as_array().unwrap().iter().map(|d| (d["name"].as_str().unwrap().to_string(), rgb_of(&d["srgb"]))).collect();
+    let (light, dark) = ([255u8, 255, 178], [189u8, 0, 38]);
+    let want: std::collections::BTreeMap<String, [u8; 3]> = [("西区", dark), ("东区", light), ("北郊", light)].into_iter().map(|(n, c)| (n.to_string(), c)).collect();
+    assert_eq!(drawn, want, "{ch}");
 }
 
 /// Lines of a child's stderr, as they come.
