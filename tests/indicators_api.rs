@@ -771,3 +771,61 @@ fn urlenc(s: &str) -> String {
 }
 
 both!(street_grain);
+/// Issue 7: the cockpit's 在办事件数 card showed 2 while its event list showed 84 open events.
+/// The simulator (and any client) may post events whose `reported_at` runs ahead of the
+/// server's clock; the engine used to refuse such an event as "input from the future", then
+/// ignored its transitions (an untracked event), so the open-events gauge lost it for good
+/// while the store (and the viewer's list) had it open. Counted live and after a restart.
+#[test]
+fn events_reported_ahead_of_the_clock_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = live_model(dir.path());
+    let db = LiveDb::new(LiveBackend::Sqlite);
+    let args = ["--db", db.url.as_str(), "--simulate", "off"];
+    let s = serve_with(&model, &args);
+    let base = s.base.clone();
+    let now_id = new_event(&base, 123.41, 41.79);
+    let ahead = (chrono::Utc::now() + chrono::Duration::hours(3)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut ids = vec![];
+    for _ in 0..3 {
+        let (st, e) = post_json(
+            &format!("{base}/api/events"),
+            &json!({"category": "other", "source": "hotline_12345", "title": "simulated ahead", "location": {"lon": 123.41, "lat": 41.79},
+                    "actor": "simulator:hotline_12345", "reported_at": ahead}),
+        );
+        assert_eq!(st, 201, "{e}");
+        ids.push(e["id"].as_i64().unwrap());
+    }
+    // The store's open events, as the viewer's list counts them.
+    let open_in_store = |base: &str| {
+        let (st, list) = get_json(&format!("{base}/api/events?state=reported,dispatched,handling,feedback"));
+        assert_eq!(st, 200, "{list}");
+        list["events"].as_array().unwrap().len()
+    };
+    assert_eq!(open_in_store(&base), 4);
+    expect(&base, "events_open", &[("city", Some(4.0))], EXACT);
+    expect(&base, "events_reported_open", &[("city", Some(4.0))], EXACT);
+    // Their transitions move them like any other event: one dispatched, one handled to
+    // feedback, one rejected (no longer open), the one reported now closed.
+    transition(&base, ids[0], "dispatched");
+    for to in ["dispatched", "handling", "feedback"] {
+        transition(&base, ids[1], to);
+    }
+    let (st, b) = post_json(&format!("{base}/api/events/{}/transitions", ids[2]), &json!({"to": "rejected", "actor": "dispatcher-7", "reason": "重复上报"}));
+    assert_eq!(st, 200, "{b}");
+    for to in ["dispatched", "handling", "feedback", "closed"] {
+        transition(&base, now_id, to);
+    }
+    assert_eq!(open_in_store(&base), 2);
+    expect(&base, "events_open", &[("city", Some(2.0))], EXACT);
+    expect(&base, "events_dispatched_open", &[("city", Some(1.0))], EXACT);
+    expect(&base, "events_feedback_open", &[("city", Some(1.0))], EXACT);
+    expect(&base, "events_reported_open", &[("city", Some(0.0))], EXACT);
+    // The backfill after a restart agrees with the store.
+    drop(s);
+    let s = serve_with(&model, &args);
+    assert_eq!(open_in_store(&s.base), 2);
+    expect(&s.base, "events_open", &[("city", Some(2.0))], EXACT);
+    expect(&s.base, "events_dispatched_open", &[("city", Some(1.0))], EXACT);
+    expect(&s.base, "events_feedback_open", &[("city", Some(1.0))], EXACT);
+}

@@ -105,8 +105,9 @@ pub struct EngineConfig {
     pub street_districts: Vec<Option<u32>>,
     /// Points kept per (indicator, area) series.
     pub history_points: usize,
-    /// Inputs stamped more than this ahead of the wall clock (the last `tick`) are refused, so
-    /// one sensor with a bad clock cannot move the engine clock and empty every window.
+    /// Observations stamped more than this ahead of the wall clock (the last `tick`) are
+    /// refused, so one sensor with a bad clock cannot move the engine clock and empty every
+    /// window; events and log entries are applied but move the clock at most this far ahead.
     pub max_future_ms: Ms,
 }
 
@@ -640,27 +641,30 @@ impl Engine {
         n
     }
 
-    /// Applies one input.
-    /// Applies one input; `false` when refused (stamped more than `max_future_ms` after the
-    /// wall clock of the last `tick`; counted in [`Engine::refused`]).
+    /// Applies one input; `false` when refused. An observation stamped more than
+    /// `max_future_ms` after the wall clock (the last `tick` or [`Engine::set_wall`]) is refused
+    /// (counted in [`Engine::refused`]): one sensor with a bad clock must not move the engine
+    /// clock. Events and log entries are the store's state and are always applied (a gauge of
+    /// open events must count an event whatever its `reported_at`, or its later transitions
+    /// would be lost with it); such an input moves the clock at most to the same limit.
     pub fn push(&mut self, input: &Input) -> bool {
         let t = input.time();
-        if self
-            .wall
-            .is_some_and(|w| t > w.saturating_add(self.cfg.max_future_ms))
-        {
-            self.refused += 1;
-            if self.refused.is_power_of_two() {
-                tracing::warn!(
-                    time_ms = t,
-                    wall_ms = self.wall,
-                    refused = self.refused,
-                    "indicator input from the future refused"
-                );
+        let limit = self.wall.map(|w| w.saturating_add(self.cfg.max_future_ms));
+        if let (Input::Observation(_), Some(l)) = (input, limit) {
+            if t > l {
+                self.refused += 1;
+                if self.refused.is_power_of_two() {
+                    tracing::warn!(
+                        time_ms = t,
+                        wall_ms = self.wall,
+                        refused = self.refused,
+                        "indicator input from the future refused"
+                    );
+                }
+                return false;
             }
-            return false;
         }
-        self.advance(t);
+        self.advance(limit.map_or(t, |l| t.min(l)));
         self.inputs += 1;
         match input {
             Input::Event(e) => self.on_event(e),
@@ -668,6 +672,14 @@ impl Engine {
             Input::Observation(o) => self.on_observation(o),
         }
         true
+    }
+
+    /// Sets the wall clock without moving the engine clock (before a backfill, so inputs
+    /// stamped in the future cannot move the clock past it).
+    pub fn set_wall(&mut self, now: Ms) {
+        if self.wall.is_none_or(|w| now > w) {
+            self.wall = Some(now);
+        }
     }
 
     /// Inputs refused as coming from the future.

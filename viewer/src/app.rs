@@ -624,7 +624,7 @@ fn headless_step(commands: &mut Commands, client: &mut Client, hl: &mut Headless
     }
 }
 
-/// Windowed mode: WASD/arrows move, Q/E down/up, Z/C turn; speed grows with height.
+/// Windowed mode: WASD/arrows move, Q/E down/up, Z/X turn (C cycles the choropleth); speed grows with height.
 fn fly_controls(keys: Option<Res<ButtonInput<KeyCode>>>, time: Res<Time>, client: Res<Client>, mut q: Query<&mut Transform, With<ViewCamera>>) {
     if client.opts.headless {
         return;
@@ -658,7 +658,7 @@ fn fly_controls(keys: Option<Res<ButtonInput<KeyCode>>>, time: Res<Time>, client
         mv -= Vec3::Y;
     }
     t.translation += mv * speed;
-    let turn = if keys.pressed(KeyCode::KeyZ) { 1.0 } else if keys.pressed(KeyCode::KeyC) { -1.0 } else { 0.0 };
+    let turn = if keys.pressed(KeyCode::KeyZ) { 1.0 } else if keys.pressed(KeyCode::KeyX) { -1.0 } else { 0.0 };
     if turn != 0.0 {
         t.rotate_y(turn * 0.8 * time.delta_secs());
     }

@@ -20,7 +20,7 @@ const USAGE: &str = "usage: viewer [--server URL] [--tileset NAME|URL|PATH] [--h
               [--timeout SECS] [--max-requests N] [--memory-mb MB] [--bench-frames N] [--token TOKEN]
               [--no-live] [--no-panels] [--no-ground-map] [--hold SECS] [--wait-events N]
               [--select-event ID [--assign-unit ID]] [--click X,Y]… [--measure X1,Y1:X2,Y2]
-              [--levels L2,L3,L4] [--input-script FILE]
+              [--levels L2,L3,L4] [--input-script FILE] [--choropleth INDICATOR]
   --tileset  a tileset name on the server (default shenyang: SERVER/3dtiles/NAME/tileset.json), an
              http(s):// or file:// URL of a tileset.json, or a local tileset.json / directory
   --at       camera: degrees lon, lat, metres above the ellipsoid, heading (° clockwise from north),
@@ -47,7 +47,10 @@ const USAGE: &str = "usage: viewer [--server URL] [--tileset NAME|URL|PATH] [--h
   --input-script
              headless: timed mouse/keyboard events (move X,Y | press/release left | down/up/key K |
              click X,Y; see viewer::script) delivered as Bevy input messages once the view is
-             ready, so the windowed mouse and keyboard handling runs; the screenshot waits for it";
+             ready, so the windowed mouse and keyboard handling runs; the screenshot waits for it
+  --choropleth  fill the districts with this district-grain indicator's band colours (default:
+             the main indicator of the leader tour's current theme; key C cycles, windowed;
+             none: no choropleth)";
 
 #[derive(Debug, Clone)]
 pub struct Args {
@@ -77,6 +80,7 @@ pub struct Args {
     /// levels of detail hidden (`--levels` names those shown)
     pub hidden_levels: Vec<u8>,
     pub input_script: Option<Vec<crate::script::Step>>,
+    pub choropleth: Option<String>,
 }
 
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -107,6 +111,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
         measure: None,
         hidden_levels: vec![],
         input_script: None,
+        choropleth: None,
     };
     let mut it = args.into_iter();
     let num = |s: Option<String>, what: &str| -> Result<f64, String> {
@@ -185,6 +190,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
                 let text = std::fs::read_to_string(&p).map_err(|e| format!("--input-script {p}: {e}"))?;
                 a.input_script = Some(crate::script::parse(&text, &p)?);
             }
+            "--choropleth" => a.choropleth = Some(it.next().ok_or("--choropleth needs an indicator id")?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument '{other}' (try --help)")),
         }
@@ -347,7 +353,9 @@ pub fn main() -> ExitCode {
         .add_plugins(crate::script::ScriptPlugin)
         .insert_resource(Cockpit::new(cockpit_opts, rx))
         .add_plugins(TilesPlugin)
-        .add_plugins(CockpitPlugin);
+        .insert_resource(crate::choropleth::Choropleth::new(args.choropleth.clone()))
+        .add_plugins(CockpitPlugin)
+        .add_plugins(crate::charts::ChartsPlugin);
     if !args.headless {
         app.run();
         return ExitCode::SUCCESS;
@@ -369,6 +377,9 @@ pub fn main() -> ExitCode {
     let mut s = app::summary(client, hl, t0.elapsed());
     if let (Some(cp), Some(o)) = (app.world().get_resource::<Cockpit>(), s.as_object_mut()) {
         if let serde_json::Value::Object(extra) = cp.summary() {
+            o.extend(extra);
+        }
+        if let serde_json::Value::Object(extra) = crate::charts::summary(app.world()) {
             o.extend(extra);
         }
     }
@@ -429,6 +440,9 @@ mod tests {
         assert!(p("--click 10,20").unwrap_err().contains("--headless"));
         assert!(p("--headless --measure 1,2").unwrap_err().contains("X1,Y1:X2,Y2"));
         assert!(p("--levels L9").unwrap_err().contains("L9"));
+        assert_eq!(p("--choropleth aqi_1h").unwrap().choropleth.as_deref(), Some("aqi_1h"));
+        assert_eq!(p("").unwrap().choropleth, None);
+        assert!(p("--choropleth").unwrap_err().contains("indicator"));
     }
 
     #[test]

@@ -63,13 +63,16 @@ pub const STRINGS: &[(&str, &str, &str)] = &[
     ("events.overdue", "已超时", "overdue"),
     ("events.due", "剩余", "due in"),
     ("ticker.title", "告警", "Alarms"),
-    ("ticker.none", "当前无告警", "no alarms"),
+    ("ticker.none", "暂无告警", "no alarms"),
+    ("chart.by_district", "各区排名", "By district"),
+    ("legend.title", "分区专题图", "District map"),
+    ("legend.unit", "单位", "unit"),
+    ("legend.ramp", "按当前数值等距分级", "equal classes of the current values"),
+    ("legend.none", "无数据", "no value"),
     ("sev.1", "一般", "low"),
     ("sev.2", "较大", "medium"),
     ("sev.3", "重大", "high"),
     ("sev.4", "特别重大", "critical"),
-    ("unit.events", "件", "events"),
-    ("unit.per_hour", "件/时", "/h"),
     ("dispatch.title", "事件详情", "Incident"),
     ("dispatch.recommend", "推荐力量", "Recommended units"),
     ("dispatch.assigned", "已派遣", "assigned"),
@@ -199,6 +202,9 @@ pub struct Cockpit {
     pub outage_frames: u64,
     pub markers: Vec<MarkerInfo>,
     pub panel_texts: Vec<String>,
+    /// laid-out heights of the non-empty event rows (physical px), and the UI scale
+    pub event_row_heights: Vec<f32>,
+    pub ui_scale: f32,
     entities: HashMap<(u8, i64), (Entity, [u8; 3], Shape)>,
     materials: HashMap<[u8; 3], Handle<StandardMaterial>>,
     shapes: HashMap<Shape, Handle<Mesh>>,
@@ -208,11 +214,13 @@ pub struct Cockpit {
     dispatch_tx: Option<Mutex<std::sync::mpsc::Sender<DispatchMsg>>>,
     pub tour: Tour,
     pub labels: Vec<(groundmap::Label, Option<[f32; 2]>)>,
-    pub(crate) font: Option<Handle<Font>>,
+    pub font: Option<Handle<Font>>,
+    /// the charts and the choropleth are ready for a headless screenshot (`charts::gate_charts`)
+    pub charts_ready: bool,
 }
 
 #[derive(Component)]
-struct MapLabel(usize);
+pub(crate) struct MapLabel(usize);
 
 /// Leader mode: an automatic tour through the themes — each stop a camera flight
 /// ([`crate::flight`]: 1.5–3 s, eased, arcing up for long hops) to
@@ -278,6 +286,8 @@ impl Cockpit {
             outage_frames: 0,
             markers: vec![],
             panel_texts: vec![],
+            event_row_heights: vec![],
+            ui_scale: 1.0,
             entities: HashMap::new(),
             materials: HashMap::new(),
             shapes: HashMap::new(),
@@ -288,6 +298,7 @@ impl Cockpit {
             tour: Tour::default(),
             labels: vec![],
             font: None,
+            charts_ready: false,
         }
     }
 
@@ -321,6 +332,7 @@ impl Cockpit {
             "unit_markers": self.markers.iter().filter(|x| x.kind == "unit").collect::<Vec<_>>(),
             "indicators": {"polled": m.indicators_polled, "error": m.indicators_error, "values": m.indicators.len()},
             "panel_texts": self.panel_texts,
+            "event_rows": {"heights_px": self.event_row_heights, "font_px": EVENT_ROW_PX * self.ui_scale},
             "ground_map": {"counts": self.ground, "zoom": self.ground_zoom, "errors": self.ground_errors,
                 "palette": Style::ALL.iter().map(|s| (format!("{s:?}"), s.srgb())).collect::<Vec<_>>()},
             "dispatch": self.dispatch,
@@ -345,6 +357,43 @@ pub(crate) enum PanelText {
 }
 
 const EVENT_ROWS: usize = 16;
+/// Font size of an event row (design px at 3840×2160).
+pub const EVENT_ROW_PX: f32 = 34.0;
+/// Text width of an event row in ems: the list panel (1050 design px less 2 × 24 of padding)
+/// at [`EVENT_ROW_PX`], less a margin for the width estimate of [`fit_line`].
+pub const EVENT_ROW_EM: f32 = (1050.0 - 48.0) / EVENT_ROW_PX - 1.0;
+
+/// Estimated advance of a character in ems: CJK, full-width forms and symbols 1, Latin letters,
+/// digits and punctuation 0.6 (the bundled font's widest ASCII is ≈ 0.6 em), a space 0.3.
+pub fn char_em(c: char) -> f32 {
+    match c {
+        ' ' => 0.3,
+        c if c.is_ascii() => 0.6,
+        '·' => 0.6,
+        _ => 1.0,
+    }
+}
+
+/// `s` cut to at most `max_em` (estimated with [`char_em`]) with "…" at the end when it is longer;
+/// unchanged when it fits. The layout scales with the view height, so one budget holds at every
+/// supported size (the rows are also laid out without wrapping and clipped by their panel).
+pub fn fit_line(s: &str, max_em: f32) -> String {
+    let total: f32 = s.chars().map(char_em).sum();
+    if total <= max_em {
+        return s.to_string();
+    }
+    let budget = max_em - char_em('…');
+    let mut w = 0.0;
+    let mut out = String::new();
+    for c in s.chars() {
+        w += char_em(c);
+        if w > budget {
+            break;
+        }
+        out.push(c);
+    }
+    format!("{}…", out.trim_end())
+}
 pub(crate) const DETAIL_ROWS: usize = 14;
 
 pub struct CockpitPlugin;
@@ -356,7 +405,7 @@ impl Plugin for CockpitPlugin {
     }
 }
 
-fn setup_cockpit(
+pub(crate) fn setup_cockpit(
     mut commands: Commands,
     mut cp: ResMut<Cockpit>,
     client: Res<Client>,
@@ -476,11 +525,16 @@ fn setup_cockpit(
         let grid = commands.spawn((Node { flex_direction: FlexDirection::Row, flex_wrap: FlexWrap::Wrap, column_gap: Val::Px(16.0), row_gap: Val::Px(16.0), ..default() }, ChildOf(left))).id();
         for k in 0..ids.len() {
             let card = commands
-                .spawn((Node { width: Val::Px(460.0), height: Val::Px(150.0), flex_direction: FlexDirection::Column, padding: UiRect::all(Val::Px(14.0)), ..default() }, card_bg, ChildOf(grid)))
+                .spawn((Node { width: Val::Px(460.0), height: Val::Px(130.0), flex_direction: FlexDirection::Column, padding: UiRect::all(Val::Px(12.0)), ..default() }, card_bg, ChildOf(grid)))
                 .id();
-            commands.spawn((Text::new(""), text(32.0, dim), PanelText::KpiName(t, k), ChildOf(card)));
-            commands.spawn((Text::new(""), text(64.0, white), PanelText::KpiValue(t, k), ChildOf(card)));
+            commands.spawn((Text::new(""), text(30.0, dim), PanelText::KpiName(t, k), ChildOf(card)));
+            commands.spawn((Text::new(""), text(56.0, white), PanelText::KpiValue(t, k), ChildOf(card)));
+            // the last 24 h (charts.rs draws it)
+            let spark = Node { position_type: PositionType::Absolute, right: Val::Px(12.0), bottom: Val::Px(10.0), width: Val::Px(150.0), height: Val::Px(52.0), ..default() };
+            commands.spawn((spark, ImageNode::default(), crate::charts::SparkSlot(t, k), ChildOf(card)));
         }
+        // the districts' values of the theme's main indicator (charts.rs fills it)
+        commands.spawn((Node { flex_direction: FlexDirection::Column, row_gap: Val::Px(4.0), ..default() }, crate::charts::BarSlot(t), ChildOf(left)));
     }
     // right: event list (and the dispatcher's details)
     let right = commands
@@ -494,6 +548,7 @@ fn setup_cockpit(
                 flex_direction: FlexDirection::Column,
                 padding: UiRect::all(Val::Px(24.0)),
                 row_gap: Val::Px(10.0),
+                overflow: Overflow::clip_x(),
                 ..default()
             },
             panel_bg,
@@ -502,7 +557,7 @@ fn setup_cockpit(
         .id();
     commands.spawn((Text::new(""), text(44.0, Color::srgb(0.45, 0.8, 1.0)), PanelText::EventsHeader, ChildOf(right)));
     for i in 0..EVENT_ROWS {
-        commands.spawn((Text::new(""), text(34.0, white), PanelText::EventRow(i), ChildOf(right)));
+        commands.spawn((Text::new(""), text(EVENT_ROW_PX, white), bevy::text::TextLayout::no_wrap(), PanelText::EventRow(i), ChildOf(right)));
     }
     for i in 0..DETAIL_ROWS {
         commands.spawn((Text::new(""), text(34.0, Color::srgb(1.0, 0.85, 0.4)), PanelText::Detail(i), ChildOf(right)));
@@ -524,7 +579,9 @@ fn setup_cockpit(
             UiTargetCamera(cam),
         ))
         .id();
-    commands.spawn((Text::new(""), text(48.0, Color::srgb(1.0, 0.88, 0.88)), PanelText::Ticker, ChildOf(ticker)));
+    // scrolled by charts.rs (its left edge moves; the strip clips it)
+    let scroll = Node { position_type: PositionType::Absolute, left: Val::Px(0.0), top: Val::Px(30.0), ..default() };
+    commands.spawn((scroll, Text::new(""), text(48.0, Color::srgb(1.0, 0.88, 0.88)), bevy::text::TextLayout::no_wrap(), crate::charts::TickerText, ChildOf(ticker)));
 }
 
 /// The ground map's area: around where the camera looks at the ground (or below it), twice the
@@ -575,7 +632,7 @@ fn drain_feed(mut cp: ResMut<Cockpit>) {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn update_ground(
+pub(crate) fn update_ground(
     mut commands: Commands,
     mut cp: ResMut<Cockpit>,
     client: Res<Client>,
@@ -584,6 +641,7 @@ fn update_ground(
     cams: Query<(Entity, &Camera, &GlobalTransform), With<ViewCamera>>,
     mut labels: Query<(&MapLabel, &mut Node)>,
     scale: Res<UiScale>,
+    mut chor: Option<ResMut<crate::choropleth::Choropleth>>,
 ) {
     // map names: UI texts at the projected positions (districts, water, parks, landmarks)
     if let Ok((_, camera, gt)) = cams.single() {
@@ -615,8 +673,11 @@ fn update_ground(
         Some(rx) => rx.lock().ok().and_then(|r| r.try_recv().ok()),
         None => return,
     };
-    let Some(l) = got else { return };
+    let Some(mut l) = got else { return };
     cp.ground_rx = None;
+    if let Some(ch) = chor.as_mut() {
+        ch.pending = Some(std::mem::take(&mut l.districts));
+    }
     for e in &l.errors {
         warn!("{e}");
     }
@@ -900,21 +961,16 @@ fn leader_tour(mut cp: ResMut<Cockpit>, client: Res<Client>, cams: Query<&Transf
 fn fmt_value(v: &serde_json::Value, zh: bool) -> (String, Option<Color>) {
     let Some(x) = v.get("value").and_then(|x| x.as_f64()) else { return ("—".into(), None) };
     let unit = v.get("unit").and_then(|u| u.as_str()).unwrap_or("");
-    let unit = match unit {
-        "{events}" | "{event}" => tr("unit.events", zh).to_string(),
-        "{events}/h" => tr("unit.per_hour", zh).to_string(),
-        "1" | "{ratio}" => String::new(),
-        u => u.trim_start_matches('{').trim_end_matches('}').replace("{AQI}", "AQI").replace('{', "").replace('}', "").replace("ug/m3", "µg/m³"),
-    };
+    let unit = crate::units::unit_text(unit, zh);
     let num = if x.fract() == 0.0 && x.abs() < 1e9 { format!("{x:.0}") } else if x.abs() >= 100.0 { format!("{x:.0}") } else { format!("{x:.1}") };
     let c = v.get("color").and_then(|c| c.as_str()).and_then(hex_color);
     (if unit.is_empty() { num } else { format!("{num} {unit}") }, c)
 }
 
-fn update_panels(
+pub(crate) fn update_panels(
     mut cp: ResMut<Cockpit>,
     client: Res<Client>,
-    mut q: Query<(&PanelText, &mut Text, &mut TextColor)>,
+    mut q: Query<(&PanelText, &mut Text, &mut TextColor, Option<&bevy::ui::ComputedNode>)>,
     mut scale: ResMut<UiScale>,
     cams: Query<&Camera, With<ViewCamera>>,
 ) {
@@ -977,18 +1033,18 @@ fn update_panels(
                     }
                     None => String::new(),
                 };
-                (format!("● {} {} #{} {}{}", tr(&format!("sev.{sev}"), zh), cat, e.id, e.title, due), Some(srgb(severity_srgb(sev))))
+                // the deadline stays visible: the title is what gets cut
+                let head = format!("● {} {} #{} ", tr(&format!("sev.{sev}"), zh), cat, e.id);
+                let fixed: f32 = head.chars().chain(due.chars()).map(char_em).sum();
+                let title = fit_line(&e.title, (EVENT_ROW_EM - fixed).max(4.0));
+                (fit_line(&format!("{head}{title}{due}"), EVENT_ROW_EM), Some(srgb(severity_srgb(sev))))
             }
             None if i == 0 => (tr("events.none", zh).to_string(), None),
             None => (String::new(), None),
         };
         texts.push((PanelText::EventRow(i), s, c));
     }
-    let ticker = if m.alarms.is_empty() {
-        format!("{}: {}", tr("ticker.title", zh), tr("ticker.none", zh))
-    } else {
-        format!("{}: {}", tr("ticker.title", zh), m.alarms.iter().take(6).map(|a| a.1.as_str()).collect::<Vec<_>>().join("   ▲ "))
-    };
+    let ticker = crate::charts::ticker_line(m, zh);
     texts.push((PanelText::Ticker, ticker, None));
     // the selected incident's detail panel (crate::interact)
     let detail = crate::interact::detail_lines(m, &cp.dispatch, zh, now).0;
@@ -996,8 +1052,16 @@ fn update_panels(
         texts.push((PanelText::Detail(i), detail.get(i).cloned().unwrap_or_default(), None));
     }
     let mut shown = vec![];
+    let mut rows = vec![];
     for (key, s, c) in texts {
-        for (p, mut t, mut tc) in q.iter_mut() {
+        for (p, mut t, mut tc, node) in q.iter_mut() {
+            if let (PanelText::EventRow(_), Some(n)) = (p, node) {
+                // the row as laid out for the text it showed last frame (physical px; the
+                // countdown may change the text every frame)
+                if *p == key && !t.0.is_empty() && !s.is_empty() {
+                    rows.push(n.size().y);
+                }
+            }
             if *p == key {
                 if t.0 != s {
                     t.0 = s.clone();
@@ -1014,11 +1078,13 @@ fn update_panels(
         }
     }
     cp.panel_texts = shown;
+    cp.event_row_heights = rows;
+    cp.ui_scale = scale.0;
 }
 
 /// Headless: the screenshot waits for the live state (first snapshot or 20 s of trying), the
 /// first indicator poll, `--wait-events`, the dispatcher flow and `--hold`.
-fn gate_headless(cp: Res<Cockpit>, mut hl: ResMut<Headless>) {
+pub(crate) fn gate_headless(cp: Res<Cockpit>, mut hl: ResMut<Headless>) {
     if !cp.opts.live {
         hl.live_ready = true;
         return;
@@ -1029,10 +1095,11 @@ fn gate_headless(cp: Res<Cockpit>, mut hl: ResMut<Headless>) {
     let ind = m.indicators_polled || waited > Duration::from_secs(20) || !cp.opts.panels;
     let events = m.events.len() >= cp.opts.wait_events;
     let ground = cp.ground_rx.is_none();
+    let charts = cp.charts_ready || !cp.opts.panels && waited > Duration::from_secs(20);
     let dispatch = cp.dispatch.selected.is_none() || cp.dispatch.done && cp.dispatch.flown_to.is_some() && cp.dispatch.assigned.is_none_or(|u| {
         m.units.get(&u).is_some_and(|x| x.status == "en_route")
     });
-    hl.live_ready = stream && ind && events && ground && dispatch && waited >= cp.opts.hold;
+    hl.live_ready = stream && ind && events && ground && charts && dispatch && waited >= cp.opts.hold;
 }
 
 #[cfg(test)]
@@ -1041,8 +1108,30 @@ mod tests {
     use crate::live::{Feed, LiveModel, SensorView};
 
     #[test]
+    fn long_event_rows_are_cut_with_an_ellipsis_within_the_row() {
+        let em = |s: &str| s.chars().map(char_em).sum::<f32>();
+        // (the list panel holds 29.5 ems of 34 px text)
+        assert!((EVENT_ROW_EM - 28.47).abs() < 0.01, "{EVENT_ROW_EM}");
+        let short = "● 重大 交通事故 #12 两车相撞 · 剩余 03:20";
+        assert_eq!(fit_line(short, EVENT_ROW_EM), short);
+        let long = "● 一般 城市管理 #123456 城市管理 (hotline_12345) 沿街商铺占道经营并堆放杂物影响通行 · 剩余 59:59";
+        assert!(em(long) > EVENT_ROW_EM);
+        let cut = fit_line(long, EVENT_ROW_EM);
+        assert!(cut.ends_with('…') && em(&cut) <= EVENT_ROW_EM && long.starts_with(cut.trim_end_matches('…')), "{cut}");
+        // the longest cut: one more character would not fit
+        let kept = cut.trim_end_matches('…').chars().count();
+        let next: String = long.chars().take(kept + 1).collect();
+        assert!(em(&next) + char_em('…') > EVENT_ROW_EM - 0.6 || next.ends_with(' '), "{cut}");
+        // English: 0.6 em a letter
+        let en = "● high Traffic accident #7 ".to_string() + &"x".repeat(80);
+        let cut = fit_line(&en, EVENT_ROW_EM);
+        assert!(cut.ends_with('…') && em(&cut) <= EVENT_ROW_EM, "{cut}");
+    }
+
+    #[test]
     fn every_string_used_is_in_the_table_in_both_languages() {
-        let src = include_str!("cockpit.rs");
+        // the cockpit's own strings and those of the charts and the choropleth legend
+        let src = [include_str!("cockpit.rs"), include_str!("charts.rs"), include_str!("choropleth.rs")].concat();
         let mut keys: Vec<String> = src.split("tr(\"").skip(1).filter_map(|r| r.split('"').next()).filter(|k| *k != "no.such.key").map(str::to_string).collect();
         for (theme, ids) in THEMES {
             keys.push(theme.to_string());

@@ -8,7 +8,8 @@
 //! other landuse 140,134,124; water 64,128,200; motorway/trunk 240,160,50 (18 m wide); primary
 //! 250,205,100 (13 m); secondary 245,230,150 (10 m); tertiary/residential/unclassified 226,226,226
 //! (7 m); service/path/other 205,205,205 (4 m); rail 80,80,80 (3 m); district border
-//! 220,60,150 (20 m). Heights above the model's ground: landuse 0.0, water 0.1, roads 0.2,
+//! 220,60,150 (20 m). Heights above the model's ground: other landuse −0.2 (under the district
+//! choropleth's −0.1, so built-up landuse takes the district colour), green landuse 0.0, water 0.1, roads 0.2,
 //! borders 0.3 m (the bare ground is at −0.3 m), so the layers stack without z-fighting.
 
 use crate::geodesy::WorldFrame;
@@ -60,7 +61,8 @@ impl Style {
     /// Height above the ground (m).
     pub fn lift(self) -> f64 {
         match self {
-            Style::LanduseGreen | Style::Landuse => 0.0,
+            Style::Landuse => -0.2,
+            Style::LanduseGreen => 0.0,
             Style::Water => 0.1,
             Style::Border => 0.3,
             _ => 0.2,
@@ -117,7 +119,7 @@ pub struct Counts {
 }
 
 /// World position of a tile-local point.
-fn to_world(frame: &WorldFrame, id: TileId, extent: u32, p: [i64; 2], h: f64) -> [f64; 3] {
+pub(crate) fn to_world(frame: &WorldFrame, id: TileId, extent: u32, p: [i64; 2], h: f64) -> [f64; 3] {
     let n = (1u64 << id.z) as f64;
     let ux = (id.x as f64 + p[0] as f64 / extent as f64) / n;
     let uy = (id.y as f64 + p[1] as f64 / extent as f64) / n;
@@ -125,7 +127,7 @@ fn to_world(frame: &WorldFrame, id: TileId, extent: u32, p: [i64; 2], h: f64) ->
     frame.world_of_geodetic(lon, lat, h).to_array()
 }
 
-fn add_polygon(part: &mut Part, rings: &[Vec<[f64; 3]>]) {
+pub(crate) fn add_polygon(part: &mut Part, rings: &[Vec<[f64; 3]>]) {
     if rings.is_empty() || rings[0].len() < 3 {
         return;
     }
@@ -296,10 +298,32 @@ pub struct Loaded {
     pub counts: Counts,
     pub errors: Vec<String>,
     pub zoom: Option<u8>,
+    /// the zoom the districts were read at (city-wide, see [`district_cover`])
+    pub district_zoom: Option<u8>,
+    /// the `districts` layer's polygons, filled (the choropleth colours them)
+    pub districts: std::collections::BTreeMap<String, crate::choropleth::DistrictFill>,
+}
+
+/// The most tiles fetched for the city-wide districts.
+pub const DISTRICT_TILES: usize = 16;
+
+/// The tiles the districts are read from: the TileJSON `bounds` (the whole model) at the finest
+/// zoom in `minzoom..=z` that covers them with at most [`DISTRICT_TILES`] tiles (the
+/// `districts` layer is in every zoom from 0), so a city-wide view shows every district, not
+/// only those inside the ground map's area; `None` without usable bounds.
+pub fn district_cover(tj: &serde_json::Value, z: u8) -> Option<Vec<TileId>> {
+    let b: Vec<f64> = tj["bounds"].as_array()?.iter().filter_map(|x| x.as_f64()).collect();
+    let b: [f64; 4] = b.try_into().ok()?;
+    if !(b.iter().all(|x| x.is_finite()) && b[0] < b[2] && b[1] < b[3]) {
+        return None;
+    }
+    let b = [b[0].max(-180.0), b[1].max(-85.0), b[2].min(180.0), b[3].min(85.0)];
+    let minzoom = tj["minzoom"].as_u64().unwrap_or(0) as u8;
+    (minzoom.min(z)..=z).rev().find_map(|zz| covering(b, zz, DISTRICT_TILES))
 }
 
 /// Fetches the TileJSON and the tiles over `bbox` (the finest zoom ≤ 15 with at most 256 tiles)
-/// on a thread.
+/// and the districts of the whole model ([`district_cover`]) on a thread.
 pub fn spawn(server: String, name: String, token: Option<String>, bbox: [f64; 4], frame: WorldFrame, ground: f64) -> std::sync::mpsc::Receiver<Loaded> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
@@ -312,7 +336,7 @@ pub fn spawn(server: String, name: String, token: Option<String>, bbox: [f64; 4]
 }
 
 fn load(server: &str, name: &str, token: &Option<String>, bbox: [f64; 4], frame: &WorldFrame, ground: f64) -> Loaded {
-    let mut out = Loaded { labels: vec![], parts: Default::default(), counts: Counts::default(), errors: vec![], zoom: None };
+    let mut out = Loaded { labels: vec![], parts: Default::default(), counts: Counts::default(), errors: vec![], zoom: None, district_zoom: None, districts: Default::default() };
     let agent = crate::fetch::agent();
     let get = |url: &str| crate::fetch::fetch_with(&agent, url, token.as_deref());
     let tj_url = format!("{server}/tiles/{name}.json");
@@ -348,12 +372,41 @@ fn load(server: &str, name: &str, token: &Option<String>, bbox: [f64; 4], frame:
                 Ok(t) => {
                     tile_parts(&t, id, frame, ground, &mut out.parts, &mut out.counts);
                     out.labels.extend(tile_labels(&t, id));
+                    crate::choropleth::tile_districts(&t, id, frame, ground, &mut out.districts);
                 }
                 Err(e) => out.errors.push(format!("{url}: {e}")),
             },
             // absent tiles (no features there) are 204/404: nothing to draw
             Err(e) if e.contains("HTTP 404") || e.contains("HTTP 204") => {}
             Err(e) => out.errors.push(e),
+        }
+    }
+    // every district of the model, from low-zoom tiles over the TileJSON bounds (replacing the
+    // partial ones of the view's tiles, so each district is one fill of one zoom)
+    if let Some(ids) = district_cover(&tj, z) {
+        let mut all = std::collections::BTreeMap::new();
+        let mut ok = true;
+        for id in &ids {
+            let url = template.replace("{z}", &id.z.to_string()).replace("{x}", &id.x.to_string()).replace("{y}", &id.y.to_string());
+            match get(&url) {
+                Ok(b) => match tiles::mvt::decode(&b) {
+                    Ok(t) => crate::choropleth::tile_districts(&t, *id, frame, ground, &mut all),
+                    Err(e) => {
+                        ok = false;
+                        out.errors.push(format!("{url}: {e}"));
+                    }
+                },
+                Err(e) if e.contains("HTTP 404") || e.contains("HTTP 204") => {}
+                Err(e) => {
+                    ok = false;
+                    out.errors.push(e);
+                }
+            }
+        }
+        // a failed low-zoom tile: keep the view's districts rather than lose some
+        if ok && all.len() >= out.districts.len() {
+            out.districts = all;
+            out.district_zoom = ids.first().map(|i| i.z);
         }
     }
     out
@@ -427,6 +480,26 @@ mod tests {
         let (cx, cy) = tiles::unit_to_lonlat((id.x as f64 + 0.5) / 16384.0, (id.y as f64 + 0.5) / 16384.0);
         assert!((l[0].lon - cx).abs() < 1e-12 && (l[0].lat - cy).abs() < 1e-12);
         assert!(l[0].lon > b[0] && l[0].lon < b[2] && l[0].lat > b[1] && l[0].lat < b[3]);
+    }
+
+    #[test]
+    fn districts_are_read_over_the_whole_tilejson_bounds() {
+        // Shenyang's 13 districts (about 122.4…123.8 E, 41.2…43.0 N), ground map at z 15
+        let tj = serde_json::json!({"bounds": [122.42, 41.19, 123.81, 43.04], "minzoom": 0, "maxzoom": 15});
+        let ids = district_cover(&tj, 15).unwrap();
+        let z = ids[0].z;
+        assert!(ids.len() <= DISTRICT_TILES && ids.iter().all(|i| i.z == z), "{ids:?}");
+        // the finest such zoom: one finer needs more than 16 tiles
+        assert!(covering([122.42, 41.19, 123.81, 43.04], z + 1, DISTRICT_TILES).is_none(), "z {z}");
+        // every corner of the bounds lies in a chosen tile
+        for (lon, lat) in [(122.42, 41.19), (123.81, 41.19), (122.42, 43.04), (123.81, 43.04)] {
+            let t = TileId::containing(lon, lat, z);
+            assert!(ids.contains(&t), "{lon},{lat} in {t:?}, not in {ids:?}");
+        }
+        // never finer than the ground map's zoom; no bounds / bad bounds: none
+        assert_eq!(district_cover(&serde_json::json!({"bounds": [123.40, 41.78, 123.42, 41.80]}), 9).unwrap()[0].z, 9);
+        assert!(district_cover(&serde_json::json!({}), 12).is_none());
+        assert!(district_cover(&serde_json::json!({"bounds": [123.5, 41.0, 123.4, 42.0]}), 12).is_none());
     }
 
     #[test]

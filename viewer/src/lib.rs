@@ -10,9 +10,12 @@
 //! property tables kept at decode time), [`interact`] (picking, the incident detail panel,
 //! planner tools: level toggles, measurement), [`flight`] (eased camera flights to a selected
 //! incident and the leader tour's stops), [`script`] (`--input-script`: scripted input as real Bevy
-//! input messages, so the windowed interaction systems run headless).
+//! input messages, so the windowed interaction systems run headless); [`choropleth`] (district fills and legend), [`charts`]
+//! (sparklines, bar charts, ticker), [`units`] (indicator units per language).
 
 pub mod app;
+pub mod charts;
+pub mod choropleth;
 pub mod cli;
 pub mod cockpit;
 pub mod decode;
@@ -27,3 +30,4 @@ pub mod lru;
 pub mod script;
 pub mod select;
 pub mod tileset;
+pub mod units;

@@ -271,6 +271,12 @@ impl LiveModel {
                 }
                 self.units = units.iter().filter_map(|u| serde_json::to_value(u).ok()).filter_map(|u| UnitView::from_json(&u)).map(|u| (u.id, u)).collect();
                 let _ = sensors; // the server sends sensors through /api/sensors/latest
+                // a fresh viewer starts its ticker with the open severe events, newest first
+                if self.alarms.is_empty() {
+                    let mut severe: Vec<&Event> = self.events.values().filter(|e| (e.severity as u8) >= 3).collect();
+                    severe.sort_by(|a, b| b.reported_at.cmp(&a.reported_at).then(b.id.cmp(&a.id)));
+                    self.alarms = severe.iter().take(20).map(|e| (now, format!("{} #{} {}", e.category.name_zh(), e.id, e.title))).collect();
+                }
                 self.last_seq = Some(seq);
             }
             ServerMessage::Delta(c) => {
@@ -590,7 +596,8 @@ mod tests {
         m.apply(delta(12, "events", "created", serde_json::json!({"event": ev(9, 1, None, "reported")})));
         assert_eq!(m.events.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!((m.last_seq, m.deltas, m.stale_deltas), (Some(13), 2, 1));
-        assert_eq!(m.alarms.len(), 1, "a new severity-3 event is an alarm");
+        // the snapshot's open critical event #2, then the new severity-3 event #3 before it
+        assert_eq!(m.alarms.iter().map(|a| a.1.as_str()).collect::<Vec<_>>(), vec!["火灾 #3 e3", "火灾 #2 e2"], "severe events are alarms, newest first");
         // a reconnect counts, the model keeps its state meanwhile
         m.apply(Feed::Reconnecting { error: "gone".into(), retry_in: Duration::ZERO });
         assert_eq!((m.state, m.events.len()), (StreamState::Reconnecting, 2));

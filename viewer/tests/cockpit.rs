@@ -70,8 +70,12 @@ fn line(pts: &[(f64, f64)]) -> Value {
 /// River 浑河 (water) from 300 to 200 m south; park 100…300 m east × 120…330 m north; a primary
 /// road 100 m south, a residential road 420 m west; districts split at C's meridian.
 fn fixture() -> Value {
+    fixture_with(vec![])
+}
+
+fn fixture_with(extra: Vec<Value>) -> Value {
     let f = |props: Value, geom: Value| json!({"type": "Feature", "properties": props, "geometry": geom});
-    json!({"type": "FeatureCollection", "features": [
+    let mut fc = json!({"type": "FeatureCollection", "features": [
         f(json!({"boundary": "administrative", "adcode": 910001, "name": "西区", "name:en": "West"}), json!({"type": "Polygon", "coordinates": ring(&[(-2500.0, -2200.0), (0.0, -2200.0), (0.0, 2200.0), (-2500.0, 2200.0)])})),
         f(json!({"boundary": "administrative", "adcode": 910002, "name": "东区", "name:en": "East"}), json!({"type": "Polygon", "coordinates": ring(&[(0.0, -2200.0), (2500.0, -2200.0), (2500.0, 2200.0), (0.0, 2200.0)])})),
         f(json!({"natural": "water", "water": "river", "name": "浑河"}), json!({"type": "Polygon", "coordinates": ring(&[(-1500.0, -300.0), (1500.0, -300.0), (1500.0, -200.0), (-1500.0, -200.0)])})),
@@ -84,12 +88,18 @@ fn fixture() -> Value {
         f(json!({"amenity": "townhall", "name": "区政府"}), json!({"type": "Point", "coordinates": [at(-800.0, -1500.0).0, at(-800.0, -1500.0).1]})),
         f(json!({"building": "yes", "height": 30}), json!({"type": "Polygon", "coordinates": ring(&[(1500.0, 1300.0), (1560.0, 1300.0), (1560.0, 1360.0), (1500.0, 1360.0)])})),
         f(json!({"building": "yes", "height": 12}), json!({"type": "Polygon", "coordinates": ring(&[(-1500.0, 1300.0), (-1460.0, 1300.0), (-1460.0, 1330.0), (-1500.0, 1330.0)])})),
-    ]})
+    ]});
+    fc["features"].as_array_mut().unwrap().extend(extra);
+    fc
 }
 
 fn build_fixture(dir: &Path) -> PathBuf {
+    build_fixture_from(dir, fixture())
+}
+
+fn build_fixture_from(dir: &Path, fc: Value) -> PathBuf {
     let src = dir.join("city.geojson");
-    std::fs::write(&src, fixture().to_string()).unwrap();
+    std::fs::write(&src, fc.to_string()).unwrap();
     let out = dir.join("city");
     let o = Command::new(twin_server())
         .args(["build", "--name", "fixture", "--max-zoom", "15", "--source"])
@@ -361,10 +371,89 @@ fn markers_ground_map_panels_and_dispatcher_against_a_live_server() {
     let (x1, y0) = cam.project(at(300.0, 330.0).0, at(300.0, 330.0).1, 0.0);
     let (lx, ly) = (park["screen"][0].as_f64().unwrap(), park["screen"][1].as_f64().unwrap());
     assert!(lx > x0 && lx < x1 && ly > y0 && ly < y1, "park label at ({lx:.0}, {ly:.0}), park spans ({x0:.0}…{x1:.0}, {y0:.0}…{y1:.0})");
-    // bare ground between them (100 m north of C, west of the park)
-    let (lon, lat) = at(-50.0, 60.0);
-    let (x, y) = cam.project(lon, lat, 0.0);
-    assert!(img.patch(x, y, rgb_of(&s["ground_srgb"]), 3) >= 7, "bare ground at ({x:.0}, {y:.0}): {:?}", img.px(x as usize, y as usize));
+    // the district choropleth (default in planner mode: the command theme's events_open, a count
+    // without bands, so on the documented YlOrRd ramp over the districts' values): 西区 has two
+    // open events, 东区 one — the server's per-district values, checked by hand here
+    let (st, ov) = get_json(&format!("{base}/api/indicators/events_open/values"));
+    assert_eq!(st, 200, "{ov}");
+    let per_district: std::collections::BTreeMap<String, f64> = ov["values"].as_array().unwrap().iter()
+        .filter(|v| v["area"] != "city").map(|v| (v["area"]["name"].as_str().unwrap().to_string(), v["value"].as_f64().unwrap())).collect();
+    assert_eq!(per_district, [("东区".to_string(), 1.0), ("西区".to_string(), 2.0)].into_iter().collect(), "{ov}");
+    let ch = &s["choropleth"];
+    assert_eq!(ch["indicator"], "events_open", "{ch}");
+    assert_eq!(ch["banded"], false, "{ch}");
+    // ramp: the lowest value is the lightest class, the highest the darkest
+    let (light, dark) = ([255u8, 255, 178], [189u8, 0, 38]);
+    let drawn = ch["districts"].as_array().unwrap();
+    assert_eq!(drawn.len(), 2, "both districts drawn: {ch}");
+    for (name, want) in [("西区", dark), ("东区", light)] {
+        let d = drawn.iter().find(|d| d["name"] == name).unwrap_or_else(|| panic!("{name} not drawn: {ch}"));
+        assert_eq!(rgb_of(&d["srgb"]), want, "{d}");
+    }
+    // at interior points of each district (off the roads, the park, the markers and the labels)
+    for (name, e, n, want) in [("西区", -50.0, 60.0, dark), ("西区", -330.0, 420.0, dark), ("东区", 250.0, 40.0, light), ("东区", 350.0, 440.0, light)] {
+        let (lon, lat) = at(e, n);
+        let (x, y) = cam.project(lon, lat, 0.0);
+        let got = img.patch(x, y, want, 4);
+        assert!(got >= 7, "{name} at ({x:.0}, {y:.0}): {got}/9 pixels of {want:?}, centre {:?}", img.px(x as usize, y as usize));
+    }
+    let legend = ch["legend_texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>();
+    assert!(legend[0].contains("分区专题图") && legend[0].contains("在办事件数"), "{legend:?}");
+    assert!(legend[1].starts_with("单位: 件") && legend.iter().any(|l| l.contains("无数据")) && legend.iter().any(|l| l.starts_with("1 – 1.2")) && legend.iter().any(|l| l.ends_with("1.8 – 2")), "{legend:?}");
+
+    // bar charts: the command panel's rows are events_open by district, high to low
+    let bars = &s["bar_charts"][0];
+    assert_eq!(bars["indicator"], "events_open", "{bars}");
+    let rows: Vec<(String, f64)> = bars["rows"].as_array().unwrap().iter().map(|r| (r["district"].as_str().unwrap().to_string(), r["value"].as_f64().unwrap())).collect();
+    assert_eq!(rows, vec![("西区".to_string(), 2.0), ("东区".to_string(), 1.0)], "{bars}");
+    // drawn: the bars are in the accent colour (events_open has no bands), the longer one twice
+    // the shorter, and the track right of the shorter bar is not bar-coloured
+    let accent = [90u8, 200, 255];
+    let rect = |k: usize| -> [f64; 4] {
+        let r = bars["rows"][k]["rect"].as_array().unwrap_or_else(|| panic!("row {k} has no rect: {bars}"));
+        [r[0].as_f64().unwrap(), r[1].as_f64().unwrap(), r[2].as_f64().unwrap(), r[3].as_f64().unwrap()]
+    };
+    let (r0, r1) = (rect(0), rect(1));
+    assert!(((r0[2] - r0[0]) / (r1[2] - r1[0]) - 2.0).abs() < 0.1, "bar widths {r0:?} {r1:?}");
+    for r in [r0, r1] {
+        let (cx, cy) = ((r[0] + r[2]) / 2.0, (r[1] + r[3]) / 2.0);
+        assert!(near(img.px(cx as usize, cy as usize), accent, 16), "bar at ({cx:.0}, {cy:.0}): {:?}", img.px(cx as usize, cy as usize));
+    }
+    let past = img.px((r1[2] + (r0[2] - r1[2]) / 2.0) as usize, ((r1[1] + r1[3]) / 2.0) as usize);
+    assert!(!near(past, accent, 40), "the track beside the shorter bar: {past:?}");
+
+    // sparklines: each card's points are the series' values (non-null), last 24 h
+    let (st, ser) = get_json(&format!("{base}/api/indicators/events_open/series"));
+    assert_eq!(st, 200, "{ser}");
+    let pts = ser["points"].as_array().unwrap();
+    let sp = s["sparklines"].as_array().unwrap().iter().find(|x| x["indicator"] == "events_open").cloned().unwrap();
+    assert_eq!(sp["total"].as_u64().unwrap() as usize, pts.len(), "{sp}");
+    let non_null = pts.iter().filter(|p| !p[1].is_null()).count();
+    // (a 15-minute boundary may pass between the viewer's fetch and ours: one more point then)
+    let got = sp["points"].as_u64().unwrap() as usize;
+    assert!(got == non_null || got + 1 == non_null, "sparkline {got} points, series {non_null}: {sp}");
+    assert!(s["sparklines"].as_array().unwrap().iter().all(|x| x["total"].as_u64().is_some_and(|n| n >= 24)), "every card has its series");
+
+    // the alarm ticker: the newest severe event first, scrolling at a constant speed
+    let tk = &s["ticker"];
+    let newest = tk["newest"].as_str().unwrap_or_else(|| panic!("no alarms: {tk}"));
+    assert!(newest.contains("老人晕倒"), "{tk}");
+    assert!(tk["text"].as_str().unwrap().starts_with(&format!("告警: {newest}")), "{tk}");
+    let ticker_ok = |tk: &Value| {
+        let (speed, period) = (tk["speed_px_s"].as_f64().unwrap(), tk["period_px"].as_f64().unwrap());
+        assert!(period > 100.0, "{tk}");
+        let f = |k: &str| (tk[k][0].as_f64().unwrap(), tk[k][1].as_f64().unwrap());
+        let ((t0, o0), (t1, o1)) = (f("first"), f("last"));
+        assert!(t1 - t0 > 0.5 && (o1 - o0).abs() > 1.0, "the ticker moved between two frames: {tk}");
+        for (t, o) in [(t0, o0), (t1, o1)] {
+            let want = -((t * speed) % period);
+            assert!((o - want).abs() < 0.5 || (o - want).abs() > period - 0.5, "offset {o} at {t} s, expected {want}: {tk}");
+        }
+    };
+    ticker_ok(tk);
+    // the ticker strip (bottom 130 of 2160 px) holds text: several colours along its middle
+    let strip: std::collections::HashSet<[u8; 3]> = (0..640).map(|x| img.px(x, 360 - 11)).collect();
+    assert!(strip.len() > 4, "ticker strip has {} colours", strip.len());
 
     // panels: zh texts, the event list sorted by severity, KPI cards
     let texts: Vec<String> = s["panel_texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
@@ -397,6 +486,11 @@ fn markers_ground_map_panels_and_dispatcher_against_a_live_server() {
     let all_en = s2["panel_texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>().join("\n");
     assert!(all_en.contains("Shenyang City Operations Cockpit") && all_en.contains("Events (3)") && all_en.contains("Open events"), "{all_en}");
     assert!(!all_en.contains("事件列表") && !all_en.contains("指挥舱"), "{all_en}");
+    // the legend in English; the ticker scrolls here too, its newest alarm first
+    let legend = s2["choropleth"]["legend_texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>();
+    assert!(legend[0].contains("District map") && legend[0].contains("Open events") && legend.iter().any(|l| l.contains("no value")), "{legend:?}");
+    assert!(s2["ticker"]["text"].as_str().unwrap().starts_with("Alarms: ") && s2["ticker"]["newest"].as_str().unwrap().contains("老人晕倒"), "{}", s2["ticker"]);
+    ticker_ok(&s2["ticker"]);
     let img = Png::read(&shot_en);
     let sky = rgb_of(&s2["sky_srgb"]);
     let ground = rgb_of(&s2["ground_srgb"]);
@@ -446,7 +540,7 @@ fn markers_ground_map_panels_and_dispatcher_against_a_live_server() {
     // (#3, now dispatched); the camera flies there (1.5–3 s) and shows it in the middle
     let shot_l = tmp.0.join("leader.png");
     let (ok, s4, err) = run_viewer(&["--server", &base, "--tileset", "fixture", "--headless", "--screenshot", shot_l.to_str().unwrap(), "--size", "320x180", "--timeout", "400",
-        "--mode", "leader", "--hold", "4", "--no-ground-map"]);
+        "--mode", "leader", "--hold", "4", "--choropleth", "aqi_1h"]);
     assert!(ok, "viewer failed: {err}");
     let tour = &s4["tour"];
     assert_eq!((tour["theme"].as_u64(), tour["stops"].as_u64()), (Some(0), Some(1)), "{tour}");
@@ -461,6 +555,54 @@ fn markers_ground_map_panels_and_dispatcher_against_a_live_server() {
     assert!((cam["lon"].as_f64().unwrap() - to[0].as_f64().unwrap()).abs() < 1e-7 && (cam["lat"].as_f64().unwrap() - to[1].as_f64().unwrap()).abs() < 1e-7, "camera {cam}, flight {f}");
     let texts = s4["panel_texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>().join("\n");
     assert!(texts.contains("领导模式 · 巡览专题: 指挥调度"), "{texts}");
+    // --choropleth aqi_1h: no air sensors here, so both districts are drawn neutral (not left
+    // out), and the legend lists the indicator's bands (assets/indicators/environment.toml)
+    let ch = &s4["choropleth"];
+    assert_eq!((ch["indicator"].as_str(), ch["banded"].as_bool()), (Some("aqi_1h"), Some(true)), "{ch}");
+    let drawn = ch["districts"].as_array().unwrap();
+    // (the ground map covers the start view around the fixture's building: 东区 at least)
+    assert!(!drawn.is_empty() && drawn.iter().all(|d| d["source"] == "none" && rgb_of(&d["srgb"]) == rgb_of(&ch["neutral_srgb"])), "{ch}");
+    let legend = ch["legend_texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect::<Vec<_>>();
+    assert_eq!(legend[2..].to_vec(), vec!["≤ 50  优", "50 – 100  良", "100 – 150  轻度污染", "150 – 200  中度污染", "200 – 300  重度污染", "> 300  严重污染", "—  无数据"], "{legend:?}");
+}
+
+/// Issue 7: the choropleth drew only the districts inside the ground map's area (at most ±10 km
+/// around the view). A third district 30 km north of the fixture, far outside the view from 900 m
+/// over C: the summary lists every district of the model with its colour (events_open, a count:
+/// 西区 1 event on the ramp's darkest class, the others 0 on its lightest).
+#[test]
+fn the_choropleth_draws_every_district_of_the_model() {
+    let tmp = TempDir::new("districts");
+    let far = json!({"type": "Feature", "properties": {"boundary": "administrative", "adcode": 910003, "name": "北郊", "name:en": "North"},
+        "geometry": {"type": "Polygon", "coordinates": ring(&[(-2500.0, 28000.0), (2500.0, 28000.0), (2500.0, 32000.0), (-2500.0, 32000.0)])}});
+    let model = build_fixture_from(&tmp.0, fixture_with(vec![far]));
+    let srv = serve_on(&model, free_port());
+    let base = srv.base.clone();
+    // (a long title: the event row is cut to one line with an ellipsis, below)
+    let title = "沿街商铺占道经营并堆放杂物影响行人和非机动车通行，群众多次通过12345热线反映要求尽快处理";
+    post_event(&base, "city_management", 2, title, -220.0, 230.0);
+    let shot = tmp.0.join("districts.png");
+    let at_s = format!("{},{},900,0,-90", C.0, C.1);
+    let (ok, s, err) = run_viewer(&["--server", &base, "--tileset", "fixture", "--headless", "--screenshot", shot.to_str().unwrap(), "--size", "1920x1080", "--at", &at_s, "--timeout", "400", "--wait-events", "1"]);
+    assert!(ok, "viewer failed: {err}");
+    eprintln!("event rows: {} · choropleth: {}", s["event_rows"], s["choropleth"]["districts"]);
+    // issue 7: long event rows wrapped at 1920×1080; now one line (a line is ≈ 1.2–1.3 font
+    // sizes high, two would be ≥ 2.4), the title cut with "…"
+    let rows = &s["event_rows"];
+    let font = rows["font_px"].as_f64().unwrap();
+    assert!((font - 17.0).abs() < 0.01, "{rows}");
+    let heights: Vec<f64> = rows["heights_px"].as_array().unwrap().iter().map(|h| h.as_f64().unwrap()).collect();
+    assert_eq!(heights.len(), 1, "{rows}");
+    assert!(heights.iter().all(|h| *h > 0.8 * font && *h < 1.8 * font), "{rows}");
+    let texts = s["panel_texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let row = texts.iter().find(|t| t.contains("沿街商铺")).unwrap_or_else(|| panic!("no event row: {texts:?}"));
+    assert!(row.contains('…') && !row.contains("尽快处理") && row.contains("剩余"), "{row}");
+    let ch = &s["choropleth"];
+    assert_eq!(ch["indicator"], "events_open", "{ch}");
+    let drawn: std::collections::BTreeMap<String, [u8; 3]> = ch["districts"].as_array().unwrap().iter().map(|d| (d["name"].as_str().unwrap().to_string(), rgb_of(&d["srgb"]))).collect();
+    let (light, dark) = ([255u8, 255, 178], [189u8, 0, 38]);
+    let want: std::collections::BTreeMap<String, [u8; 3]> = [("西区", dark), ("东区", light), ("北郊", light)].into_iter().map(|(n, c)| (n.to_string(), c)).collect();
+    assert_eq!(drawn, want, "{ch}");
 }
 
 /// Lines of a child's stderr, as they come.

@@ -223,8 +223,9 @@ fn transition_from_row(r: &Row) -> Transition {
 
 /// Stored inputs for a backfill, in feeding order: events reported since `from`, still open, or
 /// with log entries since `from` (each as created, then its log entries up to `max_log`, then its
-/// current snapshot), and the observations since `from` with ids up to `max_obs`. Inputs later
-/// than `until` are left out (a bad clock must not move the engine clock).
+/// current snapshot), and the observations since `from` with ids up to `max_obs`. Observations
+/// later than `until` are left out (a bad clock must not move the engine clock); events stamped
+/// later are kept (the engine caps the clock they move, see `Engine::push`).
 fn load_inputs(c: &mut dyn Conn, app: &AppState, from: i64, until: i64, max_obs: i64, max_log: i64) -> DbResult<Vec<Input>> {
     // (sort key, order, input)
     let mut items: Vec<(i64, u64, Input)> = Vec::new();
@@ -291,7 +292,11 @@ fn load_inputs(c: &mut dyn Conn, app: &AppState, from: i64, until: i64, max_obs:
         }
         lo = hi;
     }
-    items.retain(|x| x.0 <= until);
+    // Observations later than `until` were not read; an event reported later (a client's or
+    // the simulator's clock ahead) is still open in the store and is fed, sorted at `until`.
+    for x in items.iter_mut() {
+        x.0 = x.0.min(until);
+    }
     items.sort_by_key(|x| (x.0, x.1));
     Ok(items.into_iter().map(|x| x.2).collect())
 }
@@ -368,6 +373,7 @@ pub async fn start(db: &Db, app: &AppState, dir: Option<&std::path::Path>) -> an
         })
         .await?;
     let n = inputs.len();
+    engine.set_wall(now);
     let fed = engine.backfill(inputs);
     engine.tick(now);
     tracing::info!(
