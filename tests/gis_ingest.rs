@@ -222,3 +222,14 @@ fn osm_pbf_and_xml_counts_match_the_independent_counts() {
         assert!(m["attribution"].to_string().contains("OpenStreetMap"), "{file}");
     }
 }
+
+#[test]
+fn osm_district_level_reads_andorras_parishes_as_districts() {
+    // GDAL's OSM driver (`ogrinfo -sql "SELECT count(*) FROM multipolygons WHERE
+    // boundary='administrative' AND admin_level='N'"`): 7 parishes at level 7, 3 areas at level 8.
+    let tmp = tempfile::tempdir().unwrap();
+    let m = build(&tmp.path().join("default"), &["--source", &data("osm/andorra.osm.pbf"), "--no-tiles", "--no-3dtiles"]);
+    assert_eq!((m["layers"]["districts"].as_u64(), m["layers"]["streets"].as_u64()), (Some(0), Some(10)));
+    let m = build(&tmp.path().join("parishes"), &["--source", &data("osm/andorra.osm.pbf"), "--district-level", "7", "--no-tiles", "--no-3dtiles"]);
+    assert_eq!((m["layers"]["districts"].as_u64(), m["layers"]["streets"].as_u64()), (Some(7), Some(3)));
+}

@@ -268,7 +268,7 @@ fn styles_pass_gl_style_validate() {
             assert_eq!(v["glyphs"], format!("{}/fonts/{{fontstack}}/{{range}}.pbf", s.base));
             let layers = v["layers"].as_array().unwrap();
             let used: std::collections::BTreeSet<&str> = layers.iter().filter_map(|l| l["source-layer"].as_str()).collect();
-            for sl in ["districts", "water", "landuse", "roads", "buildings", "pois", "labels"] {
+            for sl in ["districts", "streets", "water", "landuse", "roads", "buildings", "pois", "labels"] {
                 assert!(used.contains(sl), "{name}: no layer for source-layer {sl}");
             }
             let labels = layers.iter().find(|l| l["id"] == "labels").unwrap();

@@ -95,7 +95,7 @@ struct Checked {
     worst_area_excess: f64,
 }
 
-fn check_dataset(source: &str, max_zoom: u8, independent_buildings: usize) -> Checked {
+fn check_dataset(source: &str, max_zoom: u8, independent_buildings: usize, independent_streets: Option<usize>) -> Checked {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("model");
     let out = twin(&["build", "--source", source, "--out", dir.to_str().unwrap(), "--max-zoom", &max_zoom.to_string()]);
@@ -119,7 +119,7 @@ fn check_dataset(source: &str, max_zoom: u8, independent_buildings: usize) -> Ch
     assert_eq!(reader.tile_count(), vt["tiles"].as_u64().unwrap());
     let meta = reader.metadata();
     let ids: Vec<&str> = meta["vector_layers"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["districts", "water", "landuse", "roads", "buildings", "pois", "labels"]);
+    assert_eq!(ids, ["districts", "streets", "water", "landuse", "roads", "buildings", "pois", "labels"]);
     assert_eq!(meta["name"], model.info.name.as_str());
     assert!(meta["citytwin"]["limits_hit"].is_array());
 
@@ -127,6 +127,7 @@ fn check_dataset(source: &str, max_zoom: u8, independent_buildings: usize) -> Ch
     let dump = tmp.path().join("dump");
     let mut ours: HashMap<String, BTreeMap<String, u64>> = HashMap::new();
     let (mut polygons, mut invalid) = (0u64, Vec::<String>::new());
+    let mut street_ids = std::collections::BTreeSet::new();
     for (z, x, y) in reader.tiles() {
         let data = reader.get(z, x, y).unwrap().unwrap();
         let d = dump.join(z.to_string()).join(x.to_string());
@@ -137,6 +138,12 @@ fn check_dataset(source: &str, max_zoom: u8, independent_buildings: usize) -> Ch
         let t = tiles::mvt::decode(&raw).unwrap_or_else(|e| panic!("{z}/{x}/{y}: {e}"));
         assert!(!t.layers.is_empty(), "empty tile {z}/{x}/{y} was written");
         for l in &t.layers {
+            if l.name == "streets" {
+                assert!(z >= scenes::vector_tiles::STREETS_MIN_ZOOM, "streets at z{z}");
+                if z == max_zoom {
+                    street_ids.extend(l.features.iter().map(|f| f.id.expect("street feature id")));
+                }
+            }
             for f in &l.features {
                 if let tiles::mvt::Geometry::Polygons(ps) = &f.geometry {
                     for p in ps {
@@ -158,6 +165,13 @@ fn check_dataset(source: &str, max_zoom: u8, independent_buildings: usize) -> Ch
             format!("{z}/{x}/{y}"),
             t.layers.iter().map(|l| (l.name.clone(), l.features.len() as u64)).collect(),
         );
+    }
+
+    // Every street division is in the max-zoom tiles under its id.
+    assert_eq!(street_ids.len(), model.streets.len(), "distinct street ids at z{max_zoom}");
+    assert!(street_ids.iter().all(|&i| (i as usize) < model.streets.len()));
+    if let Some(n) = independent_streets {
+        assert_eq!(model.streets.len(), n, "streets vs GDAL's OSM driver");
     }
 
     // Every polygon of every tile is OGC-valid (geo's Validation: no self-intersection or
@@ -236,14 +250,16 @@ fn check_dataset(source: &str, max_zoom: u8, independent_buildings: usize) -> Ch
 #[test]
 fn porto_osm_pyramid_decodes_and_matches_the_model() {
     // shared/data/README.md: porto.osm.pbf holds 11,404 buildings (ways + relations).
-    let c = check_dataset(&data("osm/porto.osm.pbf"), 16, 11_404);
+    // GDAL's OSM driver: 4 multipolygons with boundary=administrative and admin_level=9
+    // (freguesias; none at 5–8), so 4 streets.
+    let c = check_dataset(&data("osm/porto.osm.pbf"), 16, 11_404, Some(4));
     assert!(c.tiles > 100 && c.buildings_at_max == 11_404 && c.worst_area_excess <= 1.0);
 }
 
 #[test]
 fn astana_buildings_pyramid_decodes_and_matches_the_model() {
     // shared/data/README.md: 32,056 OSM buildings of Astana.
-    let c = check_dataset(&data("buildings/astana_osm_buildings.geojson"), 16, 32_056);
+    let c = check_dataset(&data("buildings/astana_osm_buildings.geojson"), 16, 32_056, None);
     assert!(c.tiles > 100 && c.buildings_at_max == 32_056 && c.worst_area_excess <= 1.0);
 }
 
@@ -332,7 +348,7 @@ fn pmtiles_crate_reads_the_archive_byte_identically() {
         let meta: serde_json::Value = serde_json::from_str(&theirs.get_metadata().await.unwrap()).expect("metadata is JSON");
         assert_eq!(&meta, ours.metadata());
         let layers: Vec<&str> = meta["vector_layers"].as_array().expect("vector_layers").iter().map(|l| l["id"].as_str().unwrap()).collect();
-        assert_eq!(layers, ["districts", "water", "landuse", "roads", "buildings", "pois", "labels"]);
+        assert_eq!(layers, ["districts", "streets", "water", "landuse", "roads", "buildings", "pois", "labels"]);
 
         // The crate's own directory walk (root + leaves) lists exactly our tiles.
         let mut listed: Vec<u64> = Vec::new();

@@ -156,10 +156,13 @@ pub fn metres_per_degree(lat: f64) -> (f64, f64) {
 }
 
 /// Geodesic area of a polygon in km², computed on the sphere (accurate to well under 1 % for a
-/// city-sized polygon).
+/// city-sized polygon): each exterior ring's area less its holes', whatever the rings'
+/// orientation (geo's polygon form subtracts the holes' *signed* areas, which adds them when
+/// holes are clockwise, as oriented output has them).
 pub fn area_km2(mp: &geo_types::MultiPolygon<f64>) -> f64 {
     use geo::ChamberlainDuquetteArea;
-    mp.chamberlain_duquette_unsigned_area() / 1e6
+    let ring = |r: &geo_types::LineString<f64>| geo_types::Polygon::new(r.clone(), vec![]).chamberlain_duquette_unsigned_area();
+    mp.0.iter().map(|p| ring(p.exterior()) - p.interiors().iter().map(ring).sum::<f64>()).sum::<f64>() / 1e6
 }
 
 /// Haversine distance in metres.
@@ -174,6 +177,25 @@ pub fn haversine_m(a: (f64, f64), b: (f64, f64)) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn area_subtracts_holes_in_either_orientation() {
+        use geo::orient::{Direction, Orient};
+        // A 0.02° square at 47°N with a 0.01° hole: three quarters of the square's area
+        // (Chamberlain–Duquette's sphere, R = 6378137 m: R²·Δλ·(sin φ₂ − sin φ₁)).
+        let sq = |x0: f64, y0: f64, d: f64| {
+            geo_types::LineString::from(vec![(x0, y0), (x0 + d, y0), (x0 + d, y0 + d), (x0, y0 + d), (x0, y0)])
+        };
+        let p = geo_types::Polygon::new(sq(9.5, 47.0, 0.02), vec![sq(9.505, 47.005, 0.01)]);
+        let full = area_km2(&geo_types::MultiPolygon(vec![geo_types::Polygon::new(sq(9.5, 47.0, 0.02), vec![])]));
+        let r = 6_378.137_f64;
+        let expect_full = r * r * 0.02_f64.to_radians() * (47.02_f64.to_radians().sin() - 47.0_f64.to_radians().sin());
+        assert!((full - expect_full).abs() / expect_full < 1e-3, "{full} vs {expect_full}");
+        for dir in [Direction::Default, Direction::Reversed] {
+            let a = area_km2(&geo_types::MultiPolygon(vec![p.orient(dir)]));
+            assert!((a - 0.75 * full).abs() / full < 1e-3, "{dir:?}: {a} vs {}", 0.75 * full);
+        }
+    }
 
     #[test]
     fn gcj02_forward_matches_reference_values() {

@@ -82,16 +82,20 @@ pub struct TileSummary {
 }
 
 /// Layers in drawing order (also the order within a tile).
-pub const LAYERS: [&str; 7] = ["districts", "water", "landuse", "roads", "buildings", "pois", "labels"];
+pub const LAYERS: [&str; 8] = ["districts", "streets", "water", "landuse", "roads", "buildings", "pois", "labels"];
 const L_DISTRICTS: u8 = 0;
-const L_WATER: u8 = 1;
-const L_LANDUSE: u8 = 2;
-const L_ROADS: u8 = 3;
-const L_BUILDINGS: u8 = 4;
-const L_POIS: u8 = 5;
-const L_LABELS: u8 = 6;
+const L_STREETS: u8 = 1;
+const L_WATER: u8 = 2;
+const L_LANDUSE: u8 = 3;
+const L_ROADS: u8 = 4;
+const L_BUILDINGS: u8 = 5;
+const L_POIS: u8 = 6;
+const L_LABELS: u8 = 7;
 
-/// Drop order under a density limit: lower goes first; districts are never dropped.
+/// First zoom of the `streets` layer (street divisions are a few km across: legible from z10).
+pub const STREETS_MIN_ZOOM: u8 = 10;
+
+/// Drop order under a density limit: lower goes first; districts and streets are never dropped.
 fn drop_rank(layer: u8) -> u8 {
     match layer {
         L_BUILDINGS => 0,
@@ -138,6 +142,12 @@ fn layer_schema() -> Vec<(&'static str, u8, Vec<(&'static str, &'static str)>, &
     let n = "Number";
     vec![
         ("districts", 0, vec![("adcode", n), ("name", s), ("name_en", s), ("area_km2", n)], "Administrative districts"),
+        (
+            "streets",
+            STREETS_MIN_ZOOM,
+            vec![("id", n), ("code", n), ("name", s), ("name_en", s), ("district", s)],
+            "Street-level divisions (街道/乡镇)",
+        ),
         ("water", 6, vec![("class", s), ("name", s), ("name_en", s)], "Water areas"),
         ("landuse", 8, vec![("class", s), ("name", s), ("name_en", s)], "Land use areas"),
         (
@@ -309,6 +319,19 @@ fn prepare(model: &CityModel) -> Vec<Src> {
             props.push(("rank", Value::from(1u32)));
             out.push(Src { layer: L_LABELS, id: Some(d.id as u64), props, geom: SrcGeom::Point(p), min_zoom: 3, importance: 1e9, area: 0.0, landmark: false, bbox: [p[0], p[1], p[0], p[1]] });
         }
+    }
+    for s in &model.streets {
+        let geom = poly_unit(&s.geometry);
+        let mut props = vec![("id", Value::from(s.id))];
+        if s.code != 0 {
+            props.push(("code", Value::UInt(s.code)));
+        }
+        names(&mut props, &s.names);
+        if let Some(d) = s.district.and_then(|d| model.districts.get(d as usize)).and_then(|d| d.names.display()) {
+            props.push(("district", Value::from(d)));
+        }
+        let bbox = bbox_of(geom.iter().flatten().flatten());
+        out.push(Src { layer: L_STREETS, id: Some(s.id as u64), props, area: poly_area_unit(&geom), geom: SrcGeom::Poly(geom), min_zoom: STREETS_MIN_ZOOM, importance: f64::MAX, landmark: false, bbox });
     }
     for (layer, list, min_zoom) in [(L_WATER, &model.water, 6u8), (L_LANDUSE, &model.landuse, 8u8)] {
         for a in list {

@@ -347,3 +347,105 @@ fn xml_implied_oneway() {
     let ow: Vec<(&str, bool)> = m.roads.iter().map(|r| (r.source.id.as_str(), r.oneway)).collect();
     assert_eq!(ow, vec![("w20", true), ("w21", true), ("w22", true), ("w23", false), ("w24", false)]);
 }
+
+// Administrative boundaries. Expected values are GDAL's OSM driver (an independent reader):
+// `ogrinfo -sql "SELECT count(*) FROM multipolygons WHERE boundary='administrative' AND
+// admin_level='N'"` on the extract, areas from `ogr2ogr -t_srs EPSG:3035` (equal-area) and
+// `ST_Area`; the dropped (clipped) relations were counted with pyosmium: boundary relations at
+// levels 5–9 with a member way absent from the file.
+
+fn admin_ingest(file: &str, district_level: Option<u8>) -> (CityModel, BuildReport) {
+    let mut model = CityModel::empty("osm-admin");
+    let mut report = BuildReport::default();
+    let spec = SourceSpec { district_admin_level: district_level, ..SourceSpec::new(data(file).to_string_lossy().into_owned()) };
+    ingest_source(&spec, &mut model, &mut report).unwrap_or_else(|e| panic!("{file}: {e}"));
+    model.renumber();
+    scenes::build::assign_street_districts(&mut model);
+    (model, report)
+}
+
+fn by_name<'a, T>(items: &'a [T], name: fn(&T) -> Option<&str>, want: &str) -> &'a T {
+    items.iter().find(|x| name(x) == Some(want)).unwrap_or_else(|| panic!("{want} not found"))
+}
+
+fn local(s: &scenes::model::Street) -> Option<&str> {
+    s.names.local.as_deref()
+}
+
+fn dlocal(d: &scenes::model::District) -> Option<&str> {
+    d.names.local.as_deref()
+}
+
+fn close_km2(got: f64, want: f64, what: &str) {
+    assert!((got - want).abs() / want < 0.005, "{what}: {got:.4} km² vs GDAL/EPSG:3035 {want:.4} km²");
+}
+
+#[test]
+fn liechtenstein_admin_boundaries() {
+    let (m, report) = admin_ingest("liechtenstein-latest.osm.pbf", None);
+    // GDAL: admin_level 6 → 2 (Wahlkreise), admin_level 8 → 11 (Gemeinden); 7 and 9 → 0.
+    assert_eq!(m.districts.len(), 2, "districts");
+    assert_eq!(m.streets.len(), 11, "streets");
+    let mut names: Vec<&str> = m.streets.iter().filter_map(|s| s.names.local.as_deref()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["Balzers", "Eschen", "Gamprin", "Mauren", "Planken", "Ruggell", "Schaan", "Schellenberg", "Triesen", "Triesenberg", "Vaduz"]
+    );
+    for s in &m.streets {
+        let holes: usize = s.geometry.0.iter().map(|p| p.interiors().len()).sum();
+        eprintln!("{:?}: {} parts, {holes} holes, {:.4} km²", local(s), s.geometry.0.len(), s.area_km2);
+    }
+    // Schaan and Planken have holes (each other's exclaves): their areas check hole handling.
+    close_km2(by_name(&m.streets, local, "Vaduz").area_km2, 17.284455624565, "Vaduz");
+    close_km2(by_name(&m.streets, local, "Schaan").area_km2, 26.9726432622567, "Schaan");
+    close_km2(by_name(&m.streets, local, "Planken").area_km2, 5.35947129082866, "Planken");
+    close_km2(by_name(&m.districts, dlocal, "Wahlkreis Oberland").area_km2, 125.509136356819, "Oberland");
+    close_km2(by_name(&m.districts, dlocal, "Wahlkreis Unterland").area_km2, 34.9858279333121, "Unterland");
+    assert_eq!(by_name(&m.streets, local, "Vaduz").source.id, "r1155956");
+    // Parents by containment: the Oberland has six municipalities, the Unterland five.
+    let oberland = by_name(&m.districts, dlocal, "Wahlkreis Oberland").id;
+    let unterland = by_name(&m.districts, dlocal, "Wahlkreis Unterland").id;
+    for s in &m.streets {
+        let want = match local(s).unwrap() {
+            "Balzers" | "Planken" | "Schaan" | "Triesen" | "Triesenberg" | "Vaduz" => oberland,
+            _ => unterland,
+        };
+        assert_eq!(s.district, Some(want), "{:?}", s.names);
+    }
+    // The extract is clipped: 6 Austrian/Swiss districts and 11 municipalities lack member ways.
+    assert_eq!(dropped_with(&report, "district: multipolygon member way missing"), 6);
+    assert_eq!(dropped_with(&report, "street: multipolygon member way missing"), 11);
+    assert_eq!(dropped_with(&report, "district:") + dropped_with(&report, "street:"), 17);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("r75152") && w.contains("\"Feldkirch\"") && w.contains("admin_level 6") && w.contains("member way")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn andorra_admin_boundaries_and_configured_level() {
+    // Default levels: nothing at 5–6 survives the clipping; 7 (parishes, 7) and 8 (3) are streets.
+    let (m, report) = admin_ingest("andorra.osm.pbf", None);
+    assert_eq!(m.districts.len(), 0);
+    assert_eq!(m.streets.len(), 7 + 3);
+    assert_eq!(dropped_with(&report, "district:"), 3, "Ariège, Pyrénées-Orientales, Lleida are clipped");
+    assert_eq!(dropped_with(&report, "street:"), 16);
+    let canillo = by_name(&m.streets, local, "Canillo");
+    close_km2(canillo.area_km2, 109.44735569037, "Canillo");
+    assert_eq!(canillo.code, 1, "ref=1");
+
+    // Parishes (admin_level 7) as districts: the level-8 areas are streets.
+    let (m, _) = admin_ingest("andorra.osm.pbf", Some(7));
+    assert_eq!(m.districts.len(), 7);
+    assert_eq!(m.streets.len(), 3);
+    let alv = by_name(&m.districts, dlocal, "Andorra la Vella");
+    close_km2(alv.area_km2, 26.6267696923919, "Andorra la Vella parish");
+    assert_eq!(alv.adcode, 5, "ref=5 (ISO3166-2 AD-07 is the fallback)");
+    // Santa Coloma and the town of Andorra la Vella lie in the parish; L'Hospitalet is in France.
+    assert_eq!(by_name(&m.streets, local, "Santa Coloma").district, Some(alv.id));
+    assert_eq!(by_name(&m.streets, local, "Andorra la Vella").district, Some(alv.id));
+    assert_eq!(by_name(&m.streets, local, "L'Hospitalet-près-l'Andorre").district, None);
+    close_km2(by_name(&m.streets, local, "Santa Coloma").area_km2, 0.66162431064862, "Santa Coloma");
+}

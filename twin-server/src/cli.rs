@@ -1,4 +1,5 @@
-//! Command line. Per-source options (`--crs`, `--datum`, `--placement`, `--layer`) apply to the
+//! Command line. Per-source options (`--crs`, `--datum`, `--placement`, `--layer`,
+//! `--district-level`) apply to the
 //! `--source` they follow; given before any `--source` they apply to every source.
 
 use clap::{Arg, ArgAction, ArgMatches, Command as ClapCommand};
@@ -86,6 +87,7 @@ fn clap_command() -> ClapCommand {
                 .arg(per_source("datum", "DATUM", "Declared datum of the preceding source: gcj02 or native"))
                 .arg(per_source("placement", "FILE", "Placement JSON for the preceding glTF/IFC source"))
                 .arg(per_source("layer", "LAYER", "Force the preceding GIS source's features into a layer: buildings, roads, water, landuse, pois, districts, streets"))
+                .arg(per_source("district-level", "N", "OSM: admin_level of boundary=administrative areas read as districts (default 5 and 6); streets are the levels above it up to 9"))
                 .arg(Arg::new("out").long("out").required(true).value_name("DIR").help("Model directory to write (replaced atomically)"))
                 .arg(Arg::new("seed").long("seed").value_parser(clap::value_parser!(u64)).help("Seed of the built-in city generator"))
                 .arg(Arg::new("boundaries").long("boundaries").value_name("DIR").help("Directory of the Shenyang cnmaps boundary files"))
@@ -238,6 +240,14 @@ fn build_options(m: &ArgMatches) -> Result<BuildOptions, clap::Error> {
     })?;
     apply("layer", &mut |s, v| {
         s.layer = Some(v.parse::<LayerHint>()?);
+        Ok(())
+    })?;
+    apply("district-level", &mut |s, v| {
+        let l: u8 = v.trim().parse().map_err(|_| "expected an OSM admin_level 1–11".to_string())?;
+        if !(1..=11).contains(&l) {
+            return Err("expected an OSM admin_level 1–11".to_string());
+        }
+        s.district_admin_level = Some(l);
         Ok(())
     })?;
     Ok(BuildOptions {

@@ -90,11 +90,14 @@ pub struct SourceSpec {
     pub placement: Option<PathBuf>,
     /// Force every feature of a GIS source into this layer.
     pub layer: Option<LayerHint>,
+    /// OSM: the `admin_level` of `boundary=administrative` areas read as districts (default: 5
+    /// and 6); streets are then the levels above it up to 9 (default 7–9).
+    pub district_admin_level: Option<u8>,
 }
 
 impl SourceSpec {
     pub fn new(path: impl Into<String>) -> Self {
-        SourceSpec { path: path.into(), crs: None, datum: Datum::Native, placement: None, layer: None }
+        SourceSpec { path: path.into(), crs: None, datum: Datum::Native, placement: None, layer: None, district_admin_level: None }
     }
     /// The path with any password in a DSN masked, for manifests and logs.
     pub fn display_path(&self) -> String {

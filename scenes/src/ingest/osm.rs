@@ -17,7 +17,8 @@
 //!   feature (keys `building`, `highway`, `railway`, `landuse`, `natural`, `water`, `waterway`,
 //!   `leisure`, `amenity`, `office`, `public_transport`). Untagged ways are kept because they may be
 //!   members of multipolygon relations.
-//! - Relations are kept when `type=multipolygon` (with their way members) or when they carry a
+//! - Relations are kept when `type=multipolygon` or `boundary=administrative` with
+//!   `type=boundary|multipolygon` (both with their way members), or when they carry a
 //!   `building` tag (to account for them).
 //! - Any read error (truncated/corrupt PBF blob, malformed XML, truncated gzip) is an
 //!   [`IngestError`] naming the file and where (PBF blob number and byte offset, XML line and
@@ -60,6 +61,18 @@
 //! `motorway_link` and `junction=roundabout|circular` are one-way), `maxspeed` (km/h number, or `N mph`; the first of
 //! `a;b`; anything else → none), `layer` (clamped to i8). Unresolvable nodes are skipped
 //! (repaired); fewer than 2 distinct points left → dropped.
+//!
+//! # Administrative boundaries
+//! `boundary=administrative` relations (`type=boundary` or `multipolygon`, assembled like
+//! multipolygons: roles other than `inner` are outer, node and relation members such as
+//! `admin_centre`, `label`, `subarea` ignored) and closed ways (not members of such a relation)
+//! become districts at `admin_level` 5–6 (or [`SourceSpec::district_admin_level`](super::SourceSpec))
+//! and streets at the levels above that up to 9 (default 7–9); other levels are not read.
+//! Names via [`attrs::names`] (`name`, `name:zh`, `name:en`); code ([`admin_code`]): `ref`, the
+//! number of `ISO3166-2` (`LI-11` → 11), or a numeric `ref:*`. A street's district is assigned at
+//! build time (code prefix, else containment of its interior point). Extracts are clipped: a
+//! boundary with missing member ways or nodes, or whose rings do not close, is dropped
+//! (`district: …`/`street: …` in the report) with a warning naming it.
 //!
 //! # Water and landuse
 //! Closed ways and multipolygon relations with [`attrs::water_class`] go to `water`, else with
@@ -107,6 +120,7 @@ const WAY_KEYS: &[&str] = &[
     "amenity",
     "office",
     "public_transport",
+    "boundary",
 ];
 
 pub(crate) fn tag<'a>(tags: &'a [(String, String)], k: &str) -> Option<&'a str> {
@@ -122,9 +136,64 @@ pub(crate) fn way_is_interesting<'a>(mut keys: impl Iterator<Item = &'a str>) ->
     keys.any(|k| WAY_KEYS.contains(&k))
 }
 
-/// Whether a relation is kept: multipolygons and anything with a `building` tag.
+/// Whether a relation is kept: multipolygons, administrative boundaries and anything with a
+/// `building` tag.
 pub(crate) fn relation_is_interesting(tags: &[(String, String)]) -> bool {
-    tag(tags, "type") == Some("multipolygon") || tag(tags, "building").is_some()
+    tag(tags, "type") == Some("multipolygon") || tag(tags, "building").is_some() || is_admin_relation(tags)
+}
+
+/// Whether a relation's way members are kept (they are its rings): multipolygons and
+/// administrative boundaries.
+pub(crate) fn relation_has_rings(tags: &[(String, String)]) -> bool {
+    tag(tags, "type") == Some("multipolygon") || is_admin_relation(tags)
+}
+
+/// `type=boundary` (or `multipolygon`) relation with `boundary=administrative`.
+fn is_admin_relation(tags: &[(String, String)]) -> bool {
+    tag(tags, "boundary") == Some("administrative") && matches!(tag(tags, "type"), Some("boundary" | "multipolygon"))
+}
+
+/// Which model layer an administrative boundary goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AdminKind {
+    District,
+    Street,
+}
+
+/// The layer of a `boundary=administrative` object by its `admin_level`: districts at
+/// `district_level` (default 5 and 6), streets at the levels above it up to 9 (default 7–9);
+/// other levels (countries, provinces, neighbourhoods) are not read.
+pub(crate) fn admin_kind(tags: &[(String, String)], district_level: Option<u8>) -> Option<AdminKind> {
+    if tag(tags, "boundary") != Some("administrative") {
+        return None;
+    }
+    let level: u8 = tag(tags, "admin_level")?.trim().parse().ok()?;
+    let district = match district_level {
+        Some(d) => level == d,
+        None => (5..=6).contains(&level),
+    };
+    let street_from = district_level.map_or(7, |d| (d + 1).max(7));
+    if district {
+        Some(AdminKind::District)
+    } else if (street_from..=9).contains(&level) {
+        Some(AdminKind::Street)
+    } else {
+        None
+    }
+}
+
+/// The numeric code of an administrative boundary: `ref`, then the number after the last `-`
+/// of `ISO3166-2` (`LI-11` → 11), then the first `ref:*` tag (in tag order) whose value is all
+/// digits.
+pub(crate) fn admin_code(tags: &[(String, String)]) -> Option<u64> {
+    let num = |v: &str| {
+        let v = v.trim();
+        (!v.is_empty() && v.len() <= 18 && v.bytes().all(|b| b.is_ascii_digit())).then(|| v.parse().ok()).flatten()
+    };
+    tag(tags, "ref")
+        .and_then(num)
+        .or_else(|| tag(tags, "ISO3166-2").and_then(|v| v.rsplit('-').next()).and_then(num))
+        .or_else(|| tags.iter().filter(|(k, _)| k.starts_with("ref:")).find_map(|(_, v)| num(v)))
 }
 
 /// Whether a node is kept with its tags (it is a POI).
@@ -458,6 +527,16 @@ fn build(ctx: &mut SourceCtx<'_>, raw: &RawOsm) {
         });
     }
 
+    // Ways that are members of an administrative boundary relation are that relation's rings,
+    // not boundaries of their own (their tags often repeat the relation's).
+    let dl = ctx.spec.district_admin_level;
+    let admin_members: std::collections::HashSet<i64> = raw
+        .rels
+        .iter()
+        .filter(|r| is_admin_relation(&r.tags) && admin_kind(&r.tags, dl).is_some())
+        .flat_map(|r| r.members.iter().map(|m| m.0))
+        .collect();
+
     for w in &raw.ways {
         progress.inc(1);
         if w.tags.is_empty() {
@@ -466,6 +545,16 @@ fn build(ctx: &mut SourceCtx<'_>, raw: &RawOsm) {
         let fid = format!("w{}", w.id);
         let tags = &w.tags;
         let get = getter(tags);
+
+        // Administrative boundaries drawn as one closed way.
+        if let Some(kind) = admin_kind(tags, dl).filter(|_| !admin_members.contains(&w.id)) {
+            match way_polygon(raw, &nodes, w) {
+                Ok(p) => emit_admin(ctx, &fid, tags, p, kind),
+                // An open boundary way is a piece of a border, not an area.
+                Err("way not closed") => {}
+                Err(reason) => admin_drop(ctx, &fid, tags, kind, reason, reason),
+            }
+        }
 
         // Roads.
         let is_highway = tag(tags, "highway").is_some();
@@ -514,6 +603,22 @@ fn build(ctx: &mut SourceCtx<'_>, raw: &RawOsm) {
                 &format!("building: relation type={t} is not an area (its tagged member ways count on their own)"),
             );
         }
+        if is_admin_relation(tags) {
+            if let Some(kind) = admin_kind(tags, dl) {
+                match multipolygon::assemble(&r.members, raw, &nodes) {
+                    Ok(a) => {
+                        for _ in 0..a.degenerate_rings {
+                            ctx.report.repaired(&name, &fid, "boundary: ring with fewer than 4 points dropped");
+                        }
+                        for _ in 0..a.stray_inners {
+                            ctx.report.repaired(&name, &fid, "boundary: inner ring outside every outer dropped");
+                        }
+                        emit_admin(ctx, &fid, tags, a.polygons, kind);
+                    }
+                    Err(e) => admin_drop(ctx, &fid, tags, kind, reason_key(&e), &assembly_reason(&e)),
+                }
+            }
+        }
         if !is_mp {
             continue;
         }
@@ -539,6 +644,64 @@ fn build(ctx: &mut SourceCtx<'_>, raw: &RawOsm) {
         emit_area(ctx, &fid, tags, a.polygons, &roles);
     }
     progress.finish();
+}
+
+/// Drops a boundary that could not be made into an area: tallied under `district: …` or
+/// `street: …`, and warned about by name (a clipped extract leaves relations with missing
+/// member ways; the warning says which division is missing from the model).
+fn admin_drop(ctx: &mut SourceCtx<'_>, fid: &str, tags: &[(String, String)], kind: AdminKind, key: &str, detail: &str) {
+    let name = ctx.name();
+    let layer = match kind {
+        AdminKind::District => "district",
+        AdminKind::Street => "street",
+    };
+    ctx.report.dropped(&name, fid, &format!("{layer}: {key}"));
+    let names = attrs::names(&getter(tags));
+    ctx.report.warn(format!(
+        "{name}: {layer} boundary {fid} \"{}\" (admin_level {}) not read: {detail}",
+        names.display().unwrap_or("unnamed"),
+        tag(tags, "admin_level").unwrap_or("?")
+    ));
+}
+
+/// Adds an administrative area to `districts` or `streets` (parent district assigned later, by
+/// code or containment: [`crate::build::assign_street_districts`]).
+fn emit_admin(ctx: &mut SourceCtx<'_>, fid: &str, tags: &[(String, String)], poly: MultiPolygon<f64>, kind: AdminKind) {
+    let layer = match kind {
+        AdminKind::District => "district",
+        AdminKind::Street => "street",
+    };
+    let (mp, repairs) = match clean_area(poly) {
+        Ok(x) => x,
+        Err(reason) => return admin_drop(ctx, fid, tags, kind, &reason, &reason),
+    };
+    let name = ctx.name();
+    for r in &repairs {
+        ctx.report.repaired(&name, fid, &format!("{layer}: {r}"));
+    }
+    let names = attrs::names(&getter(tags));
+    let area_km2 = crate::geodesy::area_km2(&mp);
+    let code = admin_code(tags);
+    let source = ctx.source_ref(fid);
+    match kind {
+        AdminKind::District => ctx.model.districts.push(crate::model::District {
+            id: ctx.model.districts.len() as u16,
+            source,
+            adcode: code.and_then(|c| u32::try_from(c).ok()).unwrap_or(0),
+            names,
+            geometry: mp,
+            area_km2,
+        }),
+        AdminKind::Street => ctx.model.streets.push(crate::model::Street {
+            id: ctx.model.streets.len() as u32,
+            source,
+            code: code.unwrap_or(0),
+            district: None,
+            names,
+            geometry: mp,
+            area_km2,
+        }),
+    }
 }
 
 fn tally_area_drop(ctx: &mut SourceCtx<'_>, name: &str, fid: &str, roles: &AreaRoles, reason: &str) {
@@ -724,6 +887,26 @@ mod tests {
         let e = r.unwrap_err();
         assert_eq!(e.file, "mem.osm.pbf");
         assert!(e.message.contains("PBF blob #0 starting at byte 0"), "{}", e.message);
+    }
+
+    #[test]
+    fn admin_levels_and_codes() {
+        let t = |kv: &[(&str, &str)]| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let lvl = |l: &str| t(&[("boundary", "administrative"), ("admin_level", l)]);
+        assert_eq!(admin_kind(&lvl("6"), None), Some(AdminKind::District));
+        assert_eq!(admin_kind(&lvl("5"), None), Some(AdminKind::District));
+        assert_eq!(admin_kind(&lvl("8"), None), Some(AdminKind::Street));
+        assert_eq!(admin_kind(&lvl("4"), None), None);
+        assert_eq!(admin_kind(&lvl("10"), None), None);
+        assert_eq!(admin_kind(&t(&[("boundary", "political"), ("admin_level", "8")]), None), None);
+        assert_eq!(admin_kind(&lvl("7"), Some(7)), Some(AdminKind::District));
+        assert_eq!(admin_kind(&lvl("6"), Some(7)), None);
+        assert_eq!(admin_kind(&lvl("8"), Some(7)), Some(AdminKind::Street));
+        assert_eq!(admin_kind(&lvl("7"), Some(4)), Some(AdminKind::Street));
+        assert_eq!(admin_code(&t(&[("ref", "210102"), ("ISO3166-2", "CN-LN")])), Some(210102));
+        assert_eq!(admin_code(&t(&[("ref", "AB"), ("ISO3166-2", "LI-11")])), Some(11));
+        assert_eq!(admin_code(&t(&[("ISO3166-2", "CN-LN"), ("ref:nuts", "AT3"), ("ref:gemeinde", "80201")])), Some(80201));
+        assert_eq!(admin_code(&t(&[("name", "x")])), None);
     }
 
     #[test]

@@ -165,7 +165,7 @@ fn decode_blob(blob: &Blob) -> Result<RawOsm, osmpbf::Error> {
                     continue;
                 }
                 let mut members = Vec::new();
-                if super::tag(&tags, "type") == Some("multipolygon") {
+                if super::relation_has_rings(&tags) {
                     for m in r.members() {
                         if m.member_type == RelMemberType::Way {
                             members.push((m.member_id, m.role()? == "inner"));

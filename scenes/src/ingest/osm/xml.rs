@@ -231,7 +231,7 @@ fn end_element(cur: &mut Current, raw: &mut RawOsm) {
         Current::Relation { id, mut members, tags } => {
             raw.n_rels += 1;
             if relation_is_interesting(&tags) {
-                if super::tag(&tags, "type") != Some("multipolygon") {
+                if !super::relation_has_rings(&tags) {
                     members.clear();
                 }
                 raw.rels.push(RelRec { id, tags, members });
