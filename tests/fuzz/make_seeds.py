@@ -338,6 +338,15 @@ api(7, "create_observations.json", json.dumps([{"Datastream": {"@iot.id": 1}, "c
 api(8, "filter.txt", "result gt 5 or (result lt 1 and not phenomenonTime ge 2026-01-01T00:00:00Z) or result eq 'it''s'")
 api(9, "time.txt", "2026-11-22T08:00:00.123+08:00")
 api(9, "bbox.txt", "123.40,41.78,123.46,41.82")
+# SensorThings entity creation (12): the second byte picks the entity set (twin_protocol::sta_entity::
+# ENTITY_SETS: 0 Things … 4 Datastreams; bit 7: nested in a Thing)
+sta_ds = {"name": "AQI 和平", "properties": {"sensorType": "aqi", "thresholds": {"warning": 100, "alarm": 200, "hysteresis": 5}},
+          "Sensor": {"name": "probe", "encodingType": "application/pdf", "metadata": "http://example.org/aqi.pdf"},
+          "ObservedProperty": {"@iot.id": 1}}
+api(12, "sta_thing.json", bytes([0]) + json.dumps({"name": "station 1", "properties": {"district": "和平区"},
+    "Locations": [{"name": "site", "encodingType": "application/geo+json", "location": {"type": "Point", "coordinates": [123.43, 41.8]}}],
+    "Datastreams": [sta_ds]}, ensure_ascii=False).encode())
+api(12, "sta_datastream.json", bytes([4]) + json.dumps(dict(sta_ds, Thing={"@iot.id": 3}, unitOfMeasurement={"name": "AQI", "symbol": "AQI", "definition": "x"}), ensure_ascii=False).encode())
 api(11, "login.json", json.dumps({"user": "alice", "password": "correct horse battery staple", "expires_in_s": 3600}))
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "assets", "indicators", "environment.toml"), encoding="utf-8") as f:
     env_toml = f.read()

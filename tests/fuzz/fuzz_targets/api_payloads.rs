@@ -1,6 +1,6 @@
 #![no_main]
-//! The live API's request bodies and query values (twin_protocol::payload, twin_protocol::filter)
-//! and the indicator definitions an admin publishes (indicators::load, checked against the
+//! The live API's request bodies and query values (twin_protocol::payload, twin_protocol::filter,
+//! SensorThings entity creation twin_protocol::sta_entity) and the indicator definitions an admin publishes (indicators::load, checked against the
 //! bundled set as the server does). The first byte picks the parser; the rest is the input.
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -31,7 +31,7 @@ fn bundled() -> &'static Vec<indicators::Definition> {
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, body)) = data.split_first() else { return };
     let at = "POST /api/x";
-    match sel % 12 {
+    match sel % 13 {
         0 => {
             if let Ok((batch, ev)) = p::new_events(body) {
                 assert!(!ev.is_empty() && (batch || ev.len() == 1));
@@ -90,6 +90,15 @@ fuzz_target!(|data: &[u8]| {
         11 => {
             if let Ok(r) = p::login_request(body) {
                 assert!(r.expires_in_s.is_none_or(|s| s > 0.0));
+            }
+        }
+        12 => {
+            // the next byte picks the entity set (bit 7: nested in a Thing)
+            if let Some((&k, rest)) = body.split_first() {
+                let set = twin_protocol::sta_entity::ENTITY_SETS[k as usize % twin_protocol::sta_entity::ENTITY_SETS.len()];
+                if let Ok(v) = serde_json::from_slice::<Value>(rest) {
+                    let _ = twin_protocol::sta_entity::entity(set, &v, at, k & 0x80 != 0);
+                }
             }
         }
         _ => {

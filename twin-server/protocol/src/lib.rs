@@ -13,6 +13,7 @@ pub mod events;
 pub mod filter;
 pub mod payload;
 pub mod sensors;
+pub mod sta_entity;
 pub mod stream;
 pub mod units;
 

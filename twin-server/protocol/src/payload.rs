@@ -409,6 +409,10 @@ mod seed_tests {
                     if crate::Bbox::parse(s).is_some() { Ok(()) } else { query_time("t", s).map(|_| ()).map_err(|e| e.message) }
                 }
                 11 => login_request(body).map(|_| ()),
+                12 => {
+                    let set = crate::sta_entity::ENTITY_SETS[body[0] as usize % crate::sta_entity::ENTITY_SETS.len()];
+                    crate::sta_entity::entity(set, &json_body::<Value>(&body[1..], at).unwrap(), at, body[0] & 0x80 != 0).map(|_| ()).map_err(|e| e.message)
+                }
                 _ => Ok(()), // indicator definitions: checked by the indicators crate's own tests
             };
             ok.unwrap_or_else(|e| panic!("{}: {e}", p.display()));

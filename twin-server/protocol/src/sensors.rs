@@ -79,6 +79,41 @@ pub struct Thresholds {
     pub alarm_values: Vec<String>,
 }
 
+impl Thresholds {
+    /// Checks a thresholds definition (`numeric`: the sensor type has a numeric result); the
+    /// message names the field.
+    pub fn validate(&self, numeric: bool) -> Result<(), String> {
+        for (n, v) in [("warning", self.warning), ("alarm", self.alarm)] {
+            if v.is_some_and(|v| !v.is_finite()) {
+                return Err(format!("thresholds.{n} must be a finite number"));
+            }
+        }
+        if !self.hysteresis.is_finite() || self.hysteresis < 0.0 {
+            return Err("thresholds.hysteresis must be ≥ 0".into());
+        }
+        if !self.pending_s.is_finite() || self.pending_s < 0.0 {
+            return Err("thresholds.pending_s must be ≥ 0".into());
+        }
+        if numeric {
+            if self.warning.is_none() && self.alarm.is_none() {
+                return Err("thresholds need warning and/or alarm".into());
+            }
+            if let (Some(w), Some(a)) = (self.warning, self.alarm) {
+                let ok = match self.direction {
+                    Direction::Above => a >= w,
+                    Direction::Below => a <= w,
+                };
+                if !ok {
+                    return Err(format!("thresholds.alarm {a} must be beyond thresholds.warning {w} in direction {:?}", self.direction));
+                }
+            }
+        } else if self.warning_values.is_empty() && self.alarm_values.is_empty() {
+            return Err("thresholds of an enum sensor need warning_values and/or alarm_values".into());
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use twin_protocol::sensors::sensor_type;
+use twin_protocol::sta_entity::{Entity, NewEntity};
 
 const BASE: &str = "/api/sta/v1.1";
 const SETS: [&str; 6] = ["Things", "Locations", "Sensors", "ObservedProperties", "Datastreams", "Observations"];
@@ -297,133 +297,98 @@ async fn list(live: &LiveState, set: &'static str, parent: Option<(&'static str,
     Ok(Json(Value::Object(m)))
 }
 
-fn s_field<'a>(o: &'a Map<String, Value>, k: &str, at: &str) -> Result<&'a str, LiveError> {
-    o.get(k).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: '{k}' (a non-empty string) is required")))
-}
-
-fn obj<'a>(v: &'a Value, at: &str) -> Result<&'a Map<String, Value>, LiveError> {
-    v.as_object().ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: expected a JSON object")))
-}
-
-/// Creates (or references with `@iot.id`) an entity inside a write transaction.
+/// Creates (or references with `@iot.id`) an entity inside a write transaction: the body is
+/// parsed by [`twin_protocol::sta_entity::entity`], then inserted.
 pub(crate) fn create_entity(tx: &mut Tx, set: &str, v: &Value, at: &str, thing_ctx: Option<i64>) -> Result<i64, LiveError> {
-    let o = obj(v, at)?;
-    if let Some(id) = o.get("@iot.id") {
-        let id = id.as_i64().ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: '@iot.id' must be an integer")))?;
-        let sql = format!("SELECT id FROM {} WHERE id = $1", table(set));
-        if tx.query_one(&sql, &[id.into()])?.is_none() {
-            return Err(LiveError::bad("unknown_id", format!("{at}: no {set}({id})")));
-        }
-        return Ok(id);
-    }
-    let desc = o.get("description").and_then(Value::as_str).unwrap_or("").to_string();
-    match set {
-        "Things" => {
-            let name = s_field(o, "name", at)?.to_string();
-            let id = tx.next_id("sta_things")?;
-            let props = o.get("properties").map(|p| p.to_string());
-            tx.exec("INSERT INTO sta_things (id, name, description, properties) VALUES ($1, $2, $3, $4)", &[id.into(), name.into(), desc.into(), props.into()])?;
-            if let Some(ls) = o.get("Locations") {
-                let ls = ls.as_array().ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'Locations' must be an array")))?;
-                for (i, l) in ls.iter().enumerate() {
-                    create_entity(tx, "Locations", l, &format!("{at}.Locations[{i}]"), Some(id))?;
-                }
+    let e = twin_protocol::sta_entity::entity(set, v, at, thing_ctx.is_some())?;
+    insert_entity(tx, &e, thing_ctx)
+}
+
+/// Inserts a parsed entity tree (deep insert) in the transaction; checks what needs the store:
+/// that an `@iot.id` names an entity. `thing_ctx`: the Thing the entity is nested in.
+pub(crate) fn insert_entity(tx: &mut Tx, e: &Entity, thing_ctx: Option<i64>) -> Result<i64, LiveError> {
+    let n = match e {
+        Entity::Ref { set, id, at } => {
+            let sql = format!("SELECT id FROM {} WHERE id = $1", table(set));
+            if tx.query_one(&sql, &[(*id).into()])?.is_none() {
+                return Err(LiveError::bad("unknown_id", format!("{at}: no {set}({id})")));
             }
-            if let Some(ds) = o.get("Datastreams") {
-                let ds = ds.as_array().ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'Datastreams' must be an array")))?;
-                for (i, d) in ds.iter().enumerate() {
-                    create_entity(tx, "Datastreams", d, &format!("{at}.Datastreams[{i}]"), Some(id))?;
-                }
+            return Ok(*id);
+        }
+        Entity::New(n) => &**n,
+    };
+    match n {
+        NewEntity::Thing { name, description, properties, locations, datastreams } => {
+            let id = tx.next_id("sta_things")?;
+            tx.exec("INSERT INTO sta_things (id, name, description, properties) VALUES ($1, $2, $3, $4)", &[id.into(), name.clone().into(), description.clone().into(), properties.clone().into()])?;
+            for l in locations {
+                insert_entity(tx, l, Some(id))?;
+            }
+            for d in datastreams {
+                insert_entity(tx, d, Some(id))?;
             }
             Ok(id)
         }
-        "Locations" => {
-            let name = s_field(o, "name", at)?.to_string();
-            let enc = s_field(o, "encodingType", at)?.to_string();
-            let loc = o.get("location").ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'location' (GeoJSON) is required")))?;
-            let c = loc.get("coordinates").and_then(Value::as_array);
-            let (lon, lat) = match (loc.get("type").and_then(Value::as_str), c) {
-                (Some("Point"), Some(c)) if c.len() >= 2 => (c[0].as_f64(), c[1].as_f64()),
-                _ => (None, None),
-            };
-            let (lon, lat) = match (lon, lat) {
-                (Some(x), Some(y)) if (-180.0..=180.0).contains(&x) && (-90.0..=90.0).contains(&y) => (x, y),
-                _ => return Err(LiveError::bad("invalid_field", format!("{at}: 'location' must be a GeoJSON Point with WGS-84 [lon, lat]"))),
-            };
-            let thing = match o.get("Things").and_then(Value::as_array).and_then(|a| a.first()) {
-                Some(t) => Some(create_entity(tx, "Things", t, &format!("{at}.Things[0]"), None)?),
+        NewEntity::Location { name, description, encoding_type, location, lon, lat, thing } => {
+            let thing = match thing {
+                Some(t) => Some(insert_entity(tx, t, None)?),
                 None => thing_ctx,
             };
             let id = tx.next_id("sta_locations")?;
             tx.exec(
                 "INSERT INTO sta_locations (id, thing_id, name, description, encoding_type, location, lon, lat) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                &[id.into(), thing.into(), name.into(), desc.into(), enc.into(), loc.to_string().into(), lon.into(), lat.into()],
+                &[id.into(), thing.into(), name.clone().into(), description.clone().into(), encoding_type.clone().into(), location.clone().into(), (*lon).into(), (*lat).into()],
             )?;
             if let Some(t) = thing {
-                tx.exec("UPDATE sta_datastreams SET lon = $2, lat = $3 WHERE thing_id = $1", &[t.into(), lon.into(), lat.into()])?;
+                tx.exec("UPDATE sta_datastreams SET lon = $2, lat = $3 WHERE thing_id = $1", &[t.into(), (*lon).into(), (*lat).into()])?;
             }
             Ok(id)
         }
-        "Sensors" => {
-            let name = s_field(o, "name", at)?.to_string();
-            let enc = s_field(o, "encodingType", at)?.to_string();
-            let meta = match o.get("metadata") {
-                Some(Value::String(s)) => s.clone(),
-                Some(v) => v.to_string(),
-                None => return Err(LiveError::bad("invalid_field", format!("{at}: 'metadata' is required"))),
-            };
+        NewEntity::Sensor { name, description, encoding_type, metadata } => {
             let id = tx.next_id("sta_sensors")?;
-            tx.exec("INSERT INTO sta_sensors (id, name, description, encoding_type, metadata) VALUES ($1, $2, $3, $4, $5)", &[id.into(), name.into(), desc.into(), enc.into(), meta.into()])?;
+            tx.exec(
+                "INSERT INTO sta_sensors (id, name, description, encoding_type, metadata) VALUES ($1, $2, $3, $4, $5)",
+                &[id.into(), name.clone().into(), description.clone().into(), encoding_type.clone().into(), metadata.clone().into()],
+            )?;
             Ok(id)
         }
-        "ObservedProperties" => {
-            let name = s_field(o, "name", at)?.to_string();
-            let def = s_field(o, "definition", at)?.to_string();
+        NewEntity::ObservedProperty { name, definition, description } => {
             let id = tx.next_id("sta_observed_properties")?;
-            tx.exec("INSERT INTO sta_observed_properties (id, name, definition, description) VALUES ($1, $2, $3, $4)", &[id.into(), name.into(), def.into(), desc.into()])?;
+            tx.exec(
+                "INSERT INTO sta_observed_properties (id, name, definition, description) VALUES ($1, $2, $3, $4)",
+                &[id.into(), name.clone().into(), definition.clone().into(), description.clone().into()],
+            )?;
             Ok(id)
         }
-        "Datastreams" => {
-            let name = s_field(o, "name", at)?.to_string();
-            let props = o.get("properties").cloned().unwrap_or(json!({}));
-            let key = props.get("sensorType").and_then(Value::as_str).ok_or_else(|| {
-                LiveError::bad("invalid_field", format!("{at}: 'properties.sensorType' is required (one of {})", twin_protocol::sensors::SENSOR_TYPES.iter().map(|t| t.key).collect::<Vec<_>>().join(", ")))
-            })?;
-            let ty = sensor_type(key).ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: unknown properties.sensorType '{key}'")))?;
-            if let Some(th) = props.get("thresholds") {
-                let t: twin_protocol::sensors::Thresholds =
-                    serde_json::from_value(th.clone()).map_err(|e| LiveError::bad("invalid_field", format!("{at}: properties.thresholds: {e}")))?;
-                super::thresholds::validate(&t, matches!(ty.result, twin_protocol::sensors::ResultKind::Number { .. }))
-                    .map_err(|e| LiveError::bad("invalid_field", format!("{at}: properties.{e}")))?;
-            }
-            let unit = match o.get("unitOfMeasurement") {
-                None => json!({"name": ty.unit_name, "symbol": ty.unit_symbol, "definition": format!("http://unitsofmeasure.org/ucum.html#{}", ty.unit_ucum)}),
-                Some(u) => {
-                    let sym = u.get("symbol").and_then(Value::as_str);
-                    if sym != Some(ty.unit_symbol) && sym != Some(ty.unit_ucum) {
-                        return Err(LiveError::bad("invalid_field", format!("{at}: unitOfMeasurement.symbol {:?} does not match {} ('{}' / UCUM '{}')", sym, ty.key, ty.unit_symbol, ty.unit_ucum)));
-                    }
-                    u.clone()
-                }
-            };
-            let obs_type = o.get("observationType").and_then(Value::as_str).unwrap_or(ty.observation_type).to_string();
-            let need = |k: &str| o.get(k).ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: '{k}' is required")));
-            let thing = match o.get("Thing") {
-                Some(t) => create_entity(tx, "Things", t, &format!("{at}.Thing"), None)?,
+        NewEntity::Datastream { name, description, sensor_type, properties, unit, observation_type, thing, sensor, observed_property, at } => {
+            let thing = match thing {
+                Some(t) => insert_entity(tx, t, None)?,
                 None => thing_ctx.ok_or_else(|| LiveError::bad("invalid_field", format!("{at}: 'Thing' is required")))?,
             };
-            let sensor = create_entity(tx, "Sensors", need("Sensor")?, &format!("{at}.Sensor"), None)?;
-            let op = create_entity(tx, "ObservedProperties", need("ObservedProperty")?, &format!("{at}.ObservedProperty"), None)?;
+            let sensor = insert_entity(tx, sensor, None)?;
+            let op = insert_entity(tx, observed_property, None)?;
             let pos = tx.query_one("SELECT lon, lat FROM sta_locations WHERE thing_id = $1 ORDER BY id DESC LIMIT 1", &[thing.into()])?;
             let (lon, lat) = pos.map(|r| (r.opt_f64(0), r.opt_f64(1))).unwrap_or((None, None));
             let id = tx.next_id("sta_datastreams")?;
             tx.exec(
                 "INSERT INTO sta_datastreams (id, thing_id, sensor_id, observed_property_id, name, description, observation_type, unit, sensor_type, properties, lon, lat) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                &[id.into(), thing.into(), sensor.into(), op.into(), name.into(), desc.into(), obs_type.into(), unit.to_string().into(), ty.key.into(), props.to_string().into(), lon.into(), lat.into()],
+                &[
+                    id.into(),
+                    thing.into(),
+                    sensor.into(),
+                    op.into(),
+                    name.clone().into(),
+                    description.clone().into(),
+                    observation_type.clone().into(),
+                    unit.clone().into(),
+                    (*sensor_type).into(),
+                    properties.clone().into(),
+                    lon.into(),
+                    lat.into(),
+                ],
             )?;
             Ok(id)
         }
-        _ => unreachable!(),
     }
 }
 
@@ -460,9 +425,9 @@ pub async fn post_route(State(live): State<LiveState>, Path(path): Path<String>,
         return created(&base, "Observations", id, &live, &rep.events).await;
     }
     let set_s: &'static str = SETS.iter().find(|s| **s == set).unwrap();
-    let at2 = at.clone();
-    let v2 = v.clone();
-    let id = live.db.write(move |tx: &mut Tx| create_entity(tx, set_s, &v2, &at2, None)).await?;
+    // parsed and validated before the write transaction; the insert checks only `@iot.id`s
+    let e = twin_protocol::sta_entity::entity(set_s, &v, &at, false)?;
+    let id = live.db.write(move |tx: &mut Tx| insert_entity(tx, &e, None)).await?;
     created(&base, set_s, id, &live, &[]).await
 }
 

@@ -85,38 +85,6 @@ pub fn step(th: &Thresholds, st: &mut ThState, t_ms: i64, v: Input) -> Option<(u
     (from != st.level).then_some((from, st.level))
 }
 
-/// Checks a thresholds definition; the message names the field.
-pub fn validate(th: &Thresholds, numeric: bool) -> Result<(), String> {
-    for (n, v) in [("warning", th.warning), ("alarm", th.alarm)] {
-        if v.is_some_and(|v| !v.is_finite()) {
-            return Err(format!("thresholds.{n} must be a finite number"));
-        }
-    }
-    if !th.hysteresis.is_finite() || th.hysteresis < 0.0 {
-        return Err("thresholds.hysteresis must be ≥ 0".into());
-    }
-    if !th.pending_s.is_finite() || th.pending_s < 0.0 {
-        return Err("thresholds.pending_s must be ≥ 0".into());
-    }
-    if numeric {
-        if th.warning.is_none() && th.alarm.is_none() {
-            return Err("thresholds need warning and/or alarm".into());
-        }
-        if let (Some(w), Some(a)) = (th.warning, th.alarm) {
-            let ok = match th.direction {
-                Direction::Above => a >= w,
-                Direction::Below => a <= w,
-            };
-            if !ok {
-                return Err(format!("thresholds.alarm {a} must be beyond thresholds.warning {w} in direction {:?}", th.direction));
-            }
-        }
-    } else if th.warning_values.is_empty() && th.alarm_values.is_empty() {
-        return Err("thresholds of an enum sensor need warning_values and/or alarm_values".into());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
