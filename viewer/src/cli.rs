@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: viewer [--server URL] [--tileset NAME|URL|PATH] [--headless --screenshot OUT.png] [--size WxH]
               [--at lon,lat,alt,heading,pitch] [--sse 16] [--mode leader|dispatcher|planner] [--lang zh|en]
-              [--timeout SECS] [--max-requests N] [--memory-mb MB] [--bench-frames N] [--token TOKEN]
+              [--timeout SECS] [--max-requests N] [--memory-mb MB] [--bench-frames N] [--token TOKEN | --user NAME --password-file F]
               [--no-live] [--no-panels] [--no-ground-map] [--hold SECS] [--wait-events N]
               [--select-event ID [--assign-unit ID]] [--click X,Y]… [--measure X1,Y1:X2,Y2]
               [--levels L2,L3,L4] [--input-script FILE] [--choropleth INDICATOR]
@@ -30,6 +30,10 @@ const USAGE: &str = "usage: viewer [--server URL] [--tileset NAME|URL|PATH] [--h
   --headless render off-screen, wait until the view's tiles are loaded (or --timeout, default 120 s),
              write the PNG, print a JSON summary line on stdout, exit
   --token    bearer token sent with every request and the stream (default: env CITYTWIN_TOKEN)
+  --user / --password-file
+             log in as a user (POST /api/auth/login; the file's first line is the password, - reads
+             standard input; defaults: env CITYTWIN_USER, CITYTWIN_PASSWORD_FILE): the session key
+             is the bearer token, renewed before it expires
   --no-live / --no-panels / --no-ground-map
              leave out the live overlays (stream, markers; implies no panels' live data), the
              bevy_ui panels, the vector-tile ground map (live is on for tilesets the server serves)
@@ -68,6 +72,9 @@ pub struct Args {
     pub memory_mb: usize,
     pub bench_frames: u32,
     pub token: Option<String>,
+    /// `--user` and `--password-file`: log in instead of a fixed token
+    pub user: Option<String>,
+    pub password_file: Option<String>,
     pub live: bool,
     pub panels: bool,
     pub ground_map: bool,
@@ -100,6 +107,8 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
         memory_mb: 1024,
         bench_frames: 0,
         token: std::env::var("CITYTWIN_TOKEN").ok().filter(|t| !t.is_empty()),
+        user: std::env::var("CITYTWIN_USER").ok().filter(|t| !t.is_empty()),
+        password_file: std::env::var("CITYTWIN_PASSWORD_FILE").ok().filter(|t| !t.is_empty()),
         live: true,
         panels: true,
         ground_map: true,
@@ -171,6 +180,8 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
             "--memory-mb" => a.memory_mb = num(it.next(), "--memory-mb")?.max(1.0) as usize,
             "--bench-frames" => a.bench_frames = num(it.next(), "--bench-frames")?.max(0.0) as u32,
             "--token" => a.token = Some(it.next().ok_or("--token needs a value")?),
+            "--user" => a.user = Some(it.next().ok_or("--user needs a name")?),
+            "--password-file" => a.password_file = Some(it.next().ok_or("--password-file needs a file (- for standard input)")?),
             "--no-live" => a.live = false,
             "--no-panels" => a.panels = false,
             "--no-ground-map" => a.ground_map = false,
@@ -203,6 +214,17 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String
     }
     if a.input_script.is_some() && !a.headless {
         return Err("--input-script is for --headless runs (use the mouse and keyboard otherwise)".into());
+    }
+    if a.user.is_some() != a.password_file.is_some() {
+        return Err("--user and --password-file go together (or CITYTWIN_USER and CITYTWIN_PASSWORD_FILE)".into());
+    }
+    if a.user.is_some() && a.token.is_some() {
+        // an explicit login wins over a token from the environment, never over --token itself
+        if std::env::var("CITYTWIN_TOKEN").ok().as_deref() == a.token.as_deref() {
+            a.token = None;
+        } else {
+            return Err("--token and --user: give one of them".into());
+        }
     }
     if a.screenshot.is_some() && !a.headless {
         return Err("--screenshot needs --headless".into());
@@ -249,6 +271,16 @@ pub fn main() -> ExitCode {
     };
     if let Some(t) = &args.token {
         crate::fetch::set_token(t.clone());
+    }
+    let mut auth = serde_json::json!({"method": if args.token.is_some() { "token" } else { "anonymous" }});
+    if let (Some(user), Some(pw)) = (&args.user, &args.password_file) {
+        match crate::login::start(&args.server, user, pw) {
+            Ok(s) => auth = serde_json::json!({"method": "login", "user": s.user, "role": s.role, "expires": s.expires}),
+            Err(e) => {
+                eprintln!("viewer: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
     let (url, name) = tileset_location(&args.server, &args.tileset);
     let t0 = Instant::now();
@@ -395,6 +427,9 @@ pub fn main() -> ExitCode {
         if let serde_json::Value::Object(extra) = fl.summary() {
             o.extend(extra);
         }
+    }
+    if let Some(o) = s.as_object_mut() {
+        o.insert("auth".into(), auth);
     }
     println!("{s}");
     if let Some(e) = &hl.shot_error {

@@ -458,7 +458,7 @@ pub(crate) fn setup_cockpit(
         cp.ground_rx = Some(Mutex::new(groundmap::spawn(
             cp.opts.server.clone(),
             cp.opts.tiles_name.clone(),
-            crate::fetch::token().map(str::to_string),
+            crate::fetch::token(),
             bbox,
             client.tree.frame,
             client.tree.ground_height,

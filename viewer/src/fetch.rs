@@ -37,22 +37,24 @@ pub struct Loader {
     done: Mutex<Receiver<Done>>,
 }
 
-static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static TOKEN: std::sync::RwLock<Option<String>> = std::sync::RwLock::new(None);
 
-/// Sets the bearer token sent with every HTTP request of this process (`--token`, `CITYTWIN_TOKEN`).
+/// Sets the bearer token sent with every HTTP request of this process (`--token`,
+/// `CITYTWIN_TOKEN`, or the session key of a `--user` login, replaced when it is renewed).
 pub fn set_token(t: String) {
-    let _ = TOKEN.set(t);
+    *TOKEN.write().unwrap_or_else(|e| e.into_inner()) = Some(t);
 }
 
-/// The bearer token, if one was set.
-pub fn token() -> Option<&'static str> {
-    TOKEN.get().map(|s| s.as_str())
+/// The current bearer token, if one was set (read at each request: a renewed session key is
+/// used from the next request on).
+pub fn token() -> Option<String> {
+    TOKEN.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// Reads a URL or a local path (`file://…` or a plain path) completely; gzip bodies are inflated.
 /// HTTP requests carry `Authorization: Bearer` when a token is set.
 pub fn fetch(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, String> {
-    fetch_with(agent, url, token())
+    fetch_with(agent, url, token().as_deref())
 }
 
 /// [`fetch`] with an explicit token.

@@ -26,6 +26,7 @@ pub mod geodesy;
 pub mod groundmap;
 pub mod interact;
 pub mod live;
+pub mod login;
 pub mod lru;
 pub mod script;
 pub mod select;

@@ -404,6 +404,14 @@ pub struct LiveConfig {
     pub indicators_every: Duration,
 }
 
+impl LiveConfig {
+    /// The bearer token for the next request: the process's current one (a renewed login session
+    /// key) else the configured one.
+    fn bearer(&self) -> Option<String> {
+        crate::fetch::token().or_else(|| self.token.clone())
+    }
+}
+
 fn agent(stream: bool) -> ureq::Agent {
     let mut c = ureq::Agent::config_builder().http_status_as_error(false).timeout_connect(Some(Duration::from_secs(3)));
     if !stream {
@@ -441,7 +449,7 @@ pub fn spawn(cfg: LiveConfig) -> Receiver<Feed> {
 fn poll_loop(cfg: LiveConfig, tx: Sender<Feed>) {
     let a = agent(false);
     loop {
-        let r = get_json(&a, &format!("{}/api/indicators/values", cfg.server), &cfg.token).and_then(|v| {
+        let r = get_json(&a, &format!("{}/api/indicators/values", cfg.server), &cfg.bearer()).and_then(|v| {
             // `[...]` per the contract; `{"values": [...]}` accepted too
             let arr = if v.is_array() { v } else { v.get("values").cloned().unwrap_or(Value::Null) };
             arr.as_array().cloned().ok_or_else(|| "indicator values: not a JSON array".to_string())
@@ -499,7 +507,7 @@ fn run_stream(
     failures: &mut u32,
 ) -> Result<Option<String>, String> {
     let mut rq = a.get(url).header("Accept", "text/event-stream");
-    if let Some(t) = &cfg.token {
+    if let Some(t) = &cfg.bearer() {
         rq = rq.header("Authorization", &format!("Bearer {t}"));
     }
     let mut r = rq.call().map_err(|e| format!("GET {url}: {e}"))?;
@@ -538,7 +546,7 @@ fn run_stream(
                 }
                 eprintln!("viewer: stream connected (head {head}, since {resumed_from:?})");
                 // sensors are not in the snapshot: their latest values come from the overview
-                match get_json(pa, &format!("{}/api/sensors/latest", cfg.server), &cfg.token)
+                match get_json(pa, &format!("{}/api/sensors/latest", cfg.server), &cfg.bearer())
                     .and_then(|v| serde_json::from_value::<Vec<twin_protocol::sensors::LatestValue>>(v.get("value").cloned().unwrap_or(Value::Null)).map_err(|e| e.to_string()))
                 {
                     Ok(v) => {
