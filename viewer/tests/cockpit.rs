@@ -19,39 +19,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-struct TempDir(PathBuf);
+mod support;
+use support::*;
 
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let p = std::env::temp_dir().join(format!("viewer-cockpit-{tag}-{}-{:x}", std::process::id(), t & 0xffff_ffff));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn viewer() -> &'static str {
-    env!("CARGO_BIN_EXE_viewer")
-}
-
-fn twin_server() -> PathBuf {
-    let p = Path::new(viewer()).parent().unwrap().join("twin-server");
-    assert!(p.exists(), "{} not found: build it first (cargo build -p twin-server)", p.display());
-    p
-}
-
-// ---- the fixture city, metres east/north of C = (123.43, 41.80) → lon/lat (local flat metric,
-// good to a few cm over these distances; the test projects the same lon/lat it posts)
-const C: (f64, f64) = (123.43, 41.80);
-fn at(e: f64, n: f64) -> (f64, f64) {
-    (C.0 + e / (111_320.0 * C.1.to_radians().cos()), C.1 + n / 110_950.0)
-}
 fn ring(pts: &[(f64, f64)]) -> Value {
     let mut v: Vec<Value> = pts.iter().map(|&(e, n)| {
         let (lon, lat) = at(e, n);
@@ -200,102 +171,8 @@ fn run_viewer(args: &[&str]) -> (bool, Value, String) {
     (out.status.success(), summary, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-struct Png {
-    w: usize,
-    h: usize,
-    rgb: Vec<u8>,
-}
-
-impl Png {
-    fn read(p: &Path) -> Png {
-        use bevy::asset::RenderAssetUsages;
-        use bevy::image::{CompressedImageFormats, Image, ImageSampler, ImageType};
-        let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        let img = Image::from_buffer(&bytes, ImageType::Extension("png"), CompressedImageFormats::NONE, true, ImageSampler::Default, RenderAssetUsages::all()).unwrap();
-        let (w, h) = (img.width() as usize, img.height() as usize);
-        let data = img.data.expect("pixels");
-        Png { w, h, rgb: data.chunks(4).flat_map(|c| [c[0], c[1], c[2]]).collect() }
-    }
-    fn px(&self, x: usize, y: usize) -> [u8; 3] {
-        let i = (y * self.w + x) * 3;
-        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
-    }
-    /// How many of the 3 × 3 pixels around (x, y) are within `tol` of `c`.
-    fn patch(&self, x: f64, y: f64, c: [u8; 3], tol: i32) -> usize {
-        let (x, y) = (x.round() as i64, y.round() as i64);
-        (-1..=1).flat_map(|dy| (-1..=1).map(move |dx| (x + dx, y + dy))).filter(|&(a, b)| a >= 0 && b >= 0 && (a as usize) < self.w && (b as usize) < self.h).filter(|&(a, b)| near(self.px(a as usize, b as usize), c, tol)).count()
-    }
-}
-
-fn near(a: [u8; 3], b: [u8; 3], tol: i32) -> bool {
-    (0..3).all(|k| (a[k] as i32 - b[k] as i32).abs() <= tol)
-}
-
-fn rgb_of(v: &Value) -> [u8; 3] {
-    let a = v.as_array().unwrap_or_else(|| panic!("colour {v}"));
-    [a[0].as_u64().unwrap() as u8, a[1].as_u64().unwrap() as u8, a[2].as_u64().unwrap() as u8]
-}
-
 // ---- camera maths (independent of the viewer): WGS-84 → ECEF, the ENU basis at the camera,
 // heading clockwise from north, pitch above the horizon, a 60° vertical field of view
-
-fn ecef(lon: f64, lat: f64, h: f64) -> [f64; 3] {
-    let a = 6378137.0;
-    let f = 1.0 / 298.257223563;
-    let e2 = f * (2.0 - f);
-    let (lo, la) = (lon.to_radians(), lat.to_radians());
-    let n = a / (1.0 - e2 * la.sin().powi(2)).sqrt();
-    [(n + h) * la.cos() * lo.cos(), (n + h) * la.cos() * lo.sin(), (n * (1.0 - e2) + h) * la.sin()]
-}
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
-}
-fn comb(terms: &[(f64, [f64; 3])]) -> [f64; 3] {
-    let mut o = [0.0; 3];
-    for (s, v) in terms {
-        for k in 0..3 {
-            o[k] += s * v[k];
-        }
-    }
-    o
-}
-
-struct Cam {
-    c: [f64; 3],
-    f: [f64; 3],
-    r: [f64; 3],
-    u: [f64; 3],
-    w: f64,
-    h: f64,
-}
-
-impl Cam {
-    fn new(lon: f64, lat: f64, alt: f64, heading: f64, pitch: f64, w: f64, h: f64) -> Cam {
-        let (lo, la) = (lon.to_radians(), lat.to_radians());
-        let e = [-lo.sin(), lo.cos(), 0.0];
-        let n = [-la.sin() * lo.cos(), -la.sin() * lo.sin(), la.cos()];
-        let up = [la.cos() * lo.cos(), la.cos() * lo.sin(), la.sin()];
-        let (hd, p) = (heading.to_radians(), pitch.to_radians());
-        // looking straight down the "up" of the image is north (heading)
-        let f = comb(&[(p.cos() * hd.sin(), e), (p.cos() * hd.cos(), n), (p.sin(), up)]);
-        let r = comb(&[(hd.cos(), e), (-hd.sin(), n)]);
-        let u = cross(r, f);
-        Cam { c: ecef(lon, lat, alt), f, r, u, w, h }
-    }
-    fn project(&self, lon: f64, lat: f64, hgt: f64) -> (f64, f64) {
-        let p = ecef(lon, lat, hgt);
-        let d = [p[0] - self.c[0], p[1] - self.c[1], p[2] - self.c[2]];
-        let z = dot(d, self.f);
-        assert!(z > 1.0, "behind the camera");
-        let t = 30f64.to_radians().tan();
-        let x = dot(d, self.r) / (z * t * self.w / self.h);
-        let y = dot(d, self.u) / (z * t);
-        ((x + 1.0) / 2.0 * self.w, (1.0 - y) / 2.0 * self.h)
-    }
-}
 
 const PALETTE: [[u8; 3]; 4] = [[40, 150, 255], [255, 210, 0], [255, 96, 16], [220, 0, 40]];
 

@@ -15,38 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-struct TempDir(PathBuf);
+mod support;
+use support::*;
 
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let p = std::env::temp_dir().join(format!("viewer-interact-{tag}-{}-{:x}", std::process::id(), t & 0xffff_ffff));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn viewer() -> &'static str {
-    env!("CARGO_BIN_EXE_viewer")
-}
-
-fn twin_server() -> PathBuf {
-    let p = Path::new(viewer()).parent().unwrap().join("twin-server");
-    assert!(p.exists(), "{} not found: build it first (cargo build -p twin-server)", p.display());
-    p
-}
-
-// ---- the fixture city, metres east/north of C → lon/lat (local flat metric)
-const C: (f64, f64) = (123.43, 41.80);
-fn at(e: f64, n: f64) -> (f64, f64) {
-    (C.0 + e / (111_320.0 * C.1.to_radians().cos()), C.1 + n / 110_950.0)
-}
 fn ring(pts: &[(f64, f64)]) -> Value {
     let mut v: Vec<Value> = pts
         .iter()
@@ -183,92 +155,8 @@ fn run_viewer(args: &[&str]) -> Value {
     s
 }
 
-struct Png {
-    w: usize,
-    rgb: Vec<u8>,
-}
-
-impl Png {
-    fn read(p: &Path) -> Png {
-        use bevy::asset::RenderAssetUsages;
-        use bevy::image::{CompressedImageFormats, Image, ImageSampler, ImageType};
-        let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        let img = Image::from_buffer(&bytes, ImageType::Extension("png"), CompressedImageFormats::NONE, true, ImageSampler::Default, RenderAssetUsages::all()).unwrap();
-        let w = img.width() as usize;
-        let data = img.data.expect("pixels");
-        Png { w, rgb: data.chunks(4).flat_map(|c| [c[0], c[1], c[2]]).collect() }
-    }
-    fn px(&self, x: f64, y: f64) -> [u8; 3] {
-        let i = (y.round() as usize * self.w + x.round() as usize) * 3;
-        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
-    }
-}
-
-fn near(a: [u8; 3], b: [u8; 3], tol: i32) -> bool {
-    (0..3).all(|k| (a[k] as i32 - b[k] as i32).abs() <= tol)
-}
-
 // ---- camera maths (independent of the viewer): WGS-84 → ECEF, ENU at the camera, heading
 // clockwise from north, pitch above the horizon, 60° vertical field of view
-
-fn ecef(lon: f64, lat: f64, h: f64) -> [f64; 3] {
-    let a = 6378137.0;
-    let f = 1.0 / 298.257223563;
-    let e2 = f * (2.0 - f);
-    let (lo, la) = (lon.to_radians(), lat.to_radians());
-    let n = a / (1.0 - e2 * la.sin().powi(2)).sqrt();
-    [(n + h) * la.cos() * lo.cos(), (n + h) * la.cos() * lo.sin(), (n * (1.0 - e2) + h) * la.sin()]
-}
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
-}
-fn comb(terms: &[(f64, [f64; 3])]) -> [f64; 3] {
-    let mut o = [0.0; 3];
-    for (s, v) in terms {
-        for k in 0..3 {
-            o[k] += s * v[k];
-        }
-    }
-    o
-}
-fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-
-struct Cam {
-    c: [f64; 3],
-    f: [f64; 3],
-    r: [f64; 3],
-    u: [f64; 3],
-    w: f64,
-    h: f64,
-}
-
-impl Cam {
-    fn new(lon: f64, lat: f64, alt: f64, heading: f64, pitch: f64, w: f64, h: f64) -> Cam {
-        let (lo, la) = (lon.to_radians(), lat.to_radians());
-        let e = [-lo.sin(), lo.cos(), 0.0];
-        let n = [-la.sin() * lo.cos(), -la.sin() * lo.sin(), la.cos()];
-        let up = [la.cos() * lo.cos(), la.cos() * lo.sin(), la.sin()];
-        let (hd, p) = (heading.to_radians(), pitch.to_radians());
-        let f = comb(&[(p.cos() * hd.sin(), e), (p.cos() * hd.cos(), n), (p.sin(), up)]);
-        let r = comb(&[(hd.cos(), e), (-hd.sin(), n)]);
-        let u = cross(r, f);
-        Cam { c: ecef(lon, lat, alt), f, r, u, w, h }
-    }
-    fn project(&self, lon: f64, lat: f64, hgt: f64) -> (f64, f64) {
-        let d = sub(ecef(lon, lat, hgt), self.c);
-        let z = dot(d, self.f);
-        assert!(z > 1.0, "behind the camera");
-        let t = 30f64.to_radians().tan();
-        let x = dot(d, self.r) / (z * t * self.w / self.h);
-        let y = dot(d, self.u) / (z * t);
-        ((x + 1.0) / 2.0 * self.w, (1.0 - y) / 2.0 * self.h)
-    }
-}
 
 /// The mean of a building's outer ring (a rectangle here: its centre) and its properties.
 fn building(fc: &Value, pred: impl Fn(&Value) -> bool) -> ((f64, f64), Value) {
@@ -364,7 +252,7 @@ fn picking_the_detail_panel_levels_and_measurement_against_a_live_server() {
         let a = s4["ground_srgb"].as_array().unwrap();
         [a[0].as_u64().unwrap() as u8, a[1].as_u64().unwrap() as u8, a[2].as_u64().unwrap() as u8]
     };
-    let (p_all, p_l3, p_none) = (Png::read(&shot_all).px(ex, ey), Png::read(&shot_l3).px(ex, ey), Png::read(&shot_none).px(ex, ey));
+    let (p_all, p_l3, p_none) = (Png::read(&shot_all).at(ex, ey), Png::read(&shot_l3).at(ex, ey), Png::read(&shot_none).at(ex, ey));
     eprintln!("roof pixel: all levels {p_all:?}, L2 hidden {p_l3:?}, L2+L3 hidden {p_none:?}");
     assert!(near(p_none, ground, 3), "ground expected with L2 and L3 hidden: {p_none:?}");
     assert!(!near(p_all, ground, 10) && !near(p_l3, ground, 10), "the roof is drawn: {p_all:?} {p_l3:?}");
@@ -388,8 +276,27 @@ fn picking_the_detail_panel_levels_and_measurement_against_a_live_server() {
     assert!(order.len() >= 2, "{rec}");
     let unit = order[1];
     let (x, y) = cam.project(elon, elat, 0.0);
+    // the dispatcher logs in with a password (a user made with the CLI in the server's live
+    // store): the session key carries the dispatcher role the assignment needs
+    let pw = tmp.0.join("disp.password");
+    std::fs::write(&pw, "dispatcher password 1\n").unwrap();
+    let db = format!("sqlite:{}.live.sqlite", model.display());
+    let o = Command::new(twin_server())
+        .args(["user", "create", "--db", &db, "--role", "dispatcher", "--name", "disp", "--password-file"])
+        .arg(&pw)
+        .output()
+        .expect("user create");
+    assert!(o.status.success(), "user create: {}", String::from_utf8_lossy(&o.stderr));
     let sd = run_viewer(&["--server", &base, "--tileset", "fixture", "--headless", "--size", "640x360", "--at", &at_s, "--timeout", "300", "--mode", "dispatcher", "--no-ground-map",
-        "--wait-events", "2", "--token", ADMIN_KEY, "--click", &px(x, y), "--assign-unit", &unit.to_string()]);
+        "--wait-events", "2", "--user", "disp", "--password-file", pw.to_str().unwrap(), "--click", &px(x, y), "--assign-unit", &unit.to_string()]);
+    assert_eq!((sd["auth"]["method"].as_str(), sd["auth"]["user"].as_str(), sd["auth"]["role"].as_str()), (Some("login"), Some("disp"), Some("dispatcher")), "{}", sd["auth"]);
+    // a wrong password: the viewer says so and exits 2 before rendering anything
+    let bad = tmp.0.join("bad.password");
+    std::fs::write(&bad, "not the password\n").unwrap();
+    let o = Command::new(viewer()).args(["--server", &base, "--headless", "--user", "disp", "--password-file", bad.to_str().unwrap()]).output().expect("run viewer");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("login as 'disp' refused: HTTP 401"), "{err}");
     eprintln!("dispatcher: incident {} detail {}", sd["incident"], sd["detail_panel"]);
     assert_eq!((sd["picks"][0]["kind"].as_str(), sd["picks"][0]["id"].as_i64()), (Some("event"), Some(eid)), "{}", sd["picks"]);
     let inc = &sd["incident"];

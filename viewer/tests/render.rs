@@ -11,35 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
+mod support;
+use support::*;
 
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("viewer-test-{tag}-{}-{:x}", std::process::id(), Instant::now().elapsed().as_nanos() ^ (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() & 0xffff_ffff)));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn viewer() -> &'static str {
-    env!("CARGO_BIN_EXE_viewer")
-}
-
-fn twin_server() -> PathBuf {
-    let p = Path::new(viewer()).parent().unwrap().join("twin-server");
-    assert!(p.exists(), "{} not found: build it first (cargo build -p twin-server)", p.display());
-    p
-}
 
 fn shared_data() -> PathBuf {
     if let Ok(p) = std::env::var("CITYTWIN_SHARED_DATA") {
@@ -106,107 +80,9 @@ fn stderr(r: &Run) -> String {
     String::from_utf8_lossy(&r.out.stderr).into_owned()
 }
 
-struct Png {
-    w: usize,
-    h: usize,
-    rgb: Vec<u8>,
-}
-
-impl Png {
-    /// Decoded with the `image` crate (through bevy_image), not with the viewer's code.
-    fn read(p: &Path) -> Png {
-        use bevy::asset::RenderAssetUsages;
-        use bevy::image::{CompressedImageFormats, Image, ImageSampler, ImageType};
-        let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        let img = Image::from_buffer(&bytes, ImageType::Extension("png"), CompressedImageFormats::NONE, true, ImageSampler::Default, RenderAssetUsages::all())
-            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        let (w, h) = (img.width() as usize, img.height() as usize);
-        let data = img.data.expect("pixels");
-        assert_eq!(data.len(), w * h * 4, "RGBA8 expected");
-        let rgb = data.chunks(4).flat_map(|c| [c[0], c[1], c[2]]).collect();
-        Png { w, h, rgb }
-    }
-    fn px(&self, x: usize, y: usize) -> [u8; 3] {
-        let i = (y * self.w + x) * 3;
-        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
-    }
-}
-
-fn near(a: [u8; 3], b: [u8; 3], tol: i32) -> bool {
-    (0..3).all(|k| (a[k] as i32 - b[k] as i32).abs() <= tol)
-}
-
-fn rgb_of(v: &Value) -> [u8; 3] {
-    let a = v.as_array().unwrap_or_else(|| panic!("colour {v}"));
-    [a[0].as_u64().unwrap() as u8, a[1].as_u64().unwrap() as u8, a[2].as_u64().unwrap() as u8]
-}
-
 // ---- camera maths, written independently of the viewer: WGS-84 → ECEF, the camera's ENU
 // basis at its own position, heading clockwise from north, pitch above the horizon, pinhole
 // projection with a 60° vertical field of view.
-
-fn ecef(lon: f64, lat: f64, h: f64) -> [f64; 3] {
-    let a = 6378137.0;
-    let f = 1.0 / 298.257223563;
-    let e2 = f * (2.0 - f);
-    let (lo, la) = (lon.to_radians(), lat.to_radians());
-    let n = a / (1.0 - e2 * la.sin().powi(2)).sqrt();
-    [(n + h) * la.cos() * lo.cos(), (n + h) * la.cos() * lo.sin(), (n * (1.0 - e2) + h) * la.sin()]
-}
-
-fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
-}
-fn comb(terms: &[(f64, [f64; 3])]) -> [f64; 3] {
-    let mut o = [0.0; 3];
-    for (s, v) in terms {
-        for k in 0..3 {
-            o[k] += s * v[k];
-        }
-    }
-    o
-}
-
-struct Cam {
-    c: [f64; 3],
-    f: [f64; 3],
-    r: [f64; 3],
-    u: [f64; 3],
-    w: f64,
-    h: f64,
-    t: f64,
-}
-
-impl Cam {
-    fn new(lon: f64, lat: f64, alt: f64, heading: f64, pitch: f64, w: f64, h: f64) -> Cam {
-        let (lo, la) = (lon.to_radians(), lat.to_radians());
-        let e = [-lo.sin(), lo.cos(), 0.0];
-        let n = [-la.sin() * lo.cos(), -la.sin() * lo.sin(), la.cos()];
-        let up = [la.cos() * lo.cos(), la.cos() * lo.sin(), la.sin()];
-        let (hd, p) = (heading.to_radians(), pitch.to_radians());
-        let f = comb(&[(p.cos() * hd.sin(), e), (p.cos() * hd.cos(), n), (p.sin(), up)]);
-        let r = comb(&[(hd.cos(), e), (-hd.sin(), n)]);
-        let u = cross(r, f);
-        Cam { c: ecef(lon, lat, alt), f, r, u, w, h, t: (30f64).to_radians().tan() }
-    }
-    /// pixel (x right, y down) of a geodetic point, None behind the camera
-    fn project(&self, lon: f64, lat: f64, hgt: f64) -> Option<(f64, f64)> {
-        let d = sub(ecef(lon, lat, hgt), self.c);
-        let z = dot(d, self.f);
-        if z <= 1.0 {
-            return None;
-        }
-        let x = dot(d, self.r) / (z * self.t * self.w / self.h);
-        let y = dot(d, self.u) / (z * self.t);
-        Some(((x + 1.0) / 2.0 * self.w, (1.0 - y) / 2.0 * self.h))
-    }
-}
 
 /// Outer ring of a GeoJSON Polygon / MultiPolygon as (lon, lat) without the closing point.
 fn outer_ring(g: &Value) -> Vec<(f64, f64)> {
@@ -309,11 +185,11 @@ fn default_city_headless_screenshot_shows_buildings_where_the_model_has_them() {
             continue;
         }
         // the roof must be big on screen: its footprint's corners projected span ≥ 12 px
-        let Some((x, y)) = cam.project(c.0, c.1, hgt) else { continue };
+        let Some((x, y)) = cam.project_opt(c.0, c.1, hgt) else { continue };
         if x < 20.0 || y < 20.0 || x > w - 20.0 || y > h - 20.0 {
             continue;
         }
-        let span = ring.iter().filter_map(|p| cam.project(p.0, p.1, hgt)).map(|(px, _)| px).fold((f64::MAX, f64::MIN), |a, v| (a.0.min(v), a.1.max(v)));
+        let span = ring.iter().filter_map(|p| cam.project_opt(p.0, p.1, hgt)).map(|(px, _)| px).fold((f64::MAX, f64::MIN), |a, v| (a.0.min(v), a.1.max(v)));
         if span.1 - span.0 < 12.0 {
             continue;
         }
@@ -345,7 +221,7 @@ fn default_city_headless_screenshot_shows_buildings_where_the_model_has_them() {
             // it, below the view's lowest ray (−55°) at their distance
             for p in &ring {
                 for z in [0.0, hgt] {
-                    if let Some((x, y)) = cam.project(p.0, p.1, z) {
+                    if let Some((x, y)) = cam.project_opt(p.0, p.1, z) {
                         r = (r.0.min(x), r.1.min(y), r.2.max(x), r.3.max(y));
                     }
                 }
