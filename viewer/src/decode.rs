@@ -99,7 +99,7 @@ fn pick_mesh(g: &Gltf, p: &Value, geo: &Geometry, out: &mut Decoded) {
     let idx: Vec<u32> = geo.indices.iter().map(|&i| geo.vertex_source[i as usize]).collect();
     let fid = &p["extensions"]["EXT_mesh_features"]["featureIds"][0];
     let attr = fid["attribute"].as_u64().and_then(|a| p["attributes"][format!("_FEATURE_ID_{a}")].as_u64());
-    let per_vertex = attr.and_then(|a| g.accessor(a as usize).ok()).filter(|(v, n)| *n == 1 && v.len() == positions.len()).map(|(v, _)| v);
+    let per_vertex = attr.and_then(|a| g.accessor(a as usize).ok()).filter(|(v, n)| *n == 1 && v.len() >= positions.len()).map(|(v, _)| v);
     let ids: Vec<u32> = match &per_vertex {
         Some(v) => idx.chunks_exact(3).map(|t| v[t[0] as usize] as u32).collect(),
         None => vec![],

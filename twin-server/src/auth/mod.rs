@@ -328,7 +328,7 @@ pub fn metrics_text() -> String {
          citytwin_rate_limited_total{{scope=\"ip\"}} {}\ncitytwin_rate_limited_total{{scope=\"token\"}} {}\ncitytwin_rate_limited_total{{scope=\"streams\"}} {}\ncitytwin_rate_limited_total{{scope=\"login\"}} {}\n\
          # HELP citytwin_logins_total Logins (session keys issued) and refused logins.\n# TYPE citytwin_logins_total counter\n\
          citytwin_logins_total{{result=\"ok\"}} {}\ncitytwin_logins_total{{result=\"refused\"}} {}\n\
-         # HELP citytwin_request_timeouts_total Requests cut off by the request timeout.\n# TYPE citytwin_request_timeouts_total counter\ncitytwin_request_timeouts_total {}\n\
+         # HELP citytwin_request_timeouts_total Requests cut off by the request timeout (or PostgreSQL's statement_timeout).\n# TYPE citytwin_request_timeouts_total counter\ncitytwin_request_timeouts_total {}\n\
          # HELP citytwin_abandoned_writes_total Writes dropped unapplied because their request had timed out before the writer reached them.\n# TYPE citytwin_abandoned_writes_total counter\ncitytwin_abandoned_writes_total {}\n\
          # HELP citytwin_audit_rows_total Audit rows appended by this process.\n# TYPE citytwin_audit_rows_total counter\ncitytwin_audit_rows_total {}\n\
          # HELP citytwin_audit_failures_total Audit rows that could not be written.\n# TYPE citytwin_audit_failures_total counter\ncitytwin_audit_failures_total {}\n",

@@ -135,6 +135,11 @@ impl LiveError {
 impl From<DbError> for LiveError {
     fn from(e: DbError) -> Self {
         tracing::error!("live store: {e}");
+        if e.0.contains("57014") {
+            // PostgreSQL's statement_timeout (= --request-timeout) cut the request off before the
+            // middleware's timer did: it counts as a request timeout all the same
+            crate::auth::METRICS.timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         LiveError::new(StatusCode::SERVICE_UNAVAILABLE, "store_error", format!("store error: {e}"))
     }
 }
