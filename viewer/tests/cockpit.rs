@@ -84,20 +84,14 @@ fn build_fixture_from(dir: &Path, fc: Value) -> PathBuf {
     out
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The bootstrap admin key of the test servers (`serve --admin-token-file`).
 const ADMIN_KEY: &str = "ctk_viewer0test0admin0key0aaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+fn serve_on(model: &Path, port: u16) -> Server {
+    let key = admin_key_file(model);
+    let args = ["--simulate", "off", "--anonymous-read", "--rate-ip", "0", "--rate-token", "0", "--max-streams", "0", "--admin-token-file", key.to_str().unwrap()];
+    start_server(&args, model, port)
+}
 
 fn admin_key_file(model: &Path) -> PathBuf {
     let f = model.with_extension("admin.key");
@@ -113,30 +107,6 @@ fn dispatcher_key(model: &Path, name: &str) -> String {
     let key = String::from_utf8(o.stdout).unwrap().trim().to_string();
     assert!(key.starts_with("ctk_"), "{key}");
     key
-}
-
-fn serve_on(model: &Path, port: u16) -> Server {
-    let child = Command::new(twin_server())
-        .args(["serve", "--simulate", "off", "--anonymous-read", "--rate-ip", "0", "--rate-token", "0", "--max-streams", "0", "--admin-token-file"])
-        .arg(admin_key_file(model))
-        .arg("--model")
-        .arg(model)
-        .args(["--addr", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn twin-server");
-    let s = Server { child, base: format!("http://127.0.0.1:{port}") };
-    let t0 = Instant::now();
-    while ureq::get(&format!("{}/healthz", s.base)).call().is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(120), "server did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    s
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn agent() -> ureq::Agent {

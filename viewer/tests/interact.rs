@@ -10,8 +10,8 @@
 //! set for the viewer's tests. Writes use the server's bootstrap admin key.)
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -64,41 +64,13 @@ fn build_fixture(dir: &Path) -> PathBuf {
     out
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 const ADMIN_KEY: &str = "ctk_viewer0test0admin0key0bbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 fn serve(model: &Path) -> Server {
     let key = model.with_extension("admin.key");
     std::fs::write(&key, format!("{ADMIN_KEY}\n")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(twin_server())
-        .args(["serve", "--simulate", "off", "--anonymous-read", "--rate-ip", "0", "--rate-token", "0", "--max-streams", "0", "--admin-token-file"])
-        .arg(&key)
-        .arg("--model")
-        .arg(model)
-        .args(["--addr", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn twin-server");
-    let s = Server { child, base: format!("http://127.0.0.1:{port}") };
-    let t0 = Instant::now();
-    while ureq::get(&format!("{}/healthz", s.base)).call().is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(120), "server did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    s
+    let args = ["--simulate", "off", "--anonymous-read", "--rate-ip", "0", "--rate-token", "0", "--max-streams", "0", "--admin-token-file", key.to_str().unwrap()];
+    start_server(&args, model, free_port())
 }
 
 fn agent() -> ureq::Agent {

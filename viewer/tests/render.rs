@@ -6,8 +6,7 @@
 //! builds the workspace first) and the shared data at ../shared/data.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -24,36 +23,9 @@ fn shared_data() -> PathBuf {
     p.canonicalize().unwrap()
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(model: &Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(twin_server())
-        // the demo's access mode: the viewer reads without a key
-        .args(["serve", "--anonymous-read", "--model"])
-        .arg(model)
-        .args(["--addr", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn twin-server");
-    let s = Server { child, base: format!("http://127.0.0.1:{port}") };
-    let t0 = Instant::now();
-    while ureq::get(&format!("{}/healthz", s.base)).call().is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(120), "server did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    s
+    // the demo's access mode: the viewer reads without a key
+    start_server(&["--anonymous-read"], model, free_port())
 }
 
 fn get_json(url: &str) -> Value {

@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -38,6 +40,44 @@ pub fn twin_server() -> PathBuf {
     let p = Path::new(viewer()).parent().unwrap().join("twin-server");
     assert!(p.exists(), "{} not found: build it first (cargo build -p twin-server)", p.display());
     p
+}
+
+/// A `twin-server serve` killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `twin-server serve ARGS… --model MODEL --addr 127.0.0.1:PORT` and waits for /healthz.
+pub fn start_server(args: &[&str], model: &Path, port: u16) -> Server {
+    let child = Command::new(twin_server())
+        .arg("serve")
+        .args(args)
+        .arg("--model")
+        .arg(model)
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn twin-server");
+    let s = Server { child, base: format!("http://127.0.0.1:{port}") };
+    let t0 = Instant::now();
+    while ureq::get(&format!("{}/healthz", s.base)).call().is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(120), "server did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s
 }
 
 /// The fixture cities' centre; `at(e, n)`: metres east/north of it → lon/lat (local flat metric,
